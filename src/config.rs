@@ -1,0 +1,305 @@
+//! One configuration struct, loaded once from flags, environment variables and
+//! an optional `.env` file, then validated.
+
+use std::{fmt, net::IpAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use clap::{CommandFactory, Parser};
+
+/// Tandem: accounts, presence, random matching, chat and WebRTC signaling
+/// for browser stranger-chat apps.
+///
+/// Every setting can be given as a flag or as the environment variable shown
+/// in brackets; a `.env` file in the working directory is read first.
+#[derive(Clone, Parser)]
+#[command(name = "tandem", version, about, long_about = None)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// Port to listen on (0 picks a free port; the chosen one is logged).
+    #[arg(long, env = "PORT", default_value_t = 3001)]
+    pub port: u16,
+
+    /// `production` makes JWT_SECRET mandatory; anything else is development.
+    #[arg(long = "env", env = "TANDEM_ENV", default_value = "development")]
+    pub env: String,
+
+    /// MongoDB connection string. Unset: the embedded store in DATA_DIR.
+    #[arg(long, env = "MONGODB_URI")]
+    pub mongodb_uri: Option<String>,
+
+    /// Database name used when MONGODB_URI names none.
+    #[arg(long, env = "MONGODB_DB", default_value = "tandem")]
+    pub mongodb_db: String,
+
+    /// Directory of the embedded store and the generated development secrets.
+    #[arg(long, env = "DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Redis URL. Unset: a single node with in-memory presence and queue.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Secret that signs access tokens (HS256). Required in production;
+    /// otherwise generated once and kept in DATA_DIR/jwt_secret.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Access token lifetime: seconds, or a number with s, m, h or d.
+    #[arg(long, env = "JWT_EXPIRES_IN", default_value = "7d")]
+    pub jwt_expires_in: DurationArg,
+
+    /// Refresh token lifetime: seconds, or a number with s, m, h or d.
+    #[arg(long, env = "REFRESH_EXPIRES_IN", default_value = "30d")]
+    pub refresh_expires_in: DurationArg,
+
+    /// Origins allowed by CORS, comma separated; `*` allows any origin
+    /// (without credentials). Unset: same-origin only.
+    #[arg(long, env = "CORS_ORIGIN", value_delimiter = ',')]
+    pub cors_origin: Vec<String>,
+
+    /// bcrypt cost factor (4 to 31).
+    #[arg(long, env = "BCRYPT_COST", default_value_t = 12,
+          value_parser = clap::value_parser!(u32).range(4..=31))]
+    pub bcrypt_cost: u32,
+
+    /// Directory for the daily-rotated log files.
+    #[arg(long, env = "LOG_DIR", default_value = "./logs")]
+    pub log_dir: PathBuf,
+
+    /// Log filter, e.g. `info` or `tandem=debug,tower_http=info`.
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Directory where uploaded files and voice notes are stored.
+    #[arg(long, env = "UPLOAD_DIR", default_value = "./uploads")]
+    pub upload_dir: PathBuf,
+
+    /// Largest accepted upload, in bytes.
+    #[arg(long, env = "MAX_FILE_SIZE", default_value_t = 10_485_760)]
+    pub max_file_size: u64,
+
+    /// Longest accepted voice note, in seconds.
+    #[arg(long, env = "MAX_VOICE_DURATION", default_value_t = 300)]
+    pub max_voice_duration: u32,
+
+    /// Requests per window and IP on the credential routes
+    /// (register, login, guest, refresh).
+    #[arg(long, env = "RATE_LIMIT_AUTH_MAX", default_value_t = 5)]
+    pub rate_limit_auth_max: u32,
+
+    /// Requests per window and IP on the other /api routes.
+    #[arg(long, env = "RATE_LIMIT_API_MAX", default_value_t = 100)]
+    pub rate_limit_api_max: u32,
+
+    /// Length of the HTTP rate-limit window: seconds, or a number with s, m, h or d.
+    #[arg(long, env = "RATE_LIMIT_WINDOW", default_value = "15m")]
+    pub rate_limit_window: DurationArg,
+
+    /// Take the client address from the X-Real-IP header set by a trusted
+    /// reverse proxy (nginx.conf sets it). Leave off when clients connect directly.
+    #[arg(long, env = "TRUST_PROXY", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_proxy: bool,
+
+    /// How long shutdown waits for open requests and sockets to finish.
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s")]
+    pub shutdown_grace: DurationArg,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("env", &self.env)
+            .field("mongodb_uri", &self.mongodb_uri.as_ref().map(|_| "<set>"))
+            .field("data_dir", &self.data_dir)
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<hidden>"))
+            .field("jwt_expires_in", &self.jwt_expires_in)
+            .field("cors_origin", &self.cors_origin)
+            .field("bcrypt_cost", &self.bcrypt_cost)
+            .field("log_dir", &self.log_dir)
+            .field("upload_dir", &self.upload_dir)
+            .field("max_file_size", &self.max_file_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A configuration problem, reported as one line naming the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Reads `.env` (if any), flags and environment, and validates the result.
+    pub fn load() -> Result<Self, ConfigError> {
+        let _ = dotenvy::dotenv();
+        let config = match Self::try_parse() {
+            Ok(c) => c,
+            Err(e) => {
+                use clap::error::ErrorKind;
+                if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                    e.exit();
+                }
+                return Err(ConfigError(describe_clap_error(&e)));
+            }
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks that cannot be expressed as a single flag's parser.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.is_production() {
+            match &self.jwt_secret {
+                None => {
+                    return Err(ConfigError(
+                        "JWT_SECRET is required when TANDEM_ENV=production".into(),
+                    ));
+                }
+                Some(s) if s.len() < 32 => {
+                    return Err(ConfigError(
+                        "JWT_SECRET must be at least 32 characters in production".into(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if matches!(&self.jwt_secret, Some(s) if s.is_empty()) {
+            return Err(ConfigError("JWT_SECRET must not be empty".into()));
+        }
+        if self.jwt_expires_in.0 < Duration::from_secs(1) {
+            return Err(ConfigError("JWT_EXPIRES_IN must be at least 1s".into()));
+        }
+        if self.rate_limit_window.0 < Duration::from_secs(1) {
+            return Err(ConfigError("RATE_LIMIT_WINDOW must be at least 1s".into()));
+        }
+        for origin in &self.cors_origin {
+            let o = origin.trim();
+            if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
+                return Err(ConfigError(format!(
+                    "CORS_ORIGIN entry '{o}' must be '*' or start with http:// or https://"
+                )));
+            }
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
+            return Err(ConfigError(format!("LOG_LEVEL: {e}")));
+        }
+        Ok(())
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.env.eq_ignore_ascii_case("production")
+    }
+}
+
+/// Turns clap's multi-line error into one line that names the env variable too.
+fn describe_clap_error(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let rendered = e.render().to_string();
+    let first = rendered
+        .lines()
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ")
+        .to_string();
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return first;
+    };
+    // `arg` looks like "--port <PORT>"; find that argument's env variable.
+    let long = arg
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches('-');
+    let cmd = Config::command();
+    let env = cmd
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))
+        .and_then(|a| a.get_env())
+        .map(|e| e.to_string_lossy().into_owned());
+    match env {
+        Some(env) => format!("{env}: {first}"),
+        None => first,
+    }
+}
+
+/// A duration written as `30`, `30s`, `15m`, `12h` or `7d`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DurationArg(pub Duration);
+
+impl FromStr for DurationArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+            Some(i) => s.split_at(i),
+            None => (s, "s"),
+        };
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("'{s}' is not a duration like 30s, 15m, 12h or 7d"))?;
+        let mult = match unit.trim() {
+            "ms" => return Ok(DurationArg(Duration::from_millis(n))),
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(format!("'{s}' is not a duration like 30s, 15m, 12h or 7d")),
+        };
+        n.checked_mul(mult)
+            .map(|secs| DurationArg(Duration::from_secs(secs)))
+            .ok_or_else(|| format!("'{s}' is too long"))
+    }
+}
+
+impl fmt::Display for DurationArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}s", self.0.as_secs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!("7d".parse::<DurationArg>().unwrap().0.as_secs(), 604_800);
+        assert_eq!("15m".parse::<DurationArg>().unwrap().0.as_secs(), 900);
+        assert_eq!("3600".parse::<DurationArg>().unwrap().0.as_secs(), 3600);
+        assert_eq!("250ms".parse::<DurationArg>().unwrap().0.as_millis(), 250);
+        assert!("7w".parse::<DurationArg>().is_err());
+        assert!("".parse::<DurationArg>().is_err());
+        assert!("d".parse::<DurationArg>().is_err());
+    }
+
+    #[test]
+    fn production_requires_secret() {
+        let c = Config::try_parse_from(["tandem", "--env", "production"]).unwrap();
+        let err = c.validate().unwrap_err();
+        assert!(err.to_string().contains("JWT_SECRET"));
+        let c = Config::try_parse_from([
+            "tandem",
+            "--env",
+            "production",
+            "--jwt-secret",
+            "0123456789abcdef0123456789abcdef",
+        ])
+        .unwrap();
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn clap_errors_name_the_env_variable() {
+        let e = Config::try_parse_from(["tandem", "--port", "nope"])
+            .err()
+            .unwrap();
+        let line = describe_clap_error(&e);
+        assert!(line.starts_with("PORT: "), "{line}");
+        assert!(!line.contains('\n'));
+    }
+}

@@ -1,0 +1,189 @@
+//! `/api/auth/*`: register, login, guest, refresh, logout, me.
+
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::Utc;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{AuthUser, users::user_json};
+use crate::{
+    AppState,
+    auth::{password, rules},
+    error::{AppError, JsonObject, ok},
+    store::{NewUser, RefreshRecord, StoreError, User},
+};
+
+/// Creates an access token and a stored single-use refresh token.
+async fn session(state: &AppState, user: &User) -> Result<Value, AppError> {
+    let token = state.jwt.issue(&user.id, &user.username, user.is_guest);
+    let refresh_bytes: [u8; 32] = rand::random();
+    let refresh = URL_SAFE_NO_PAD.encode(refresh_bytes);
+    let expires_at = Utc::now()
+        + chrono::Duration::from_std(state.config.refresh_expires_in.0)
+            .unwrap_or(chrono::Duration::days(30));
+    state
+        .store
+        .insert_refresh(
+            &refresh_hash(&refresh),
+            RefreshRecord {
+                user_id: user.id.clone(),
+                expires_at,
+            },
+        )
+        .await?;
+    let online = state.presence.get(&user.id).await.ok().flatten().is_some();
+    Ok(json!({
+        "token": token,
+        "refreshToken": refresh,
+        "expiresIn": state.jwt.ttl().as_secs(),
+        "user": user_json(user, true, online),
+    }))
+}
+
+fn refresh_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    body: JsonObject,
+) -> Result<impl IntoResponse, AppError> {
+    let username = rules::username(body.str("username")?)?;
+    let email = rules::email(body.str("email")?)?;
+    let pass = body.str("password")?;
+    rules::password(pass)?;
+    let hash = password::hash(pass.to_string(), state.config.bcrypt_cost).await?;
+    let user = state
+        .store
+        .create_user(NewUser {
+            username,
+            email: Some(email),
+            password_hash: Some(hash),
+            is_guest: false,
+        })
+        .await?;
+    tracing::info!(user = %user.id, "registered");
+    let data = session(&state, &user).await?;
+    Ok((
+        StatusCode::CREATED,
+        ok("User registered successfully", data),
+    ))
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    body: JsonObject,
+) -> Result<Json<Value>, AppError> {
+    let email = body.str("email")?.trim().to_lowercase();
+    let pass = body.str("password")?.to_string();
+    let user = state.store.user_by_email(&email).await?;
+    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+    let valid = password::verify(pass, hash, state.config.bcrypt_cost).await?;
+    let Some(user) = user.filter(|_| valid) else {
+        return Err(AppError::unauthorized(
+            "invalid_credentials",
+            "invalid email or password",
+        ));
+    };
+    tracing::info!(user = %user.id, "logged in");
+    Ok(ok("Login successful", session(&state, &user).await?))
+}
+
+/// A guest account: no email, no password; optional chosen username.
+pub async fn guest(
+    State(state): State<AppState>,
+    body: JsonObject,
+) -> Result<impl IntoResponse, AppError> {
+    let chosen = body.opt_str("username")?.map(rules::username).transpose()?;
+    let mut attempts = 0;
+    let user = loop {
+        let username = match &chosen {
+            Some(u) => u.clone(),
+            None => generated_guest_name(),
+        };
+        let new = NewUser {
+            username,
+            email: None,
+            password_hash: None,
+            is_guest: true,
+        };
+        match state.store.create_user(new).await {
+            Ok(u) => break u,
+            Err(StoreError::Conflict(_)) if chosen.is_none() && attempts < 5 => attempts += 1,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    tracing::info!(user = %user.id, "guest created");
+    let data = session(&state, &user).await?;
+    Ok((StatusCode::CREATED, ok("Guest session created", data)))
+}
+
+fn generated_guest_name() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+    let bytes: [u8; 8] = rand::random();
+    let suffix: String = bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect();
+    format!("guest_{suffix}")
+}
+
+/// Exchanges a refresh token for a new pair; the old one is spent.
+pub async fn refresh(
+    State(state): State<AppState>,
+    body: JsonObject,
+) -> Result<Json<Value>, AppError> {
+    let token = body.str("refreshToken")?;
+    let invalid = || {
+        AppError::unauthorized(
+            "invalid_refresh_token",
+            "the refresh token is invalid, used or revoked",
+        )
+    };
+    let record = state
+        .store
+        .take_refresh(&refresh_hash(token))
+        .await?
+        .ok_or_else(invalid)?;
+    if record.expires_at <= Utc::now() {
+        return Err(AppError::unauthorized(
+            "invalid_refresh_token",
+            "the refresh token has expired",
+        ));
+    }
+    let user = state
+        .store
+        .user_by_id(&record.user_id)
+        .await?
+        .ok_or_else(invalid)?;
+    Ok(ok("Token refreshed", session(&state, &user).await?))
+}
+
+/// Revokes a refresh token. Idempotent: an unknown token is not an error.
+pub async fn logout(
+    State(state): State<AppState>,
+    body: JsonObject,
+) -> Result<Json<Value>, AppError> {
+    let token = body.str("refreshToken")?;
+    state.store.take_refresh(&refresh_hash(token)).await?;
+    Ok(ok("Logged out", Value::Null))
+}
+
+pub async fn me(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+) -> Result<Json<Value>, AppError> {
+    let user =
+        state.store.user_by_id(&claims.sub).await?.ok_or_else(|| {
+            AppError::unauthorized("invalid_token", "the account no longer exists")
+        })?;
+    let online = state.presence.get(&user.id).await.ok().flatten().is_some();
+    Ok(ok(
+        "Current user",
+        json!({ "user": user_json(&user, true, online) }),
+    ))
+}

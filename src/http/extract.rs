@@ -1,0 +1,98 @@
+//! Request extractors: the bearer token's claims, and the client address.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::{
+    extract::{ConnectInfo, FromRequestParts},
+    http::{Extensions, HeaderMap, header, request::Parts},
+};
+
+use crate::{AppState, auth::Claims, error::AppError};
+
+/// The verified claims of `Authorization: Bearer <token>`.
+pub struct AuthUser(pub Claims);
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let token = bearer(&parts.headers)?;
+        state
+            .jwt
+            .verify(token)
+            .map(AuthUser)
+            .map_err(|e| AppError::unauthorized(e.code(), e.to_string()))
+    }
+}
+
+/// The token of an `Authorization: Bearer` header.
+pub fn bearer(headers: &HeaderMap) -> Result<&str, AppError> {
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        AppError::unauthorized("unauthorized", "missing Authorization: Bearer token")
+    })?;
+    let value = value
+        .to_str()
+        .map_err(|_| AppError::unauthorized("invalid_token", "the token is invalid"))?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        _ => Err(AppError::unauthorized(
+            "invalid_token",
+            "the Authorization header must be 'Bearer <token>'",
+        )),
+    }
+}
+
+/// The bearer token, if the headers carry a well-formed one.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    bearer(headers).ok()
+}
+
+/// The client's address: the peer, or with TRUST_PROXY the X-Real-IP header
+/// (then the leftmost X-Forwarded-For) a trusted proxy set.
+pub fn client_ip(
+    headers: &HeaderMap,
+    extensions: &Extensions,
+    trust_proxy: bool,
+) -> Option<IpAddr> {
+    if trust_proxy {
+        let from_header = headers
+            .get("x-real-ip")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+            .or_else(|| {
+                headers
+                    .get("x-forwarded-for")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(',').next())
+                    .and_then(|v| v.trim().parse().ok())
+            });
+        if from_header.is_some() {
+            return from_header;
+        }
+    }
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+}
+
+/// The client address as [`client_ip`] finds it.
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_ip(
+            &parts.headers,
+            &parts.extensions,
+            state.config.trust_proxy,
+        )))
+    }
+}

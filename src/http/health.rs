@@ -1,0 +1,84 @@
+//! `/health` and `/api/socket/stats`.
+
+use std::time::Duration;
+
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use serde_json::{Value, json};
+
+use super::AuthUser;
+use crate::{AppState, error::AppError};
+
+/// No auth. 200 while the store answers, 503 when it does not.
+pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    let ping = tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await;
+    let store_error = match ping {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some("no answer within 2 s".to_string()),
+    };
+    let store = match &store_error {
+        None => json!({ "backend": state.store.kind(), "status": "up" }),
+        Some(e) => json!({ "backend": state.store.kind(), "status": "down", "error": e }),
+    };
+    let redis = match &state.config.redis_url {
+        None => json!({ "status": "disabled" }),
+        Some(_) => json!({ "status": "unknown" }),
+    };
+    let healthy = store_error.is_none();
+    let data = json!({
+        "status": if healthy { "ok" } else { "degraded" },
+        "store": store,
+        "redis": redis,
+        "uptimeSeconds": state.started_at.elapsed().as_secs(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "node": state.node_id,
+    });
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = if healthy {
+        json!({ "success": true, "message": "healthy", "data": data })
+    } else {
+        json!({
+            "success": false,
+            "message": "the account store is unavailable",
+            "error": { "code": "service_unavailable" },
+            "data": data,
+        })
+    };
+    (status, Json(body))
+}
+
+pub async fn socket_stats(
+    State(state): State<AppState>,
+    AuthUser(_): AuthUser,
+) -> Result<Json<Value>, AppError> {
+    let p = state
+        .presence
+        .counts()
+        .await
+        .map_err(|e| AppError::Unavailable(e.to_string()))?;
+    Ok(crate::error::ok(
+        "Socket statistics",
+        json!({
+            "node": state.node_id,
+            "localSockets": state.local_sockets.load(std::sync::atomic::Ordering::Relaxed),
+            "connectedSockets": p.sockets,
+            "onlineUsers": p.online_users,
+            "availableUsers": p.available_users,
+            "queuedUsers": p.queued_users,
+            "inChatUsers": p.in_chat_users,
+            "uptimeSeconds": state.started_at.elapsed().as_secs(),
+            "rssBytes": rss_bytes(),
+        }),
+    ))
+}
+
+/// Resident set size of this process, from /proc.
+pub fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}

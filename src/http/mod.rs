@@ -1,0 +1,117 @@
+//! REST API: one router per resource, merged in [`api_router`].
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, MatchedPath, Request},
+    http::{HeaderName, HeaderValue, Method, header},
+    middleware::from_fn_with_state,
+    routing::{get, post},
+};
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    trace::TraceLayer,
+};
+
+use crate::{AppState, Config, error::AppError};
+
+mod auth;
+mod extract;
+mod health;
+mod middleware;
+mod users;
+
+pub use extract::{AuthUser, bearer, bearer_token, client_ip};
+use middleware::{Limit, rate_limit};
+
+/// Largest JSON body the API reads.
+const JSON_BODY_LIMIT: usize = 64 * 1024;
+
+pub fn api_router(state: AppState) -> Router {
+    let window = state.config.rate_limit_window.0;
+    let credentials = Router::new()
+        .route("/api/auth/register", post(auth::register))
+        .route("/api/auth/login", post(auth::login))
+        .route("/api/auth/guest", post(auth::guest))
+        .route("/api/auth/refresh", post(auth::refresh))
+        .route_layer(from_fn_with_state(
+            Limit::new(&state, "auth", state.config.rate_limit_auth_max, window),
+            rate_limit,
+        ));
+    let api = Router::new()
+        .route("/api/auth/me", get(auth::me))
+        .route("/api/auth/logout", post(auth::logout))
+        .merge(users::router())
+        .route("/api/socket/stats", get(health::socket_stats))
+        .route_layer(from_fn_with_state(
+            Limit::new(&state, "api", state.config.rate_limit_api_max, window),
+            rate_limit,
+        ));
+    Router::new()
+        .merge(credentials)
+        .merge(api)
+        .route("/health", get(health::health))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let path = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(MatchedPath::as_str)
+                .unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path)
+        }))
+        .with_state(state)
+}
+
+/// Layers that wrap everything, Socket.IO included: security headers and CORS.
+pub fn outer_layers(app: Router, config: &Config) -> Router {
+    let app = app.layer(axum::middleware::from_fn(middleware::security_headers));
+    match cors(config) {
+        Some(cors) => app.layer(cors),
+        None => app,
+    }
+}
+
+fn cors(config: &Config) -> Option<CorsLayer> {
+    let origins: Vec<&str> = config
+        .cors_origin
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    let layer = CorsLayer::new()
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([
+            header::RETRY_AFTER,
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderName::from_static("ratelimit-reset"),
+        ]);
+    if origins.contains(&"*") {
+        return Some(layer.allow_origin(AllowOrigin::any()));
+    }
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+        .collect();
+    Some(layer.allow_origin(list).allow_credentials(true))
+}
+
+async fn not_found() -> AppError {
+    AppError::NotFound("no such route".into())
+}
+
+async fn method_not_allowed() -> AppError {
+    AppError::BadRequest("method not allowed on this route".into())
+}

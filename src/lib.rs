@@ -1,0 +1,170 @@
+//! Tandem: a backend for browser stranger-chat and calls.
+//!
+//! The binary parses [`Config`], sets up tracing, binds a listener and calls
+//! [`run`]; tests do the same on `127.0.0.1:0`.
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    ops::Deref,
+    sync::{Arc, atomic::AtomicUsize},
+    time::Instant,
+};
+
+use tokio::{net::TcpListener, sync::Notify};
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod presence;
+pub mod ratelimit;
+pub mod realtime;
+pub mod store;
+pub mod telemetry;
+
+pub use config::Config;
+
+use crate::{auth::JwtKeys, presence::Presence, ratelimit::RateLimiter, store::DynUserStore};
+
+/// Everything handlers share; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub config: Config,
+    pub store: DynUserStore,
+    pub jwt: JwtKeys,
+    pub presence: Arc<dyn Presence>,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub started_at: Instant,
+    /// Identifies this process in stats and, later, in a cluster.
+    pub node_id: String,
+    /// Sockets connected to this process.
+    pub local_sockets: AtomicUsize,
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("{0}")]
+    Store(#[from] store::StoreError),
+    #[error("JWT secret: {0}")]
+    Secret(String),
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl AppState {
+    /// Opens the store and builds the single-node services the config asks for.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let secret = jwt_secret(&config)?;
+        let store = store::open(&config).await?;
+        let jwt = JwtKeys::new(&secret, config.jwt_expires_in.0);
+        Ok(AppState(Arc::new(Shared {
+            store,
+            jwt,
+            presence: Arc::new(presence::MemoryPresence::default()),
+            limiter: Arc::new(ratelimit::MemoryRateLimiter::default()),
+            started_at: Instant::now(),
+            node_id: format!("{}-{}", hostname(), std::process::id()),
+            local_sockets: AtomicUsize::new(0),
+            config,
+        })))
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "tandem".into())
+}
+
+/// JWT_SECRET, or in development a secret generated once and kept in DATA_DIR.
+fn jwt_secret(config: &Config) -> Result<Vec<u8>, StartupError> {
+    if let Some(s) = &config.jwt_secret {
+        return Ok(s.as_bytes().to_vec());
+    }
+    let path = config.data_dir.join("jwt_secret");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 32 => return Ok(s.trim().as_bytes().to_vec()),
+        Ok(_) => {
+            return Err(StartupError::Secret(format!(
+                "{} is too short",
+                path.display()
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StartupError::Secret(format!("{}: {e}", path.display()))),
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| StartupError::Secret(format!("{}: {e}", config.data_dir.display())))?;
+    let bytes: [u8; 32] = rand::random();
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, &secret)
+        .map_err(|e| StartupError::Secret(format!("{}: {e}", path.display())))?;
+    tracing::warn!(
+        path = %path.display(),
+        "JWT_SECRET is not set: generated one for development; set JWT_SECRET in production"
+    );
+    Ok(secret.into_bytes())
+}
+
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    opts.open(path)?.write_all(contents.as_bytes())
+}
+
+/// Serves HTTP and Socket.IO on `listener` until `shutdown` resolves, then
+/// tells connected clients, closes their sockets and drains open requests
+/// for at most SHUTDOWN_GRACE.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartupError> {
+    let grace = config.shutdown_grace.0;
+    let state = AppState::build(config).await?;
+    let (socket_layer, io) = realtime::layer(state.clone());
+    let app = http::api_router(state.clone()).layer(socket_layer);
+    let app = http::outer_layers(app, &state.config);
+
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, store = state.store.kind(), node = %state.node_id, "listening");
+
+    let draining = Arc::new(Notify::new());
+    let started = draining.clone();
+    let graceful = async move {
+        shutdown.await;
+        tracing::info!("shutting down: telling clients and draining");
+        started.notify_one();
+        realtime::shutdown(&io).await;
+    };
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(graceful)
+    .into_future();
+    tokio::select! {
+        res = server => res?,
+        _ = async { draining.notified().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(?grace, "drain timed out; closing remaining connections");
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

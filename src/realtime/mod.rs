@@ -1,0 +1,215 @@
+//! Socket.IO on `/socket.io/`: JWT handshake, presence on connect and
+//! disconnect, and the event handlers.
+
+use std::{
+    convert::Infallible,
+    sync::{Arc, atomic::Ordering},
+};
+
+use serde_json::{Value, json};
+use socketioxide::{
+    ParserConfig, SocketIo,
+    adapter::LocalAdapter,
+    extract::{AckSender, Event, SocketRef, State, TryData},
+    handler::{ConnectHandler, FromMessageParts},
+    layer::SocketIoLayer,
+    socket::{DisconnectReason, Socket},
+};
+use tracing::Instrument;
+
+use crate::{AppState, presence::SessionUser};
+
+/// Largest Socket.IO packet accepted (an SDP offer is at most 64 KiB).
+pub const MAX_PACKET: usize = 96 * 1024;
+/// Binary attachments are not part of the contract: allow very few, small.
+const MAX_BINARIES: usize = 2;
+
+/// The room every socket of a user joins, so events reach a user on any
+/// socket (and, in a cluster, on any node).
+pub fn user_room(user_id: &str) -> String {
+    format!("user:{user_id}")
+}
+
+pub fn layer(state: AppState) -> (SocketIoLayer, SocketIo) {
+    let (layer, io) = SocketIo::builder()
+        .with_state(state)
+        .max_payload(MAX_PACKET as u64)
+        .ws_max_message_size(MAX_PACKET)
+        .ws_max_frame_size(MAX_PACKET)
+        .with_parser(
+            ParserConfig::common()
+                .max_incoming_binaries(MAX_BINARIES)
+                .max_incoming_binary_buf_size(MAX_PACKET),
+        )
+        .build_layer();
+    io.ns("/", on_connect.with(authenticate));
+    (layer, io)
+}
+
+/// Tells every client the server is going away, then closes their sockets.
+pub async fn shutdown(io: &SocketIo) {
+    let _ = io
+        .emit("server:shutdown", &json!({ "reconnect": true }))
+        .await;
+    let _ = io.broadcast().disconnect().await;
+}
+
+#[derive(Debug)]
+struct Unauthorized;
+
+impl std::fmt::Display for Unauthorized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("unauthorized")
+    }
+}
+
+/// Handshake middleware: `io(url, {auth: {token}})` or an
+/// `Authorization: Bearer` header. Failure → `connect_error` "unauthorized".
+async fn authenticate(
+    s: SocketRef,
+    TryData(auth): TryData<Value>,
+    State(state): State<AppState>,
+) -> Result<(), Unauthorized> {
+    let from_auth = auth
+        .ok()
+        .and_then(|a| a.get("token").and_then(Value::as_str).map(str::to_string));
+    let token =
+        from_auth.or_else(|| crate::http::bearer_token(&s.req_parts().headers).map(str::to_string));
+    let Some(token) = token else {
+        tracing::debug!(sid = %s.id, "socket without token refused");
+        return Err(Unauthorized);
+    };
+    let claims = state.jwt.verify(&token).map_err(|e| {
+        tracing::debug!(sid = %s.id, error = %e, "socket with bad token refused");
+        Unauthorized
+    })?;
+    s.extensions.insert(SessionUser {
+        id: claims.sub,
+        username: claims.name,
+        is_guest: claims.guest,
+    });
+    Ok(())
+}
+
+async fn on_connect(s: SocketRef, State(state): State<AppState>) {
+    let Some(user) = s.extensions.get::<SessionUser>() else {
+        let _ = s.disconnect();
+        return;
+    };
+    let span = tracing::info_span!("socket", sid = %s.id, user = %user.id);
+    s.extensions.insert(span.clone());
+    async {
+        s.join(user_room(&user.id));
+        state.local_sockets.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = state.presence.connect(&user, &s.id.to_string()).await {
+            tracing::warn!(error = %e, "presence update failed");
+        }
+        tracing::info!(transport = ?s.transport_type(), "connected");
+        let _ = s.emit(
+            "connection:established",
+            &json!({ "userId": user.id, "username": user.username, "socketId": s.id.to_string() }),
+        );
+        s.on_disconnect(on_disconnect);
+        s.on_fallback(unknown_event);
+    }
+    .instrument(span)
+    .await
+}
+
+async fn on_disconnect(s: SocketRef, reason: DisconnectReason, State(state): State<AppState>) {
+    let Some(user) = s.extensions.get::<SessionUser>() else {
+        return;
+    };
+    let span = s
+        .extensions
+        .get::<tracing::Span>()
+        .unwrap_or_else(tracing::Span::none);
+    async {
+        state.local_sockets.fetch_sub(1, Ordering::Relaxed);
+        tracing::info!(?reason, "disconnected");
+        match state.presence.disconnect(&user.id, &s.id.to_string()).await {
+            Ok(true) => {
+                if let Err(e) = state
+                    .store
+                    .set_last_seen(&user.id, chrono::Utc::now())
+                    .await
+                {
+                    tracing::debug!(error = %e, "could not record last seen");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "presence update failed"),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// The reply channel of a client event. Every event may carry an ack; the
+/// ack is `{success:true, data}` or `{success:false, error:{code, message}}`.
+/// An event sent without an ack that fails gets an `error {code, message}`
+/// event instead.
+pub struct Reply {
+    socket: SocketRef,
+    ack: AckSender,
+    wants_ack: bool,
+}
+
+impl FromMessageParts<LocalAdapter> for Reply {
+    type Error = Infallible;
+
+    fn from_message_parts(
+        s: &Arc<Socket<LocalAdapter>>,
+        v: &mut socketioxide::handler::Value,
+        ack_id: &Option<i64>,
+    ) -> Result<Self, Infallible> {
+        Ok(Reply {
+            socket: SocketRef::from_message_parts(s, v, ack_id)?,
+            ack: AckSender::from_message_parts(s, v, ack_id)?,
+            wants_ack: ack_id.is_some(),
+        })
+    }
+}
+
+/// A failed client event: a stable code and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl EventError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        EventError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl Reply {
+    pub fn send(self, result: Result<Value, EventError>) {
+        match result {
+            Ok(data) => {
+                if self.wants_ack {
+                    let _ = self.ack.send(&json!({ "success": true, "data": data }));
+                }
+            }
+            Err(e) => {
+                let error = json!({ "code": e.code, "message": e.message });
+                if self.wants_ack {
+                    let _ = self.ack.send(&json!({ "success": false, "error": error }));
+                } else {
+                    let _ = self.socket.emit("error", &error);
+                }
+            }
+        }
+    }
+}
+
+async fn unknown_event(Event(event): Event, reply: Reply) {
+    reply.send(Err(EventError::new(
+        "unknown_event",
+        format!("unknown event '{event}'"),
+    )));
+}

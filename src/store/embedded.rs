@@ -1,0 +1,270 @@
+//! The default store: an embedded redb database file, ACID and crash safe,
+//! so `cargo run` works with nothing else installed. One process owns the
+//! file (redb locks it); a cluster uses MongoDB instead.
+
+use std::{path::Path, sync::Arc};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redb::{
+    Database, ReadableTable, ReadableTableMetadata, TableDefinition, TableError, WriteTransaction,
+};
+
+use super::{Device, NewUser, RefreshRecord, StoreError, StoreResult, User, UserCounts, UserStore};
+
+/// id → JSON of [`User`].
+const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+/// lower-case username → id.
+const USERNAMES: TableDefinition<&str, &str> = TableDefinition::new("usernames");
+/// lower-case email → id.
+const EMAILS: TableDefinition<&str, &str> = TableDefinition::new("emails");
+/// ids of guest accounts.
+const GUESTS: TableDefinition<&str, ()> = TableDefinition::new("guests");
+/// SHA-256 of a refresh token → JSON of [`RefreshRecord`].
+const REFRESH: TableDefinition<&str, &[u8]> = TableDefinition::new("refresh_tokens");
+/// "user id \0 device id" → JSON of [`Device`].
+const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("devices");
+
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+fn other(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(e.to_string())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(other)
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> StoreResult<Vec<u8>> {
+    serde_json::to_vec(v).map_err(other)
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the database file, creating its directory.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+            let db = Database::create(&path).map_err(|e| {
+                StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
+            })?;
+            let tx = db.begin_write().map_err(other)?;
+            create_tables(&tx).map_err(other)?;
+            tx.commit().map_err(other)?;
+            Ok(EmbeddedStore { db: Arc::new(db) })
+        })
+        .await
+        .map_err(other)?
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> StoreResult<T> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(other)?
+    }
+}
+
+fn create_tables(tx: &WriteTransaction) -> Result<(), TableError> {
+    tx.open_table(USERS)?;
+    tx.open_table(USERNAMES)?;
+    tx.open_table(EMAILS)?;
+    tx.open_table(GUESTS)?;
+    tx.open_table(REFRESH)?;
+    tx.open_table(DEVICES)?;
+    Ok(())
+}
+
+fn read_user(db: &Database, id: &str) -> StoreResult<Option<User>> {
+    let tx = db.begin_read().map_err(other)?;
+    let users = tx.open_table(USERS).map_err(other)?;
+    match users.get(id).map_err(other)? {
+        Some(v) => decode(v.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn device_key(user_id: &str, device_id: &str) -> String {
+    format!("{user_id}\0{device_id}")
+}
+
+#[async_trait]
+impl UserStore for EmbeddedStore {
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn create_user(&self, new: NewUser) -> StoreResult<User> {
+        self.blocking(move |db| {
+            let user = User {
+                id: super::new_id(),
+                username: new.username,
+                email: new.email,
+                password_hash: new.password_hash,
+                is_guest: new.is_guest,
+                created_at: Utc::now(),
+                last_seen: None,
+            };
+            let username_key = user.username.to_lowercase();
+            let email_key = user.email.as_deref().map(str::to_lowercase);
+            // redb serialises write transactions: check-then-insert is atomic.
+            let tx = db.begin_write().map_err(other)?;
+            {
+                let mut names = tx.open_table(USERNAMES).map_err(other)?;
+                if names.get(username_key.as_str()).map_err(other)?.is_some() {
+                    return Err(StoreError::Conflict("username"));
+                }
+                let mut emails = tx.open_table(EMAILS).map_err(other)?;
+                if let Some(e) = &email_key {
+                    if emails.get(e.as_str()).map_err(other)?.is_some() {
+                        return Err(StoreError::Conflict("email"));
+                    }
+                    emails.insert(e.as_str(), user.id.as_str()).map_err(other)?;
+                }
+                names
+                    .insert(username_key.as_str(), user.id.as_str())
+                    .map_err(other)?;
+                let mut users = tx.open_table(USERS).map_err(other)?;
+                users
+                    .insert(user.id.as_str(), encode(&user)?.as_slice())
+                    .map_err(other)?;
+                if user.is_guest {
+                    let mut guests = tx.open_table(GUESTS).map_err(other)?;
+                    guests.insert(user.id.as_str(), ()).map_err(other)?;
+                }
+            }
+            tx.commit().map_err(other)?;
+            Ok(user)
+        })
+        .await
+    }
+
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
+        let id = id.to_string();
+        self.blocking(move |db| read_user(db, &id)).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        let key = email.to_lowercase();
+        self.blocking(move |db| {
+            let id = {
+                let tx = db.begin_read().map_err(other)?;
+                let emails = tx.open_table(EMAILS).map_err(other)?;
+                match emails.get(key.as_str()).map_err(other)? {
+                    Some(id) => id.value().to_string(),
+                    None => return Ok(None),
+                }
+            };
+            read_user(db, &id)
+        })
+        .await
+    }
+
+    async fn set_last_seen(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        let id = id.to_string();
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(other)?;
+            {
+                let mut users = tx.open_table(USERS).map_err(other)?;
+                let mut user: User = match users.get(id.as_str()).map_err(other)? {
+                    Some(v) => decode(v.value())?,
+                    None => return Err(StoreError::NotFound),
+                };
+                user.last_seen = Some(at);
+                users
+                    .insert(id.as_str(), encode(&user)?.as_slice())
+                    .map_err(other)?;
+            }
+            tx.commit().map_err(other)
+        })
+        .await
+    }
+
+    async fn count_users(&self) -> StoreResult<UserCounts> {
+        self.blocking(|db| {
+            let tx = db.begin_read().map_err(other)?;
+            let total = tx.open_table(USERS).map_err(other)?.len().map_err(other)?;
+            let guests = tx.open_table(GUESTS).map_err(other)?.len().map_err(other)?;
+            Ok(UserCounts { total, guests })
+        })
+        .await
+    }
+
+    async fn upsert_device(&self, device: Device) -> StoreResult<()> {
+        self.blocking(move |db| {
+            let key = device_key(&device.user_id, &device.device_id);
+            let tx = db.begin_write().map_err(other)?;
+            {
+                let mut devices = tx.open_table(DEVICES).map_err(other)?;
+                devices
+                    .insert(key.as_str(), encode(&device)?.as_slice())
+                    .map_err(other)?;
+            }
+            tx.commit().map_err(other)
+        })
+        .await
+    }
+
+    async fn devices_of(&self, user_id: &str) -> StoreResult<Vec<Device>> {
+        let start = format!("{user_id}\0");
+        let end = format!("{user_id}\u{1}");
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(other)?;
+            let devices = tx.open_table(DEVICES).map_err(other)?;
+            let mut out = Vec::new();
+            for row in devices.range(start.as_str()..end.as_str()).map_err(other)? {
+                let (_, v) = row.map_err(other)?;
+                out.push(decode(v.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn insert_refresh(&self, token_hash: &str, record: RefreshRecord) -> StoreResult<()> {
+        let key = token_hash.to_string();
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(other)?;
+            {
+                let mut t = tx.open_table(REFRESH).map_err(other)?;
+                t.insert(key.as_str(), encode(&record)?.as_slice())
+                    .map_err(other)?;
+            }
+            tx.commit().map_err(other)
+        })
+        .await
+    }
+
+    async fn take_refresh(&self, token_hash: &str) -> StoreResult<Option<RefreshRecord>> {
+        let key = token_hash.to_string();
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(other)?;
+            let taken = {
+                let mut t = tx.open_table(REFRESH).map_err(other)?;
+                let removed = t.remove(key.as_str()).map_err(other)?;
+                match removed {
+                    Some(v) => Some(decode::<RefreshRecord>(v.value())?),
+                    None => None,
+                }
+            };
+            tx.commit().map_err(other)?;
+            Ok(taken)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.blocking(|db| db.begin_read().map(|_| ()).map_err(other))
+            .await
+    }
+}

@@ -1,0 +1,127 @@
+//! Account storage behind one trait, with an embedded backend (redb, the
+//! default) and a MongoDB backend.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub mod embedded;
+pub mod mongo;
+
+/// What a store operation can fail with, converted at the trait boundary.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A unique field (`"username"` or `"email"`) is already taken.
+    #[error("{0} is already taken")]
+    Conflict(&'static str),
+    /// The backing service cannot be reached.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A stored account. `password_hash` never leaves the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub password_hash: Option<String>,
+    pub is_guest: bool,
+    pub created_at: DateTime<Utc>,
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// An account to create; uniqueness of username and email is case-insensitive.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub email: Option<String>,
+    pub password_hash: Option<String>,
+    pub is_guest: bool,
+}
+
+/// A refresh token as stored: only its SHA-256 is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    pub user_id: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A device a user reported through `POST /api/users/device`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    pub user_id: String,
+    pub device_id: String,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub last_seen: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserCounts {
+    pub total: u64,
+    pub guests: u64,
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
+    /// Short name for health output: `embedded` or `mongodb`.
+    fn kind(&self) -> &'static str;
+
+    /// Creates the account, or fails with `Conflict("username" | "email")`.
+    async fn create_user(&self, new: NewUser) -> StoreResult<User>;
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
+    /// Case-insensitive.
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    async fn set_last_seen(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    async fn count_users(&self) -> StoreResult<UserCounts>;
+
+    /// Records (or refreshes) a device of a user.
+    async fn upsert_device(&self, device: Device) -> StoreResult<()>;
+    async fn devices_of(&self, user_id: &str) -> StoreResult<Vec<Device>>;
+
+    async fn insert_refresh(&self, token_hash: &str, record: RefreshRecord) -> StoreResult<()>;
+    /// Atomically removes and returns the record: a token can be used once.
+    async fn take_refresh(&self, token_hash: &str) -> StoreResult<Option<RefreshRecord>>;
+
+    /// Cheap round trip proving the store answers.
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+pub type DynUserStore = Arc<dyn UserStore>;
+
+/// The store the configuration asks for.
+pub async fn open(config: &crate::Config) -> Result<DynUserStore, StoreError> {
+    match &config.mongodb_uri {
+        Some(uri) => {
+            let store = mongo::MongoStore::connect(uri, &config.mongodb_db).await?;
+            Ok(Arc::new(store))
+        }
+        None => {
+            let path = config.data_dir.join("tandem.redb");
+            let store = embedded::EmbeddedStore::open(&path).await?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// A new account id: 4 bytes of seconds then 8 random bytes, as 24 hex
+/// digits (the shape of a MongoDB ObjectId, so ids sort by creation).
+pub fn new_id() -> String {
+    let secs = Utc::now().timestamp() as u32;
+    let random: [u8; 8] = rand::random();
+    let mut s = format!("{secs:08x}");
+    for b in random {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}

@@ -1,0 +1,336 @@
+//! MongoDB backend (official `mongodb` crate). Unique indexes on the
+//! lower-cased username and email make uniqueness atomic; a duplicate-key
+//! error (11000) becomes `Conflict`.
+
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use mongodb::{
+    Client, Collection, Database, IndexModel,
+    bson::{self, doc},
+    error::{Error as MongoError, ErrorKind, WriteFailure},
+    options::{ClientOptions, IndexOptions},
+};
+use serde::{Deserialize, Serialize};
+
+use super::{Device, NewUser, RefreshRecord, StoreError, StoreResult, User, UserCounts, UserStore};
+
+pub struct MongoStore {
+    db: Database,
+    users: Collection<UserDoc>,
+    refresh: Collection<RefreshDoc>,
+    devices: Collection<DeviceDoc>,
+    indexes_ready: AtomicBool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    username: String,
+    username_lower: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    email_lower: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    password_hash: Option<String>,
+    is_guest: bool,
+    created_at: bson::DateTime,
+    #[serde(default)]
+    last_seen: Option<bson::DateTime>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RefreshDoc {
+    #[serde(rename = "_id")]
+    hash: String,
+    user_id: String,
+    expires_at: bson::DateTime,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeviceDoc {
+    #[serde(rename = "_id")]
+    key: String,
+    user_id: String,
+    device_id: String,
+    #[serde(default)]
+    user_agent: Option<String>,
+    #[serde(default)]
+    ip: Option<String>,
+    last_seen: bson::DateTime,
+}
+
+fn to_bson(t: DateTime<Utc>) -> bson::DateTime {
+    bson::DateTime::from_millis(t.timestamp_millis())
+}
+
+fn from_bson(t: bson::DateTime) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or_default()
+}
+
+impl From<UserDoc> for User {
+    fn from(d: UserDoc) -> Self {
+        User {
+            id: d.id,
+            username: d.username,
+            email: d.email,
+            password_hash: d.password_hash,
+            is_guest: d.is_guest,
+            created_at: from_bson(d.created_at),
+            last_seen: d.last_seen.map(from_bson),
+        }
+    }
+}
+
+impl From<DeviceDoc> for Device {
+    fn from(d: DeviceDoc) -> Self {
+        Device {
+            user_id: d.user_id,
+            device_id: d.device_id,
+            user_agent: d.user_agent,
+            ip: d.ip,
+            last_seen: from_bson(d.last_seen),
+        }
+    }
+}
+
+/// Sorts a driver error into the store's small error enum.
+fn classify(e: MongoError) -> StoreError {
+    match *e.kind {
+        ErrorKind::ServerSelection { .. }
+        | ErrorKind::Io(_)
+        | ErrorKind::ConnectionPoolCleared { .. }
+        | ErrorKind::DnsResolve { .. } => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+fn is_duplicate_key(e: &MongoError) -> bool {
+    matches!(&*e.kind, ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000)
+}
+
+impl MongoStore {
+    /// Parses the URI and creates the client. The driver connects lazily, so
+    /// a server that is down now makes requests fail with 503, not startup.
+    pub async fn connect(uri: &str, default_db: &str) -> StoreResult<Self> {
+        let mut opts = ClientOptions::parse(uri)
+            .await
+            .map_err(|e| StoreError::Other(format!("MONGODB_URI: {e}")))?;
+        opts.app_name.get_or_insert_with(|| "tandem".to_string());
+        opts.server_selection_timeout
+            .get_or_insert(Duration::from_secs(3));
+        opts.connect_timeout.get_or_insert(Duration::from_secs(3));
+        let client = Client::with_options(opts).map_err(classify)?;
+        let db = client
+            .default_database()
+            .unwrap_or_else(|| client.database(default_db));
+        let store = MongoStore {
+            users: db.collection("users"),
+            refresh: db.collection("refresh_tokens"),
+            devices: db.collection("devices"),
+            db,
+            indexes_ready: AtomicBool::new(false),
+        };
+        if let Err(e) = store.ensure_indexes().await {
+            tracing::warn!(error = %e, "MongoDB not ready at startup; indexes will be created on first use");
+        }
+        Ok(store)
+    }
+
+    /// Creates the unique indexes once; accounts are never written before.
+    async fn ensure_indexes(&self) -> StoreResult<()> {
+        if self.indexes_ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let unique = |name: &str, sparse: bool| {
+            IndexOptions::builder()
+                .unique(true)
+                .sparse(sparse.then_some(true))
+                .name(name.to_string())
+                .build()
+        };
+        self.users
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "usernameLower": 1 })
+                    .options(unique("username_unique", false))
+                    .build(),
+            )
+            .await
+            .map_err(classify)?;
+        self.users
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "emailLower": 1 })
+                    .options(unique("email_unique", true))
+                    .build(),
+            )
+            .await
+            .map_err(classify)?;
+        self.devices
+            .create_index(IndexModel::builder().keys(doc! { "userId": 1 }).build())
+            .await
+            .map_err(classify)?;
+        self.indexes_ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// After a duplicate-key error, finds which unique field clashed.
+    async fn conflicting_field(&self, doc: &UserDoc) -> StoreError {
+        if let Some(email) = &doc.email_lower {
+            match self.users.find_one(doc! { "emailLower": email }).await {
+                Ok(Some(_)) => return StoreError::Conflict("email"),
+                Ok(None) => {}
+                Err(e) => return classify(e),
+            }
+        }
+        StoreError::Conflict("username")
+    }
+}
+
+#[async_trait]
+impl UserStore for MongoStore {
+    fn kind(&self) -> &'static str {
+        "mongodb"
+    }
+
+    async fn create_user(&self, new: NewUser) -> StoreResult<User> {
+        self.ensure_indexes().await?;
+        let now = Utc::now();
+        let doc = UserDoc {
+            id: super::new_id(),
+            username_lower: new.username.to_lowercase(),
+            username: new.username,
+            email_lower: new.email.as_deref().map(str::to_lowercase),
+            email: new.email,
+            password_hash: new.password_hash,
+            is_guest: new.is_guest,
+            created_at: to_bson(now),
+            last_seen: None,
+        };
+        match self.users.insert_one(&doc).await {
+            Ok(_) => Ok(User::from(doc)),
+            Err(e) if is_duplicate_key(&e) => Err(self.conflicting_field(&doc).await),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
+        let found = self
+            .users
+            .find_one(doc! { "_id": id })
+            .await
+            .map_err(classify)?;
+        Ok(found.map(User::from))
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        let found = self
+            .users
+            .find_one(doc! { "emailLower": email.to_lowercase() })
+            .await
+            .map_err(classify)?;
+        Ok(found.map(User::from))
+    }
+
+    async fn set_last_seen(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        let res = self
+            .users
+            .update_one(
+                doc! { "_id": id },
+                doc! { "$set": { "lastSeen": to_bson(at) } },
+            )
+            .await
+            .map_err(classify)?;
+        if res.matched_count == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn count_users(&self) -> StoreResult<UserCounts> {
+        let total = self
+            .users
+            .count_documents(doc! {})
+            .await
+            .map_err(classify)?;
+        let guests = self
+            .users
+            .count_documents(doc! { "isGuest": true })
+            .await
+            .map_err(classify)?;
+        Ok(UserCounts { total, guests })
+    }
+
+    async fn upsert_device(&self, device: Device) -> StoreResult<()> {
+        let key = format!("{}\0{}", device.user_id, device.device_id);
+        self.devices
+            .update_one(
+                doc! { "_id": &key },
+                doc! { "$set": {
+                    "userId": &device.user_id,
+                    "deviceId": &device.device_id,
+                    "userAgent": &device.user_agent,
+                    "ip": &device.ip,
+                    "lastSeen": to_bson(device.last_seen),
+                } },
+            )
+            .upsert(true)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn devices_of(&self, user_id: &str) -> StoreResult<Vec<Device>> {
+        let mut cursor = self
+            .devices
+            .find(doc! { "userId": user_id })
+            .await
+            .map_err(classify)?;
+        let mut out = Vec::new();
+        while cursor.advance().await.map_err(classify)? {
+            let d = cursor.deserialize_current().map_err(classify)?;
+            out.push(Device::from(d));
+        }
+        Ok(out)
+    }
+
+    async fn insert_refresh(&self, token_hash: &str, record: RefreshRecord) -> StoreResult<()> {
+        let doc = RefreshDoc {
+            hash: token_hash.to_string(),
+            user_id: record.user_id,
+            expires_at: to_bson(record.expires_at),
+        };
+        self.refresh.insert_one(doc).await.map_err(classify)?;
+        Ok(())
+    }
+
+    async fn take_refresh(&self, token_hash: &str) -> StoreResult<Option<RefreshRecord>> {
+        let taken = self
+            .refresh
+            .find_one_and_delete(doc! { "_id": token_hash })
+            .await
+            .map_err(classify)?;
+        Ok(taken.map(|d| RefreshRecord {
+            user_id: d.user_id,
+            expires_at: from_bson(d.expires_at),
+        }))
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.db
+            .run_command(doc! { "ping": 1 })
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+}
