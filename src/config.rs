@@ -26,7 +26,7 @@ pub struct Config {
     pub env: String,
 
     /// MongoDB connection string. Unset: the embedded store in DATA_DIR.
-    #[arg(long, env = "MONGODB_URI")]
+    #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
     pub mongodb_uri: Option<String>,
 
     /// Database name used when MONGODB_URI names none.
@@ -38,7 +38,7 @@ pub struct Config {
     pub data_dir: PathBuf,
 
     /// Redis URL. Unset: a single node with in-memory presence and queue.
-    #[arg(long, env = "REDIS_URL")]
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
     /// Secret that signs access tokens (HS256). Required in production;

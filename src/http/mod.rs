@@ -113,5 +113,5 @@ async fn not_found() -> AppError {
 }
 
 async fn method_not_allowed() -> AppError {
-    AppError::BadRequest("method not allowed on this route".into())
+    AppError::MethodNotAllowed("method not allowed on this route".into())
 }

@@ -1,0 +1,84 @@
+// HTTP and Socket.IO helpers over the real clients.
+import { createHmac } from 'node:crypto';
+import { io } from 'socket.io-client';
+
+let counter = 0;
+/** A unique, valid username and email for this test process. */
+export function uniqueUser(prefix = 'u') {
+  counter += 1;
+  const tag = `${prefix}${process.pid.toString(36)}${counter}${Math.random().toString(36).slice(2, 6)}`.slice(0, 30);
+  return { username: tag, email: `${tag}@example.com`, password: 'Password123' };
+}
+
+/** fetch + JSON; returns {status, headers, body}. */
+export async function api(base, method, path, { body, token, headers = {}, raw } = {}) {
+  const h = { ...headers };
+  if (token) h.authorization = `Bearer ${token}`;
+  let payload;
+  if (raw !== undefined) payload = raw;
+  else if (body !== undefined) { h['content-type'] = 'application/json'; payload = JSON.stringify(body); }
+  const res = await fetch(base + path, { method, headers: h, body: payload });
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: res.status, headers: res.headers, body: json, text };
+}
+
+export async function register(base, user = uniqueUser()) {
+  const res = await api(base, 'POST', '/api/auth/register', { body: user });
+  if (res.status !== 201) throw new Error(`register failed: ${res.status} ${res.text}`);
+  return { ...user, ...res.body.data };
+}
+
+export async function guest(base, username) {
+  const res = await api(base, 'POST', '/api/auth/guest', { body: username ? { username } : {} });
+  if (res.status !== 201) throw new Error(`guest failed: ${res.status} ${res.text}`);
+  return res.body.data;
+}
+
+/** Resolves with the first `event` on `emitter`, or rejects after `ms`. */
+export function once(emitter, event, ms = 5000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      emitter.off(event, handler);
+      reject(new Error(`timed out after ${ms} ms waiting for '${event}'`));
+    }, ms);
+    timer.unref?.();
+    const handler = (...args) => { clearTimeout(timer); resolve(args.length > 1 ? args : args[0]); };
+    emitter.once(event, handler);
+  });
+}
+
+/** Connects with a token and waits for `connection:established`. */
+export async function connect(base, token, opts = {}) {
+  const socket = io(base, { auth: token === undefined ? undefined : { token }, reconnection: false, forceNew: true, ...opts });
+  const established = once(socket, 'connection:established', 8000);
+  const failed = once(socket, 'connect_error', 8000).then((e) => { throw e; });
+  const info = await Promise.race([established, failed]);
+  failed.catch(() => {});
+  return { socket, info };
+}
+
+/** Emits with an ack and resolves with the ack payload. */
+export function request(socket, event, data, ms = 5000) {
+  return socket.timeout(ms).emitWithAck(event, data);
+}
+
+/** An HS256 JWT signed by the test, for expired / forged token cases. */
+export function signJwt(payload, secret, header = { alg: 'HS256', typ: 'JWT' }) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const data = `${b64(header)}.${b64(payload)}`;
+  return `${data}.${createHmac('sha256', secret).update(data).digest('base64url')}`;
+}
+
+/** Polls `fn` until it returns a truthy value, or throws after `ms`. */
+export async function eventually(fn, ms = 5000, what = 'condition') {
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25)); // poll interval
+  }
+}

@@ -1,0 +1,87 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { io } from 'socket.io-client';
+import { startServer, JWT_SECRET } from '../lib/server.mjs';
+import { api, register, guest, connect, once, request, signJwt, uniqueUser } from '../lib/client.mjs';
+
+let srv;
+before(async () => { srv = await startServer(); });
+after(async () => { await srv?.stop(); });
+
+test('a JWT in auth gets connection:established', async () => {
+  const u = await register(srv.url, uniqueUser('sock'));
+  const { socket, info } = await connect(srv.url, u.token);
+  assert.deepEqual(info, { userId: u.user.id, username: u.username, socketId: socket.id });
+  socket.close();
+});
+
+test('long-polling only works too', async () => {
+  const g = await guest(srv.url);
+  const { socket, info } = await connect(srv.url, g.token, { transports: ['polling'] });
+  assert.equal(info.userId, g.user.id);
+  assert.equal(socket.io.engine.transport.name, 'polling');
+  socket.close();
+});
+
+test('missing, malformed, forged and expired tokens fail the handshake with "unauthorized"', async () => {
+  const g = await guest(srv.url);
+  const now = Math.floor(Date.now() / 1000);
+  const claims = { sub: g.user.id, name: g.user.username, guest: true, iat: now };
+  const bad = [
+    undefined,
+    '',
+    'garbage',
+    signJwt({ ...claims, exp: now - 3600 }, JWT_SECRET),
+    signJwt({ ...claims, exp: now + 3600 }, 'wrong-secret-wrong-secret-wrong-secret'),
+    `${Buffer.from('{"alg":"none"}').toString('base64url')}.${g.token.split('.')[1]}.`,
+  ];
+  for (const token of bad) {
+    const socket = io(srv.url, { auth: token === undefined ? undefined : { token }, reconnection: false, forceNew: true });
+    const err = await once(socket, 'connect_error');
+    assert.equal(err.message, 'unauthorized', `token ${token}`);
+    assert.equal(socket.connected, false);
+    socket.close();
+  }
+});
+
+test('unknown events get an unknown_event error by ack, or an error event without one', async () => {
+  const g = await guest(srv.url);
+  const { socket } = await connect(srv.url, g.token);
+  const ack = await request(socket, 'no:such-event', { x: 1 });
+  assert.deepEqual(ack.success, false);
+  assert.equal(ack.error.code, 'unknown_event');
+  assert.match(ack.error.message, /no:such-event/);
+  const errEvent = once(socket, 'error');
+  socket.emit('no:such-event');
+  const e = await errEvent;
+  assert.equal(e.code, 'unknown_event');
+  assert.equal(socket.connected, true);
+  socket.close();
+});
+
+test('an oversized packet closes only that connection', async () => {
+  const a = await guest(srv.url);
+  const b = await guest(srv.url);
+  const { socket: big } = await connect(srv.url, a.token);
+  const { socket: other } = await connect(srv.url, b.token);
+  const closed = once(big, 'disconnect');
+  big.emit('chat:message', { type: 'text', content: 'x'.repeat(300 * 1024) });
+  await closed;
+  const ack = await request(other, 'still:alive');
+  assert.equal(ack.error.code, 'unknown_event');
+  const h = await api(srv.url, 'GET', '/health');
+  assert.equal(h.status, 200);
+  other.close();
+});
+
+test('shutdown tells clients before closing', async () => {
+  const own = await startServer();
+  const g = await guest(own.url);
+  const { socket } = await connect(own.url, g.token);
+  const told = once(socket, 'server:shutdown');
+  const gone = once(socket, 'disconnect');
+  const exited = own.stop('SIGTERM');
+  assert.deepEqual(await told, { reconnect: true });
+  await gone;
+  assert.equal((await exited).code, 0);
+});

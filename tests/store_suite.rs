@@ -1,0 +1,226 @@
+//! One behaviour suite for `UserStore`, run against every backend: the
+//! embedded store always, MongoDB when TANDEM_TEST_MONGODB_URI names a
+//! running MongoDB-speaking server (scripts/test starts one and sets it).
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use tandem::store::{
+    Device, NewUser, RefreshRecord, StoreError, UserStore, embedded::EmbeddedStore,
+    mongo::MongoStore,
+};
+
+fn new_user(name: &str, email: Option<&str>) -> NewUser {
+    NewUser {
+        username: name.to_string(),
+        email: email.map(str::to_string),
+        password_hash: email.map(|_| "$2b$04$hash".to_string()),
+        is_guest: email.is_none(),
+    }
+}
+
+async fn behaviour(store: Arc<dyn UserStore>) {
+    store.ping().await.unwrap();
+    let before = store.count_users().await.unwrap();
+
+    // Create and read back.
+    let alice = store
+        .create_user(new_user("Alice", Some("alice@example.com")))
+        .await
+        .unwrap();
+    assert_eq!(alice.id.len(), 24);
+    assert_eq!(
+        store.user_by_id(&alice.id).await.unwrap().as_ref(),
+        Some(&alice)
+    );
+    let by_email = store
+        .user_by_email("ALICE@example.COM")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_email.id, alice.id);
+    assert_eq!(by_email.password_hash.as_deref(), Some("$2b$04$hash"));
+    assert!(
+        store
+            .user_by_id("000000000000000000000000")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .user_by_email("nobody@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Uniqueness is case-insensitive and names the field.
+    let dup_name = store
+        .create_user(new_user("ALICE", Some("other@example.com")))
+        .await;
+    assert_eq!(dup_name, Err(StoreError::Conflict("username")));
+    let dup_email = store
+        .create_user(new_user("alice2", Some("Alice@Example.com")))
+        .await;
+    assert_eq!(dup_email, Err(StoreError::Conflict("email")));
+    // A failed create leaves nothing behind: the email of the failed name is free.
+    store
+        .create_user(new_user("someone_else", Some("other@example.com")))
+        .await
+        .unwrap();
+
+    // Guests have no email; many may coexist.
+    let g1 = store
+        .create_user(new_user("guest_one", None))
+        .await
+        .unwrap();
+    let g2 = store
+        .create_user(new_user("guest_two", None))
+        .await
+        .unwrap();
+    assert!(g1.is_guest && g2.is_guest && g1.email.is_none());
+    assert_eq!(
+        store.create_user(new_user("GUEST_ONE", None)).await,
+        Err(StoreError::Conflict("username"))
+    );
+    let after = store.count_users().await.unwrap();
+    assert_eq!(after.total - before.total, 4);
+    assert_eq!(after.guests - before.guests, 2);
+
+    // Only one of many concurrent creates of a name wins.
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.create_user(new_user("racer", Some(&format!("racer{i}@example.com"))))
+                .await
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => wins += 1,
+            Err(e) => assert_eq!(e, StoreError::Conflict("username")),
+        }
+    }
+    assert_eq!(wins, 1);
+
+    // Last seen.
+    let at = Utc::now();
+    store.set_last_seen(&alice.id, at).await.unwrap();
+    let seen = store
+        .user_by_id(&alice.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_seen
+        .unwrap();
+    assert!((seen - at).num_milliseconds().abs() <= 1);
+    assert_eq!(
+        store.set_last_seen("000000000000000000000000", at).await,
+        Err(StoreError::NotFound)
+    );
+
+    // Devices upsert by (user, device id).
+    let device = |id: &str, ua: &str| Device {
+        user_id: alice.id.clone(),
+        device_id: id.to_string(),
+        user_agent: Some(ua.to_string()),
+        ip: Some("127.0.0.1".into()),
+        last_seen: Utc::now(),
+    };
+    store.upsert_device(device("d1", "first")).await.unwrap();
+    store.upsert_device(device("d1", "second")).await.unwrap();
+    store.upsert_device(device("d2", "other")).await.unwrap();
+    let mut devices = store.devices_of(&alice.id).await.unwrap();
+    devices.sort_by(|a, b| a.device_id.cmp(&b.device_id));
+    assert_eq!(devices.len(), 2);
+    assert_eq!(devices[0].user_agent.as_deref(), Some("second"));
+    assert!(store.devices_of(&g1.id).await.unwrap().is_empty());
+
+    // Refresh tokens are single use.
+    let rec = RefreshRecord {
+        user_id: alice.id.clone(),
+        expires_at: Utc::now() + Duration::days(1),
+    };
+    store.insert_refresh("hash-1", rec.clone()).await.unwrap();
+    let taken = store.take_refresh("hash-1").await.unwrap().unwrap();
+    assert_eq!(taken.user_id, rec.user_id);
+    assert!((taken.expires_at - rec.expires_at).num_milliseconds().abs() <= 1);
+    assert!(store.take_refresh("hash-1").await.unwrap().is_none());
+    assert!(store.take_refresh("never").await.unwrap().is_none());
+
+    // Concurrent takes of one token: exactly one succeeds.
+    store.insert_refresh("hash-2", rec.clone()).await.unwrap();
+    let (a, b) = tokio::join!(store.take_refresh("hash-2"), store.take_refresh("hash-2"));
+    assert_eq!(a.unwrap().is_some() as u8 + b.unwrap().is_some() as u8, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested").join("tandem.redb");
+    let store = Arc::new(EmbeddedStore::open(&path).await.unwrap());
+    behaviour(store.clone()).await;
+    let alice = store
+        .user_by_email("alice@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    drop(store);
+    // Everything survives reopening the file.
+    let reopened = EmbeddedStore::open(&path).await.unwrap();
+    assert_eq!(reopened.user_by_id(&alice.id).await.unwrap(), Some(alice));
+    assert_eq!(
+        reopened.create_user(new_user("alice", None)).await,
+        Err(StoreError::Conflict("username"))
+    );
+}
+
+#[tokio::test]
+async fn embedded_store_refuses_a_second_opener() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tandem.redb");
+    let _first = EmbeddedStore::open(&path).await.unwrap();
+    match EmbeddedStore::open(&path).await {
+        Err(StoreError::Unavailable(msg)) => assert!(msg.contains("tandem.redb"), "{msg}"),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a second open of the same file must fail"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongodb_store() {
+    let Ok(uri) = std::env::var("TANDEM_TEST_MONGODB_URI") else {
+        assert!(
+            std::env::var("TANDEM_REQUIRE_MONGODB").is_err(),
+            "TANDEM_REQUIRE_MONGODB is set but TANDEM_TEST_MONGODB_URI is not"
+        );
+        eprintln!(
+            "mongodb_store: TANDEM_TEST_MONGODB_URI unset; run scripts/test for the MongoDB run"
+        );
+        return;
+    };
+    let db = format!("tandem_suite_{}", std::process::id());
+    let store = Arc::new(MongoStore::connect(&uri, &db).await.unwrap());
+    behaviour(store).await;
+}
+
+#[tokio::test]
+async fn mongodb_unreachable_is_unavailable() {
+    // Nothing listens on port 9 of loopback: every call reports Unavailable, quickly.
+    let store = MongoStore::connect("mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=300", "x")
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.ping().await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(matches!(
+        store
+            .create_user(new_user("bob", Some("bob@example.com")))
+            .await,
+        Err(StoreError::Unavailable(_))
+    ));
+}
