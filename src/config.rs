@@ -97,6 +97,35 @@ pub struct Config {
     #[arg(long, env = "RATE_LIMIT_WINDOW", default_value = "15m")]
     pub rate_limit_window: DurationArg,
 
+    /// Uploads per window and IP on POST /api/files.
+    #[arg(long, env = "RATE_LIMIT_UPLOAD_MAX", default_value_t = 10)]
+    pub rate_limit_upload_max: u32,
+
+    /// Length of the upload rate-limit window.
+    #[arg(long, env = "RATE_LIMIT_UPLOAD_WINDOW", default_value = "1h")]
+    pub rate_limit_upload_window: DurationArg,
+
+    /// Socket.IO events a user may send per minute (a token bucket).
+    #[arg(long, env = "SOCKET_EVENT_LIMIT", default_value_t = 100)]
+    pub socket_event_limit: u32,
+
+    /// Burst size of the Socket.IO event bucket (default: SOCKET_EVENT_LIMIT).
+    #[arg(long, env = "SOCKET_EVENT_BURST")]
+    pub socket_event_burst: Option<u32>,
+
+    /// How long a queued user waits for someone sharing their preferences
+    /// before anyone will do.
+    #[arg(long, env = "MATCH_FALLBACK", default_value = "5s")]
+    pub match_fallback: DurationArg,
+
+    /// How long a chat waits for a member whose connection dropped.
+    #[arg(long, env = "RECONNECT_GRACE", default_value = "30s")]
+    pub reconnect_grace: DurationArg,
+
+    /// Files left behind (not deleted with their chat) are removed after this.
+    #[arg(long, env = "FILE_TTL", default_value = "24h")]
+    pub file_ttl: DurationArg,
+
     /// Take the client address from the X-Real-IP header set by a trusted
     /// reverse proxy (nginx.conf sets it). Leave off when clients connect directly.
     #[arg(long, env = "TRUST_PROXY", default_value_t = false, action = clap::ArgAction::Set)]
@@ -172,6 +201,20 @@ impl Config {
         }
         if self.jwt_expires_in.0 < Duration::from_secs(1) {
             return Err(ConfigError("JWT_EXPIRES_IN must be at least 1s".into()));
+        }
+        if self.socket_event_limit == 0 {
+            return Err(ConfigError("SOCKET_EVENT_LIMIT must be at least 1".into()));
+        }
+        if self.max_file_size == 0 {
+            return Err(ConfigError("MAX_FILE_SIZE must be at least 1".into()));
+        }
+        if self.rate_limit_upload_window.0 < Duration::from_secs(1) {
+            return Err(ConfigError(
+                "RATE_LIMIT_UPLOAD_WINDOW must be at least 1s".into(),
+            ));
+        }
+        if self.file_ttl.0 < Duration::from_secs(1) {
+            return Err(ConfigError("FILE_TTL must be at least 1s".into()));
         }
         if self.rate_limit_window.0 < Duration::from_secs(1) {
             return Err(ConfigError("RATE_LIMIT_WINDOW must be at least 1s".into()));

@@ -14,9 +14,12 @@ use std::{
 use tokio::{net::TcpListener, sync::Notify};
 
 pub mod auth;
+pub mod chat;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod http;
+pub mod matching;
 pub mod presence;
 pub mod ratelimit;
 pub mod realtime;
@@ -25,7 +28,15 @@ pub mod telemetry;
 
 pub use config::Config;
 
-use crate::{auth::JwtKeys, presence::Presence, ratelimit::RateLimiter, store::DynUserStore};
+use crate::{
+    auth::JwtKeys,
+    chat::ChatRooms,
+    files::FileService,
+    matching::Matcher,
+    presence::Presence,
+    ratelimit::{RateLimiter, TokenBuckets},
+    store::DynUserStore,
+};
 
 /// Everything handlers share; cheap to clone.
 #[derive(Clone)]
@@ -37,6 +48,11 @@ pub struct Shared {
     pub jwt: JwtKeys,
     pub presence: Arc<dyn Presence>,
     pub limiter: Arc<dyn RateLimiter>,
+    pub matcher: Arc<dyn Matcher>,
+    pub rooms: Arc<dyn ChatRooms>,
+    pub files: FileService,
+    /// Per-user Socket.IO event budget.
+    pub events: TokenBuckets,
     pub started_at: Instant,
     /// Identifies this process in stats and, later, in a cluster.
     pub node_id: String,
@@ -68,7 +84,23 @@ impl AppState {
         let secret = jwt_secret(&config)?;
         let store = store::open(&config).await?;
         let jwt = JwtKeys::new(&secret, config.jwt_expires_in.0);
+        let files = FileService::new(&config.upload_dir).map_err(|e| {
+            StartupError::Io(std::io::Error::new(
+                e.kind(),
+                format!("UPLOAD_DIR {}: {e}", config.upload_dir.display()),
+            ))
+        })?;
+        let events = TokenBuckets::new(
+            config.socket_event_limit,
+            config
+                .socket_event_burst
+                .unwrap_or(config.socket_event_limit),
+        );
         Ok(AppState(Arc::new(Shared {
+            matcher: Arc::new(matching::LocalMatcher::new(config.match_fallback.0)),
+            rooms: Arc::new(chat::MemoryRooms::default()),
+            files,
+            events,
             store,
             jwt,
             presence: Arc::new(presence::MemoryPresence::default()),

@@ -66,9 +66,77 @@ impl RateLimiter for MemoryRateLimiter {
     }
 }
 
+/// Token buckets per key (a user): `burst` tokens, refilled at `per_minute`.
+/// Local to a node.
+pub struct TokenBuckets {
+    buckets: Mutex<HashMap<String, Bucket>>,
+    per_sec: f64,
+    burst: f64,
+}
+
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBuckets {
+    pub fn new(per_minute: u32, burst: u32) -> Self {
+        TokenBuckets {
+            buckets: Mutex::new(HashMap::new()),
+            per_sec: per_minute as f64 / 60.0,
+            burst: burst.max(1) as f64,
+        }
+    }
+
+    /// Takes a token, or says how long until one is available.
+    pub fn take(&self, key: &str) -> Result<(), Duration> {
+        self.take_at(key, Instant::now())
+    }
+
+    fn take_at(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let b = map.entry(key.to_string()).or_insert(Bucket {
+            tokens: self.burst,
+            last: now,
+        });
+        let elapsed = now.duration_since(b.last).as_secs_f64();
+        b.tokens = (b.tokens + elapsed * self.per_sec).min(self.burst);
+        b.last = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - b.tokens) / self.per_sec))
+        }
+    }
+
+    /// Drops the key's bucket (the user went offline).
+    pub fn forget(&self, key: &str) {
+        self.buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn buckets_allow_bursts_then_refill() {
+        let b = TokenBuckets::new(60, 5);
+        for _ in 0..5 {
+            assert!(b.take("u").is_ok());
+        }
+        let wait = b.take("u").unwrap_err();
+        assert!(wait <= Duration::from_secs(1));
+        assert!(b.take("v").is_ok(), "per key");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(b.take("u").is_ok());
+        assert!(b.take("u").is_ok());
+        assert!(b.take("u").is_err());
+    }
 
     #[tokio::test(start_paused = true)]
     async fn windows_reset() {

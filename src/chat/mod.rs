@@ -1,0 +1,365 @@
+//! Chats between two matched users: who is in which room, the files shared
+//! there, who stepped away (session recovery), blocks and last partners.
+//!
+//! Behind the [`ChatRooms`] trait so a cluster can keep it in Redis; this
+//! module holds the in-memory single-node implementation.
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::Mutex,
+};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+pub mod text;
+
+/// Messages kept for a member who dropped, delivered when they come back.
+pub const RECOVERY_BUFFER: usize = 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Member {
+    pub id: String,
+    pub username: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Caller,
+    Callee,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomInfo {
+    pub id: String,
+    pub caller: Member,
+    pub callee: Member,
+    pub common_interests: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl RoomInfo {
+    /// The other member and this user's role, if the user is in the room.
+    pub fn seen_by(&self, user_id: &str) -> Option<(&Member, Role)> {
+        if self.caller.id == user_id {
+            Some((&self.callee, Role::Caller))
+        } else if self.callee.id == user_id {
+            Some((&self.caller, Role::Callee))
+        } else {
+            None
+        }
+    }
+}
+
+/// A room that was closed, with the files that were shared in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Closed {
+    pub info: RoomInfo,
+    pub files: Vec<String>,
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum RoomsError {
+    #[error("user {0} is already in a chat")]
+    Busy(String),
+    #[error("chat state unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type RoomsResult<T> = Result<T, RoomsError>;
+
+#[async_trait]
+pub trait ChatRooms: Send + Sync + 'static {
+    /// Opens a room; fails if either member is already in one (atomic).
+    async fn open(&self, room: RoomInfo) -> RoomsResult<()>;
+    async fn room_of(&self, user_id: &str) -> RoomsResult<Option<RoomInfo>>;
+    /// Closes the room (if still open) and records each member as the
+    /// other's last partner.
+    async fn close(&self, room_id: &str) -> RoomsResult<Option<Closed>>;
+    async fn add_file(&self, room_id: &str, file_id: &str) -> RoomsResult<()>;
+    /// Removes and returns the room's files (for `chat:clear`).
+    async fn take_files(&self, room_id: &str) -> RoomsResult<Vec<String>>;
+    async fn room_count(&self) -> RoomsResult<usize>;
+
+    /// Marks a member as away (their last socket dropped); returns a token
+    /// that [`ChatRooms::expire_away`] must present.
+    async fn mark_away(&self, room_id: &str, user_id: &str) -> RoomsResult<Option<u64>>;
+    /// Keeps `event` for `user_id` if they are away; true if kept.
+    async fn keep_if_away(&self, room_id: &str, user_id: &str, event: Value) -> RoomsResult<bool>;
+    /// The member came back: returns what was kept for them, or None if they
+    /// were not away.
+    async fn mark_back(&self, room_id: &str, user_id: &str) -> RoomsResult<Option<Vec<Value>>>;
+    /// Closes the room if the member is still away since `token`.
+    async fn expire_away(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        token: u64,
+    ) -> RoomsResult<Option<Closed>>;
+
+    async fn block(&self, user_id: &str, other: &str) -> RoomsResult<()>;
+    /// The users `user_id` must not be matched with: blocked ones and the last partner.
+    async fn avoid_set(&self, user_id: &str) -> RoomsResult<HashSet<String>>;
+}
+
+struct RoomState {
+    info: RoomInfo,
+    files: Vec<String>,
+    away: HashMap<String, Away>,
+}
+
+struct Away {
+    token: u64,
+    kept: VecDeque<Value>,
+}
+
+#[derive(Default)]
+struct Inner {
+    rooms: HashMap<String, RoomState>,
+    user_room: HashMap<String, String>,
+    last_partner: HashMap<String, String>,
+    blocks: HashMap<String, HashSet<String>>,
+    next_token: u64,
+}
+
+impl Inner {
+    fn close(&mut self, room_id: &str) -> Option<Closed> {
+        let room = self.rooms.remove(room_id)?;
+        let (a, b) = (&room.info.caller.id, &room.info.callee.id);
+        for id in [a, b] {
+            if self.user_room.get(id).is_some_and(|r| r == room_id) {
+                self.user_room.remove(id);
+            }
+        }
+        self.last_partner.insert(a.clone(), b.clone());
+        self.last_partner.insert(b.clone(), a.clone());
+        Some(Closed {
+            info: room.info,
+            files: room.files,
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryRooms {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryRooms {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl ChatRooms for MemoryRooms {
+    async fn open(&self, room: RoomInfo) -> RoomsResult<()> {
+        let mut g = self.lock();
+        for id in [&room.caller.id, &room.callee.id] {
+            if g.user_room.contains_key(id) {
+                return Err(RoomsError::Busy(id.clone()));
+            }
+        }
+        g.user_room.insert(room.caller.id.clone(), room.id.clone());
+        g.user_room.insert(room.callee.id.clone(), room.id.clone());
+        g.rooms.insert(
+            room.id.clone(),
+            RoomState {
+                info: room,
+                files: Vec::new(),
+                away: HashMap::new(),
+            },
+        );
+        Ok(())
+    }
+
+    async fn room_of(&self, user_id: &str) -> RoomsResult<Option<RoomInfo>> {
+        let g = self.lock();
+        Ok(g.user_room
+            .get(user_id)
+            .and_then(|r| g.rooms.get(r))
+            .map(|r| r.info.clone()))
+    }
+
+    async fn close(&self, room_id: &str) -> RoomsResult<Option<Closed>> {
+        Ok(self.lock().close(room_id))
+    }
+
+    async fn add_file(&self, room_id: &str, file_id: &str) -> RoomsResult<()> {
+        if let Some(r) = self.lock().rooms.get_mut(room_id) {
+            r.files.push(file_id.to_string());
+        }
+        Ok(())
+    }
+
+    async fn take_files(&self, room_id: &str) -> RoomsResult<Vec<String>> {
+        Ok(self
+            .lock()
+            .rooms
+            .get_mut(room_id)
+            .map(|r| std::mem::take(&mut r.files))
+            .unwrap_or_default())
+    }
+
+    async fn room_count(&self) -> RoomsResult<usize> {
+        Ok(self.lock().rooms.len())
+    }
+
+    async fn mark_away(&self, room_id: &str, user_id: &str) -> RoomsResult<Option<u64>> {
+        let mut g = self.lock();
+        g.next_token += 1;
+        let token = g.next_token;
+        let Some(room) = g.rooms.get_mut(room_id) else {
+            return Ok(None);
+        };
+        if room.info.seen_by(user_id).is_none() {
+            return Ok(None);
+        }
+        let away = room
+            .away
+            .entry(user_id.to_string())
+            .or_insert_with(|| Away {
+                token,
+                kept: VecDeque::new(),
+            });
+        away.token = token;
+        Ok(Some(token))
+    }
+
+    async fn keep_if_away(&self, room_id: &str, user_id: &str, event: Value) -> RoomsResult<bool> {
+        let mut g = self.lock();
+        let Some(away) = g
+            .rooms
+            .get_mut(room_id)
+            .and_then(|r| r.away.get_mut(user_id))
+        else {
+            return Ok(false);
+        };
+        if away.kept.len() == RECOVERY_BUFFER {
+            away.kept.pop_front();
+        }
+        away.kept.push_back(event);
+        Ok(true)
+    }
+
+    async fn mark_back(&self, room_id: &str, user_id: &str) -> RoomsResult<Option<Vec<Value>>> {
+        let mut g = self.lock();
+        Ok(g.rooms
+            .get_mut(room_id)
+            .and_then(|r| r.away.remove(user_id))
+            .map(|a| a.kept.into()))
+    }
+
+    async fn expire_away(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        token: u64,
+    ) -> RoomsResult<Option<Closed>> {
+        let mut g = self.lock();
+        let still_away = g
+            .rooms
+            .get(room_id)
+            .and_then(|r| r.away.get(user_id))
+            .is_some_and(|a| a.token == token);
+        Ok(if still_away { g.close(room_id) } else { None })
+    }
+
+    async fn block(&self, user_id: &str, other: &str) -> RoomsResult<()> {
+        self.lock()
+            .blocks
+            .entry(user_id.to_string())
+            .or_default()
+            .insert(other.to_string());
+        Ok(())
+    }
+
+    async fn avoid_set(&self, user_id: &str) -> RoomsResult<HashSet<String>> {
+        let g = self.lock();
+        let mut set = g.blocks.get(user_id).cloned().unwrap_or_default();
+        if let Some(p) = g.last_partner.get(user_id) {
+            set.insert(p.clone());
+        }
+        Ok(set)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn room(id: &str, a: &str, b: &str) -> RoomInfo {
+        RoomInfo {
+            id: id.into(),
+            caller: Member {
+                id: a.into(),
+                username: a.into(),
+            },
+            callee: Member {
+                id: b.into(),
+                username: b.into(),
+            },
+            common_interests: vec![],
+            created_at: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn rooms_are_exclusive_and_close_records_partners() {
+        let r = MemoryRooms::default();
+        r.open(room("r1", "a", "b")).await.unwrap();
+        assert_eq!(
+            r.open(room("r2", "c", "b")).await,
+            Err(RoomsError::Busy("b".into()))
+        );
+        assert_eq!(r.room_of("a").await.unwrap().unwrap().id, "r1");
+        let (partner, role) = r
+            .room_of("b")
+            .await
+            .unwrap()
+            .unwrap()
+            .seen_by("b")
+            .map(|(m, ro)| (m.id.clone(), ro))
+            .unwrap();
+        assert_eq!((partner.as_str(), role), ("a", Role::Callee));
+        r.add_file("r1", "f1").await.unwrap();
+        let closed = r.close("r1").await.unwrap().unwrap();
+        assert_eq!(closed.files, vec!["f1".to_string()]);
+        assert!(r.close("r1").await.unwrap().is_none());
+        assert!(r.room_of("a").await.unwrap().is_none());
+        assert!(r.avoid_set("a").await.unwrap().contains("b"));
+        r.block("a", "z").await.unwrap();
+        assert_eq!(r.avoid_set("a").await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn away_members_keep_the_last_messages_and_expire_by_token() {
+        let r = MemoryRooms::default();
+        r.open(room("r1", "a", "b")).await.unwrap();
+        assert!(!r.keep_if_away("r1", "b", json!(0)).await.unwrap());
+        let t1 = r.mark_away("r1", "b").await.unwrap().unwrap();
+        for i in 0..25 {
+            assert!(r.keep_if_away("r1", "b", json!(i)).await.unwrap());
+        }
+        let kept = r.mark_back("r1", "b").await.unwrap().unwrap();
+        assert_eq!(kept.len(), RECOVERY_BUFFER);
+        assert_eq!(kept[0], json!(5));
+        assert!(
+            r.expire_away("r1", "b", t1).await.unwrap().is_none(),
+            "came back in time"
+        );
+        let t2 = r.mark_away("r1", "b").await.unwrap().unwrap();
+        let t3 = r.mark_away("r1", "b").await.unwrap().unwrap();
+        assert!(
+            r.expire_away("r1", "b", t2).await.unwrap().is_none(),
+            "a newer drop wins"
+        );
+        assert!(r.expire_away("r1", "b", t3).await.unwrap().is_some());
+        assert!(r.room_of("a").await.unwrap().is_none());
+        assert!(r.mark_away("r1", "zz").await.unwrap().is_none());
+    }
+}

@@ -1,0 +1,102 @@
+//! Rules for chat text: HTML tags and control characters are removed, the
+//! result is trimmed, and must be 1..=1000 characters.
+
+pub const MAX_CHARS: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextError {
+    Empty,
+    TooLong,
+}
+
+/// Cleans a chat message; newlines and tabs are kept.
+pub fn sanitize(raw: &str) -> Result<String, TextError> {
+    let without_tags = strip_tags(raw);
+    let cleaned: String = without_tags
+        .replace("\r\n", "\n")
+        .chars()
+        .filter(|&c| c == '\n' || c == '\t' || !(c.is_control() || is_invisible_format(c)))
+        .collect();
+    let trimmed = cleaned.trim();
+    let len = trimmed.chars().count();
+    if len == 0 {
+        return Err(TextError::Empty);
+    }
+    if len > MAX_CHARS {
+        return Err(TextError::TooLong);
+    }
+    Ok(trimmed.to_string())
+}
+
+/// Bidirectional overrides and zero-width characters used to spoof text.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// Removes anything that looks like an HTML tag, comment or declaration:
+/// `<` followed by a letter, `/`, `!` or `?`, up to the next `>`. A `<` that
+/// starts no tag ("a < b") stays.
+fn strip_tags(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let starts_tag = after
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, '/' | '!' | '?'));
+        match (starts_tag, after.find('>')) {
+            (true, Some(end)) => rest = &after[end + 1..],
+            (true, None) => {
+                rest = "";
+            }
+            (false, _) => {
+                out.push('<');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_and_controls_go() {
+        assert_eq!(sanitize("  hi <b>there</b>  ").unwrap(), "hi there");
+        assert_eq!(
+            sanitize("<script>alert(1)</script>ok").unwrap(),
+            "alert(1)ok"
+        );
+        assert_eq!(sanitize("a < b and c > d").unwrap(), "a < b and c > d");
+        assert_eq!(sanitize("x<!-- c -->y").unwrap(), "xy");
+        assert_eq!(
+            sanitize("<img src=x onerror=alert(1)").unwrap_err(),
+            TextError::Empty
+        );
+        assert_eq!(
+            sanitize("bell\u{7}\u{0}null\u{202E}rtl").unwrap(),
+            "bellnullrtl"
+        );
+        assert_eq!(
+            sanitize("line1\r\nline2\tend").unwrap(),
+            "line1\nline2\tend"
+        );
+    }
+
+    #[test]
+    fn length_counts_characters_after_trimming() {
+        assert_eq!(sanitize("   \n\t ").unwrap_err(), TextError::Empty);
+        assert_eq!(sanitize("<p></p>").unwrap_err(), TextError::Empty);
+        let max = "é".repeat(MAX_CHARS);
+        assert_eq!(sanitize(&format!("  {max}  ")).unwrap(), max);
+        assert_eq!(
+            sanitize(&format!("{max}x")).unwrap_err(),
+            TextError::TooLong
+        );
+    }
+}

@@ -1,0 +1,479 @@
+//! The matching queue as plain data: no I/O, no clock. Callers pass `now`
+//! and get pairings back, so the rules are unit-tested on simulated time.
+//!
+//! Rules:
+//! - a user is in the queue at most once; joining again replaces the ticket;
+//! - never paired with themselves, with anyone in their `avoid` set (people
+//!   they blocked, the partner they just left), or with anyone who avoids them;
+//! - while both have waited less than the fallback, a pair must agree on
+//!   mode and language (when both give one) and share an interest (when both
+//!   give some); the best-scoring such candidate wins, oldest first on ties;
+//! - once an entry has waited `fallback`, it takes anyone compatible.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    time::Duration,
+};
+
+use tokio::time::Instant;
+
+/// What a client may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Text,
+    Video,
+}
+
+/// One user's request to be matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub user_id: String,
+    pub username: String,
+    /// Normalised: lower-case, trimmed, sorted, unique.
+    pub interests: Vec<String>,
+    pub language: Option<String>,
+    pub mode: Option<Mode>,
+    /// Users this one must not meet.
+    pub avoid: HashSet<String>,
+}
+
+/// Two users the queue paired. The one who waited longer is the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pairing {
+    pub caller: Ticket,
+    pub callee: Ticket,
+    pub common_interests: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Joined {
+    Waiting,
+    Matched(Pairing),
+}
+
+struct Waiting {
+    ticket: Ticket,
+    since: Instant,
+    /// Has waited the fallback: takes anyone compatible.
+    relaxed: bool,
+}
+
+pub struct MatchQueue {
+    /// Arrival order → entry.
+    entries: BTreeMap<u64, Waiting>,
+    by_user: HashMap<String, u64>,
+    next_seq: u64,
+    fallback: Duration,
+    /// How many waiting entries one arrival looks at (oldest first).
+    scan_limit: usize,
+}
+
+fn compatible(a: &Ticket, b: &Ticket) -> bool {
+    a.user_id != b.user_id && !a.avoid.contains(&b.user_id) && !b.avoid.contains(&a.user_id)
+}
+
+fn common(a: &[String], b: &[String]) -> Vec<String> {
+    // Both sorted: a linear merge.
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i].clone());
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The preference score of a pair, or None when their preferences disagree.
+fn preference_score(a: &Ticket, b: &Ticket) -> Option<usize> {
+    let mut score = 0;
+    match (a.mode, b.mode) {
+        (Some(x), Some(y)) if x != y => return None,
+        (Some(_), Some(_)) => score += 1,
+        _ => {}
+    }
+    match (&a.language, &b.language) {
+        (Some(x), Some(y)) if x != y => return None,
+        (Some(_), Some(_)) => score += 2,
+        _ => {}
+    }
+    if !a.interests.is_empty() && !b.interests.is_empty() {
+        let shared = common(&a.interests, &b.interests).len();
+        if shared == 0 {
+            return None;
+        }
+        score += 4 * shared;
+    }
+    Some(score)
+}
+
+impl MatchQueue {
+    pub fn new(fallback: Duration) -> Self {
+        MatchQueue {
+            entries: BTreeMap::new(),
+            by_user: HashMap::new(),
+            next_seq: 0,
+            fallback,
+            scan_limit: 2048,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn contains(&self, user_id: &str) -> bool {
+        self.by_user.contains_key(user_id)
+    }
+
+    /// Queues `ticket`, or pairs it at once with the best waiting candidate.
+    pub fn join(&mut self, ticket: Ticket, now: Instant) -> Joined {
+        self.leave(&ticket.user_id);
+        let mut best: Option<(usize, u64)> = None;
+        let mut fallback: Option<u64> = None;
+        for (&seq, w) in self.entries.iter().take(self.scan_limit) {
+            if !compatible(&ticket, &w.ticket) {
+                continue;
+            }
+            match preference_score(&ticket, &w.ticket) {
+                Some(score) if best.is_none_or(|(s, _)| score > s) => best = Some((score, seq)),
+                Some(_) => {}
+                None if w.relaxed && fallback.is_none() => fallback = Some(seq),
+                None => {}
+            }
+        }
+        match best.map(|(_, seq)| seq).or(fallback) {
+            Some(seq) => {
+                let other = self.remove_seq(seq);
+                Joined::Matched(pair(other, ticket))
+            }
+            None => {
+                self.insert(ticket, now);
+                Joined::Waiting
+            }
+        }
+    }
+
+    /// Removes the user's ticket; true if it was queued.
+    pub fn leave(&mut self, user_id: &str) -> bool {
+        match self.by_user.remove(user_id) {
+            Some(seq) => {
+                self.entries.remove(&seq);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Relaxes the entries that have waited the fallback and pairs them with
+    /// anyone compatible, oldest first.
+    pub fn poll(&mut self, now: Instant) -> Vec<Pairing> {
+        let due: Vec<u64> = self
+            .entries
+            .iter()
+            .filter(|(_, w)| !w.relaxed && now.duration_since(w.since) >= self.fallback)
+            .map(|(&seq, _)| seq)
+            .collect();
+        let mut out = Vec::new();
+        for seq in due {
+            let Some(w) = self.entries.get_mut(&seq) else {
+                continue;
+            };
+            w.relaxed = true;
+            let ticket = w.ticket.clone();
+            let partner = self
+                .entries
+                .iter()
+                .take(self.scan_limit)
+                .find(|(s, other)| **s != seq && compatible(&ticket, &other.ticket))
+                .map(|(s, _)| *s);
+            if let Some(other) = partner {
+                let (a, b) = if other < seq {
+                    (other, seq)
+                } else {
+                    (seq, other)
+                };
+                let first = self.remove_seq(a);
+                let second = self.remove_seq(b);
+                out.push(pair(first, second.ticket));
+            }
+        }
+        out
+    }
+
+    /// When `poll` next has something to do.
+    pub fn next_wakeup(&self) -> Option<Instant> {
+        self.entries
+            .values()
+            .filter(|w| !w.relaxed)
+            .map(|w| w.since + self.fallback)
+            .min()
+    }
+
+    fn insert(&mut self, ticket: Ticket, now: Instant) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_user.insert(ticket.user_id.clone(), seq);
+        self.entries.insert(
+            seq,
+            Waiting {
+                ticket,
+                since: now,
+                relaxed: false,
+            },
+        );
+    }
+
+    fn remove_seq(&mut self, seq: u64) -> Waiting {
+        let w = self.entries.remove(&seq).expect("seq comes from the map");
+        self.by_user.remove(&w.ticket.user_id);
+        w
+    }
+}
+
+fn pair(waiting: Waiting, newcomer: Ticket) -> Pairing {
+    let common_interests = common(&waiting.ticket.interests, &newcomer.interests);
+    Pairing {
+        caller: waiting.ticket,
+        callee: newcomer,
+        common_interests,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(id: &str) -> Ticket {
+        Ticket {
+            user_id: id.into(),
+            username: format!("n_{id}"),
+            interests: vec![],
+            language: None,
+            mode: None,
+            avoid: HashSet::new(),
+        }
+    }
+
+    fn with_interests(id: &str, interests: &[&str]) -> Ticket {
+        let mut v: Vec<String> = interests.iter().map(|s| s.to_string()).collect();
+        v.sort();
+        Ticket {
+            interests: v,
+            ..t(id)
+        }
+    }
+
+    fn matched(j: Joined) -> Pairing {
+        match j {
+            Joined::Matched(p) => p,
+            Joined::Waiting => panic!("expected a match"),
+        }
+    }
+
+    const FB: Duration = Duration::from_secs(5);
+
+    #[test]
+    fn two_users_pair_and_the_waiting_one_calls() {
+        let now = Instant::now();
+        let mut q = MatchQueue::new(FB);
+        assert_eq!(q.join(t("a"), now), Joined::Waiting);
+        let p = matched(q.join(t("b"), now));
+        assert_eq!(
+            (p.caller.user_id.as_str(), p.callee.user_id.as_str()),
+            ("a", "b")
+        );
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn never_self_never_twice() {
+        let now = Instant::now();
+        let mut q = MatchQueue::new(FB);
+        assert_eq!(q.join(t("a"), now), Joined::Waiting);
+        assert_eq!(q.join(t("a"), now), Joined::Waiting);
+        assert_eq!(q.len(), 1);
+        assert!(
+            q.poll(now + FB * 2).is_empty(),
+            "alone in the queue, even relaxed"
+        );
+        assert!(q.leave("a"));
+        assert!(!q.leave("a"));
+    }
+
+    #[test]
+    fn avoid_works_both_ways() {
+        let now = Instant::now();
+        let mut q = MatchQueue::new(FB);
+        let mut a = t("a");
+        a.avoid.insert("b".into());
+        q.join(a, now);
+        assert_eq!(q.join(t("b"), now), Joined::Waiting, "a blocked b");
+        let mut c = t("c");
+        c.avoid.insert("a".into());
+        c.avoid.insert("b".into());
+        assert_eq!(q.join(c, now), Joined::Waiting, "c blocked both");
+        assert!(
+            q.poll(now + FB).is_empty(),
+            "fallback never overrides a block"
+        );
+        let p = matched(q.join(t("d"), now + FB));
+        assert_eq!(p.caller.user_id, "a");
+    }
+
+    #[test]
+    fn shared_interests_preferred_then_fallback_to_anyone() {
+        let now = Instant::now();
+        let mut q = MatchQueue::new(FB);
+        q.join(with_interests("a", &["chess"]), now);
+        q.join(with_interests("b", &["music", "rust"]), now);
+        // c shares rust with b, nothing with a: b wins though a is older.
+        let p = matched(q.join(with_interests("c", &["go", "rust"]), now));
+        assert_eq!(p.caller.user_id, "b");
+        assert_eq!(p.common_interests, vec!["rust".to_string()]);
+        // d shares nothing with a: waits, until the fallback.
+        assert_eq!(
+            q.join(
+                with_interests("d", &["knitting"]),
+                now + Duration::from_secs(1)
+            ),
+            Joined::Waiting
+        );
+        assert_eq!(q.next_wakeup(), Some(now + FB));
+        assert!(q.poll(now + Duration::from_secs(4)).is_empty());
+        let pairs = q.poll(now + FB);
+        assert_eq!(pairs.len(), 1);
+        assert_eq!(
+            (
+                pairs[0].caller.user_id.as_str(),
+                pairs[0].callee.user_id.as_str()
+            ),
+            ("a", "d")
+        );
+        assert!(pairs[0].common_interests.is_empty());
+    }
+
+    #[test]
+    fn most_shared_interests_win() {
+        let now = Instant::now();
+        let mut q = MatchQueue::new(FB);
+        q.join(with_interests("a", &["p", "x"]), now);
+        q.join(with_interests("b", &["y", "z"]), now);
+        assert_eq!(q.len(), 2);
+        let p = matched(q.join(with_interests("c", &["x", "y", "z"]), now));
+        assert_eq!(p.caller.user_id, "b");
+        assert_eq!(p.common_interests, vec!["y".to_string(), "z".to_string()]);
+    }
+
+    #[test]
+    fn mode_and_language_must_agree_before_the_fallback() {
+        let now = Instant::now();
+        let mut q = MatchQueue::new(FB);
+        q.join(
+            Ticket {
+                mode: Some(Mode::Video),
+                ..t("a")
+            },
+            now,
+        );
+        assert_eq!(
+            q.join(
+                Ticket {
+                    mode: Some(Mode::Text),
+                    ..t("b")
+                },
+                now
+            ),
+            Joined::Waiting
+        );
+        q.join(
+            Ticket {
+                language: Some("fr".into()),
+                mode: Some(Mode::Text),
+                ..t("c")
+            },
+            now,
+        );
+        assert_eq!(
+            q.len(),
+            1,
+            "c agrees with b (text) and pairs with it at once"
+        );
+        assert_eq!(
+            q.join(
+                Ticket {
+                    language: Some("de".into()),
+                    mode: Some(Mode::Video),
+                    ..t("d")
+                },
+                now
+            ),
+            Joined::Matched(Pairing {
+                caller: Ticket {
+                    mode: Some(Mode::Video),
+                    ..t("a")
+                },
+                callee: Ticket {
+                    language: Some("de".into()),
+                    mode: Some(Mode::Video),
+                    ..t("d")
+                },
+                common_interests: vec![],
+            })
+        );
+        q.join(
+            Ticket {
+                language: Some("fr".into()),
+                ..t("e")
+            },
+            now,
+        );
+        // f has no preferences: it agrees with anyone; the oldest wins on a tie.
+        let p = matched(q.join(t("f"), now));
+        assert_eq!(p.caller.user_id, "e");
+    }
+
+    #[test]
+    fn a_relaxed_waiter_takes_a_newcomer_with_other_preferences() {
+        let now = Instant::now();
+        let mut q = MatchQueue::new(FB);
+        q.join(with_interests("a", &["x"]), now);
+        assert!(q.poll(now + FB).is_empty());
+        let p = matched(q.join(with_interests("b", &["y"]), now + FB));
+        assert_eq!(p.caller.user_id, "a");
+    }
+
+    #[test]
+    fn many_users_pair_exactly_once() {
+        let now = Instant::now();
+        let mut q = MatchQueue::new(FB);
+        let mut seen = HashSet::new();
+        for i in 0..1000 {
+            let interests: Vec<String> = vec![format!("i{}", i % 7)];
+            let ticket = Ticket {
+                interests,
+                ..t(&format!("u{i}"))
+            };
+            if let Joined::Matched(p) = q.join(ticket, now) {
+                assert!(seen.insert(p.caller.user_id.clone()));
+                assert!(seen.insert(p.callee.user_id.clone()));
+            }
+        }
+        for p in q.poll(now + FB) {
+            assert!(seen.insert(p.caller.user_id));
+            assert!(seen.insert(p.callee.user_id));
+        }
+        assert_eq!(seen.len() + q.len(), 1000);
+        assert!(q.len() <= 1);
+    }
+}
