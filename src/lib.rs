@@ -53,6 +53,7 @@ pub struct Shared {
     pub files: FileService,
     /// Per-user Socket.IO event budget.
     pub events: TokenBuckets,
+    pub typing: realtime::events::Typing,
     pub started_at: Instant,
     /// Identifies this process in stats and, later, in a cluster.
     pub node_id: String,
@@ -101,6 +102,7 @@ impl AppState {
             rooms: Arc::new(chat::MemoryRooms::default()),
             files,
             events,
+            typing: Default::default(),
             store,
             jwt,
             presence: Arc::new(presence::MemoryPresence::default()),
@@ -174,6 +176,8 @@ pub async fn run(
     let app = http::api_router(state.clone()).layer(socket_layer);
     let app = http::outer_layers(app, &state.config);
 
+    let ticker = tokio::spawn(realtime::match_ticker(io.clone(), state.clone()));
+    let sweeper = tokio::spawn(sweep_files(state.clone()));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, store = state.store.kind(), node = %state.node_id, "listening");
 
@@ -197,6 +201,25 @@ pub async fn run(
             tracing::warn!(?grace, "drain timed out; closing remaining connections");
         }
     }
+    ticker.abort();
+    sweeper.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Removes uploads older than FILE_TTL, every half TTL (at most 10 min).
+async fn sweep_files(state: AppState) {
+    let ttl = state.config.file_ttl.0;
+    let every = (ttl / 2).clamp(
+        std::time::Duration::from_millis(500),
+        std::time::Duration::from_secs(600),
+    );
+    loop {
+        tokio::time::sleep(every).await;
+        match state.files.sweep(ttl).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "swept expired uploads"),
+            Err(e) => tracing::warn!(error = %e, "upload sweep failed"),
+        }
+    }
 }

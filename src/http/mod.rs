@@ -16,8 +16,9 @@ use crate::{AppState, Config, error::AppError};
 
 mod auth;
 mod extract;
+mod files;
 mod health;
-mod middleware;
+pub(crate) mod middleware;
 mod users;
 
 pub use extract::{AuthUser, bearer, bearer_token, client_ip};
@@ -37,8 +38,10 @@ pub fn api_router(state: AppState) -> Router {
             Limit::new(&state, "auth", state.config.rate_limit_auth_max, window),
             rate_limit,
         ));
+    let (uploads, downloads) = files::router(&state);
     let api = Router::new()
         .route("/api/auth/me", get(auth::me))
+        .merge(downloads)
         .route("/api/auth/logout", post(auth::logout))
         .merge(users::router())
         .route("/api/socket/stats", get(health::socket_stats))
@@ -48,6 +51,7 @@ pub fn api_router(state: AppState) -> Router {
         ));
     Router::new()
         .merge(credentials)
+        .merge(uploads)
         .merge(api)
         .route("/health", get(health::health))
         .fallback(not_found)

@@ -19,6 +19,9 @@ use tracing::Instrument;
 
 use crate::{AppState, presence::SessionUser};
 
+pub mod calls;
+pub mod events;
+
 /// Largest Socket.IO packet accepted (an SDP offer is at most 64 KiB).
 pub const MAX_PACKET: usize = 96 * 1024;
 /// Binary attachments are not part of the contract: allow very few, small.
@@ -44,6 +47,23 @@ pub fn layer(state: AppState) -> (SocketIoLayer, SocketIo) {
         .build_layer();
     io.ns("/", on_connect.with(authenticate));
     (layer, io)
+}
+
+/// Pairs whoever waited past the match fallback, until the task is aborted.
+pub async fn match_ticker(io: SocketIo, state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match state.matcher.poll().await {
+            Ok(pairs) => {
+                for p in pairs {
+                    calls::start_chat(&io, &state, p).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "match poll failed"),
+        }
+    }
 }
 
 /// Tells every client the server is going away, then closes their sockets.
@@ -91,7 +111,7 @@ async fn authenticate(
     Ok(())
 }
 
-async fn on_connect(s: SocketRef, State(state): State<AppState>) {
+async fn on_connect(s: SocketRef, io: SocketIo, State(state): State<AppState>) {
     let Some(user) = s.extensions.get::<SessionUser>() else {
         let _ = s.disconnect();
         return;
@@ -111,12 +131,19 @@ async fn on_connect(s: SocketRef, State(state): State<AppState>) {
         );
         s.on_disconnect(on_disconnect);
         s.on_fallback(unknown_event);
+        events::register(&s);
+        calls::resume(&io, &state, &s, &user).await;
     }
     .instrument(span)
     .await
 }
 
-async fn on_disconnect(s: SocketRef, reason: DisconnectReason, State(state): State<AppState>) {
+async fn on_disconnect(
+    s: SocketRef,
+    io: SocketIo,
+    reason: DisconnectReason,
+    State(state): State<AppState>,
+) {
     let Some(user) = s.extensions.get::<SessionUser>() else {
         return;
     };
@@ -129,6 +156,15 @@ async fn on_disconnect(s: SocketRef, reason: DisconnectReason, State(state): Sta
         tracing::info!(?reason, "disconnected");
         match state.presence.disconnect(&user.id, &s.id.to_string()).await {
             Ok(true) => {
+                // The user's last socket: leave the queue, step away from a chat.
+                if let Err(e) = state.matcher.leave(&user.id).await {
+                    tracing::warn!(error = %e, "could not leave the queue");
+                }
+                if let Ok(Some(room)) = state.rooms.room_of(&user.id).await {
+                    calls::step_away(&io, &state, &room.id, &user.id).await;
+                }
+                state.events.forget(&user.id);
+                state.typing.forget(&user.id);
                 if let Err(e) = state
                     .store
                     .set_last_seen(&user.id, chrono::Utc::now())

@@ -1,0 +1,217 @@
+//! The call-loop flows shared by the event handlers, the matching ticker
+//! and the grace timers: starting and ending chats, stepping away and
+//! coming back.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use socketioxide::{SocketIo, extract::SocketRef};
+
+use super::user_room;
+use crate::{
+    AppState,
+    chat::{Closed, Member, RoomInfo, RoomsError},
+    matching::{Joined, Pairing, Ticket},
+    presence::{SessionUser, Status},
+};
+
+/// Sends `event` to every socket of a user (on any node).
+pub async fn emit_to_user(io: &SocketIo, user_id: &str, event: &str, data: &Value) {
+    if let Err(e) = io.to(user_room(user_id)).emit(event, data).await {
+        tracing::debug!(error = %e, event, "emit to user failed");
+    }
+}
+
+async fn set_status(state: &AppState, user_id: &str, status: Status) {
+    if let Err(e) = state.presence.set_status(user_id, status).await {
+        tracing::warn!(error = %e, "presence update failed");
+    }
+}
+
+/// The `user:matched` payload as `user_id` sees the room.
+pub fn matched_payload(room: &RoomInfo, user_id: &str) -> Option<Value> {
+    let (partner, role) = room.seen_by(user_id)?;
+    Some(json!({
+        "roomId": room.id,
+        "matchedUser": { "id": partner.id, "username": partner.username },
+        "role": role,
+        "commonInterests": room.common_interests,
+    }))
+}
+
+/// Opens the room of a pairing and tells both users. Returns the room id.
+pub async fn start_chat(io: &SocketIo, state: &AppState, pairing: Pairing) -> Option<String> {
+    let room = RoomInfo {
+        id: crate::files::new_id(),
+        caller: Member {
+            id: pairing.caller.user_id.clone(),
+            username: pairing.caller.username.clone(),
+        },
+        callee: Member {
+            id: pairing.callee.user_id.clone(),
+            username: pairing.callee.username.clone(),
+        },
+        common_interests: pairing.common_interests.clone(),
+        created_at: Utc::now(),
+    };
+    match state.rooms.open(room.clone()).await {
+        Ok(()) => {}
+        Err(RoomsError::Busy(busy)) => {
+            // One of them is already chatting: the other goes back in the queue.
+            tracing::warn!(%busy, "paired a user who is already in a chat");
+            for t in [pairing.caller, pairing.callee] {
+                if t.user_id != busy {
+                    if let Err(e) = requeue(io, state, t).await {
+                        tracing::warn!(error = %e, "could not requeue");
+                    }
+                }
+            }
+            return None;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not open a room");
+            return None;
+        }
+    }
+    tracing::info!(room = %room.id, caller = %room.caller.id, callee = %room.callee.id, "matched");
+    for member in [&room.caller, &room.callee] {
+        set_status(state, &member.id, Status::InChat).await;
+        if let Some(payload) = matched_payload(&room, &member.id) {
+            emit_to_user(io, &member.id, "user:matched", &payload).await;
+        }
+    }
+    // Someone who dropped while being paired gets the usual grace period.
+    for member in [&room.caller, &room.callee] {
+        if matches!(state.presence.get(&member.id).await, Ok(None)) {
+            step_away(io, state, &room.id, &member.id).await;
+        }
+    }
+    Some(room.id)
+}
+
+/// Puts a ticket (back) in the queue, starting a chat if it pairs at once.
+pub async fn requeue(io: &SocketIo, state: &AppState, ticket: Ticket) -> Result<Joined, String> {
+    let user_id = ticket.user_id.clone();
+    let joined = state
+        .matcher
+        .join(ticket)
+        .await
+        .map_err(|e| e.to_string())?;
+    match &joined {
+        Joined::Waiting => set_status(state, &user_id, Status::Queued).await,
+        Joined::Matched(p) => {
+            Box::pin(start_chat(io, state, p.clone())).await;
+        }
+    }
+    Ok(joined)
+}
+
+/// After a room closed: the members who did not end it get `partner:left`,
+/// its files are deleted, and everyone is idle.
+pub async fn finish_chat(
+    io: &SocketIo,
+    state: &AppState,
+    closed: Closed,
+    ended_by: Option<&str>,
+    reason: &str,
+) {
+    let room = &closed.info;
+    tracing::info!(room = %room.id, reason, "chat ended");
+    for member in [&room.caller, &room.callee] {
+        if Some(member.id.as_str()) != ended_by {
+            emit_to_user(
+                io,
+                &member.id,
+                "partner:left",
+                &json!({ "reason": reason, "roomId": room.id }),
+            )
+            .await;
+        }
+        set_status(state, &member.id, Status::Idle).await;
+    }
+    for file in &closed.files {
+        state.files.delete(file).await;
+    }
+}
+
+/// A member's last socket dropped during a chat: the partner is told and
+/// the member has RECONNECT_GRACE to come back.
+pub async fn step_away(io: &SocketIo, state: &AppState, room_id: &str, user_id: &str) {
+    let token = match state.rooms.mark_away(room_id, user_id).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not mark a member away");
+            return;
+        }
+    };
+    let grace = state.config.reconnect_grace.0;
+    if let Ok(Some(room)) = state.rooms.room_of(user_id).await {
+        if let Some((partner, _)) = room.seen_by(user_id) {
+            emit_to_user(
+                io,
+                &partner.id,
+                "partner:reconnecting",
+                &json!({ "roomId": room.id, "graceSeconds": grace.as_secs_f64() }),
+            )
+            .await;
+        }
+    }
+    let (io, state) = (io.clone(), state.clone());
+    let (room_id, user_id) = (room_id.to_string(), user_id.to_string());
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        match state.rooms.expire_away(&room_id, &user_id, token).await {
+            Ok(Some(closed)) => {
+                finish_chat(&io, &state, closed, Some(&user_id), "disconnected").await
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not expire an away member"),
+        }
+    });
+}
+
+/// A new socket of `user`: if they are in a chat, this socket rejoins it
+/// (`user:matched` with the same room) and gets what was kept for them;
+/// if they had dropped, the partner gets `partner:reconnected`.
+pub async fn resume(io: &SocketIo, state: &AppState, socket: &SocketRef, user: &SessionUser) {
+    let room = match state.rooms.room_of(&user.id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not look up the chat of a returning user");
+            return;
+        }
+    };
+    let Some((partner, _)) = room.seen_by(&user.id) else {
+        return;
+    };
+    let kept = state
+        .rooms
+        .mark_back(&room.id, &user.id)
+        .await
+        .ok()
+        .flatten();
+    set_status(state, &user.id, Status::InChat).await;
+    if let Some(mut payload) = matched_payload(&room, &user.id) {
+        payload["recovered"] = json!(true);
+        let _ = socket.emit("user:matched", &payload);
+    }
+    if let Some(kept) = kept {
+        tracing::info!(room = %room.id, kept = kept.len(), "member came back");
+        emit_to_user(
+            io,
+            &partner.id,
+            "partner:reconnected",
+            &json!({ "roomId": room.id }),
+        )
+        .await;
+        for event in kept {
+            let _ = socket.emit("chat:message", &event);
+        }
+    }
+}
+
+/// Auto-off delay of a typing indicator.
+pub const TYPING_TIMEOUT: Duration = Duration::from_secs(3);

@@ -1,0 +1,663 @@
+//! Client events of the call loop: matching (`user:*`), chat (`chat:*`) and
+//! WebRTC signaling (`webrtc:*`). Each checks the user's event budget,
+//! validates its payload and answers through [`Reply`].
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono::Utc;
+use serde_json::{Map, Value, json};
+use socketioxide::{
+    SocketIo,
+    extract::{SocketRef, State, TryData},
+};
+
+use super::{EventError, Reply, calls};
+use crate::{
+    AppState,
+    chat::{RoomInfo, text},
+    files::ShareError,
+    matching::{Joined, Mode, Ticket},
+    presence::{SessionUser, Status},
+};
+
+/// Largest SDP (offer or answer) relayed.
+pub const MAX_SDP_BYTES: usize = 64 * 1024;
+/// Largest ICE candidate relayed.
+pub const MAX_CANDIDATE_BYTES: usize = 4 * 1024;
+const MAX_INTERESTS: usize = 10;
+const MAX_INTEREST_CHARS: usize = 30;
+
+type EventResult = Result<Value, EventError>;
+
+pub fn register(s: &SocketRef) {
+    s.on("user:match", user_match);
+    s.on("user:cancel", user_cancel);
+    s.on("user:skip", user_skip);
+    s.on("user:end", user_end);
+    s.on("user:block", user_block);
+    s.on("chat:message", chat_message);
+    s.on("chat:typing", chat_typing);
+    s.on("chat:clear", chat_clear);
+    s.on("webrtc:offer", webrtc_offer);
+    s.on("webrtc:answer", webrtc_answer);
+    s.on("webrtc:ice-candidate", webrtc_ice_candidate);
+    s.on("webrtc:hangup", webrtc_hangup);
+}
+
+fn invalid(message: impl Into<String>) -> EventError {
+    EventError::new("invalid_payload", message)
+}
+
+fn not_in_chat() -> EventError {
+    EventError::new("not_in_chat", "you are not in a chat")
+}
+
+fn unavailable(e: impl std::fmt::Display) -> EventError {
+    tracing::warn!(error = %e, "backing service unavailable");
+    EventError::new(
+        "service_unavailable",
+        "the server cannot do this right now, try again",
+    )
+}
+
+/// The socket's user, after charging one event to their budget.
+fn begin(s: &SocketRef, state: &AppState) -> Result<SessionUser, EventError> {
+    let user = s
+        .extensions
+        .get::<SessionUser>()
+        .ok_or_else(|| EventError::new("unauthorized", "not authenticated"))?;
+    state.events.take(&user.id).map_err(|wait| {
+        EventError::new(
+            "rate_limited",
+            format!("too many events; retry in {} ms", wait.as_millis().max(1)),
+        )
+    })?;
+    Ok(user)
+}
+
+/// The payload as an object; a missing payload counts as `{}`.
+fn object(data: Result<Value, impl std::fmt::Display>) -> Result<Map<String, Value>, EventError> {
+    match data {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(Value::Null) => Ok(Map::new()),
+        Ok(_) => Err(invalid("the payload must be an object")),
+        Err(e) => Err(invalid(format!("unreadable payload: {e}"))),
+    }
+}
+
+async fn current_room(state: &AppState, user_id: &str) -> Result<RoomInfo, EventError> {
+    state
+        .rooms
+        .room_of(user_id)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(not_in_chat)
+}
+
+/// What `user:match` asked for, kept on the socket for `user:skip`.
+#[derive(Debug, Clone, Default)]
+pub struct MatchPrefs {
+    interests: Vec<String>,
+    language: Option<String>,
+    mode: Option<Mode>,
+}
+
+fn parse_prefs(m: &Map<String, Value>) -> Result<MatchPrefs, EventError> {
+    let mut prefs = MatchPrefs::default();
+    match m.get("interests") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            if items.len() > MAX_INTERESTS {
+                return Err(invalid(format!("at most {MAX_INTERESTS} interests")));
+            }
+            for item in items {
+                let Some(s) = item.as_str() else {
+                    return Err(invalid("interests must be strings"));
+                };
+                let s = s.trim().to_lowercase();
+                if s.is_empty()
+                    || s.chars().count() > MAX_INTEREST_CHARS
+                    || s.chars().any(char::is_control)
+                {
+                    return Err(invalid(format!(
+                        "each interest must be 1 to {MAX_INTEREST_CHARS} characters"
+                    )));
+                }
+                prefs.interests.push(s);
+            }
+            prefs.interests.sort();
+            prefs.interests.dedup();
+        }
+        Some(_) => return Err(invalid("interests must be an array of strings")),
+    }
+    match m.get("language") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => {
+            let s = s.trim().to_lowercase();
+            if s.is_empty()
+                || s.len() > 16
+                || !s.chars().all(|c| c.is_ascii_alphabetic() || c == '-')
+            {
+                return Err(invalid(
+                    "language must be a language tag such as 'en' or 'pt-br'",
+                ));
+            }
+            prefs.language = Some(s);
+        }
+        Some(_) => return Err(invalid("language must be a string")),
+    }
+    prefs.mode = match m.get("mode") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s == "text" => Some(Mode::Text),
+        Some(Value::String(s)) if s == "video" => Some(Mode::Video),
+        Some(_) => return Err(invalid("mode must be 'text' or 'video'")),
+    };
+    Ok(prefs)
+}
+
+/// Queues the user with `prefs`; the ack data says where they stand.
+async fn enqueue(
+    io: &SocketIo,
+    state: &AppState,
+    user: &SessionUser,
+    prefs: MatchPrefs,
+) -> EventResult {
+    let avoid = state.rooms.avoid_set(&user.id).await.map_err(unavailable)?;
+    let ticket = Ticket {
+        user_id: user.id.clone(),
+        username: user.username.clone(),
+        interests: prefs.interests,
+        language: prefs.language,
+        mode: prefs.mode,
+        avoid,
+    };
+    match calls::requeue(io, state, ticket)
+        .await
+        .map_err(unavailable)?
+    {
+        Joined::Waiting => Ok(json!({ "status": "waiting" })),
+        Joined::Matched(_) => {
+            let room = state.rooms.room_of(&user.id).await.map_err(unavailable)?;
+            Ok(json!({ "status": "matched", "roomId": room.map(|r| r.id) }))
+        }
+    }
+}
+
+async fn user_match(
+    s: SocketRef,
+    io: SocketIo,
+    State(state): State<AppState>,
+    TryData(data): TryData<Value>,
+    reply: Reply,
+) {
+    let result = async {
+        let user = begin(&s, &state)?;
+        let prefs = parse_prefs(&object(data)?)?;
+        if state
+            .rooms
+            .room_of(&user.id)
+            .await
+            .map_err(unavailable)?
+            .is_some()
+        {
+            return Err(EventError::new(
+                "already_in_chat",
+                "end or skip the current chat first",
+            ));
+        }
+        s.extensions.insert(prefs.clone());
+        enqueue(&io, &state, &user, prefs).await
+    }
+    .await;
+    reply.send(result);
+}
+
+async fn user_cancel(s: SocketRef, State(state): State<AppState>, reply: Reply) {
+    let result = async {
+        let user = begin(&s, &state)?;
+        let was_queued = state.matcher.leave(&user.id).await.map_err(unavailable)?;
+        if was_queued {
+            let _ = state.presence.set_status(&user.id, Status::Idle).await;
+        }
+        Ok(json!({ "status": "idle", "wasQueued": was_queued }))
+    }
+    .await;
+    reply.send(result);
+}
+
+async fn user_skip(
+    s: SocketRef,
+    io: SocketIo,
+    State(state): State<AppState>,
+    TryData(data): TryData<Value>,
+    reply: Reply,
+) {
+    let result = async {
+        let user = begin(&s, &state)?;
+        let payload = object(data)?;
+        let prefs = if payload.is_empty() {
+            s.extensions.get::<MatchPrefs>().unwrap_or_default()
+        } else {
+            let p = parse_prefs(&payload)?;
+            s.extensions.insert(p.clone());
+            p
+        };
+        match state.rooms.room_of(&user.id).await.map_err(unavailable)? {
+            Some(room) => {
+                if let Some(closed) = state.rooms.close(&room.id).await.map_err(unavailable)? {
+                    calls::finish_chat(&io, &state, closed, Some(&user.id), "skipped").await;
+                }
+            }
+            None if state
+                .matcher
+                .is_queued(&user.id)
+                .await
+                .map_err(unavailable)? => {}
+            None => return Err(not_in_chat()),
+        }
+        enqueue(&io, &state, &user, prefs).await
+    }
+    .await;
+    reply.send(result);
+}
+
+async fn user_end(s: SocketRef, io: SocketIo, State(state): State<AppState>, reply: Reply) {
+    let result = async {
+        let user = begin(&s, &state)?;
+        match state.rooms.room_of(&user.id).await.map_err(unavailable)? {
+            Some(room) => {
+                if let Some(closed) = state.rooms.close(&room.id).await.map_err(unavailable)? {
+                    calls::finish_chat(&io, &state, closed, Some(&user.id), "ended").await;
+                }
+            }
+            None => {
+                if !state.matcher.leave(&user.id).await.map_err(unavailable)? {
+                    return Err(not_in_chat());
+                }
+                let _ = state.presence.set_status(&user.id, Status::Idle).await;
+            }
+        }
+        Ok(json!({ "status": "idle" }))
+    }
+    .await;
+    reply.send(result);
+}
+
+async fn user_block(
+    s: SocketRef,
+    io: SocketIo,
+    State(state): State<AppState>,
+    TryData(data): TryData<Value>,
+    reply: Reply,
+) {
+    let result = async {
+        let user = begin(&s, &state)?;
+        let payload = object(data)?;
+        let other = payload
+            .get("userId")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|id| !id.is_empty() && id.len() <= 64)
+            .ok_or_else(|| invalid("userId must be a user id"))?
+            .to_string();
+        if other == user.id {
+            return Err(invalid("you cannot block yourself"));
+        }
+        state
+            .rooms
+            .block(&user.id, &other)
+            .await
+            .map_err(unavailable)?;
+        if let Some(room) = state.rooms.room_of(&user.id).await.map_err(unavailable)? {
+            if room.seen_by(&user.id).is_some_and(|(p, _)| p.id == other) {
+                if let Some(closed) = state.rooms.close(&room.id).await.map_err(unavailable)? {
+                    calls::finish_chat(&io, &state, closed, Some(&user.id), "ended").await;
+                }
+            }
+        }
+        // A queued ticket is re-issued so the block applies to it too.
+        if state
+            .matcher
+            .is_queued(&user.id)
+            .await
+            .map_err(unavailable)?
+        {
+            let prefs = s.extensions.get::<MatchPrefs>().unwrap_or_default();
+            enqueue(&io, &state, &user, prefs).await?;
+        }
+        Ok(json!({ "blocked": other }))
+    }
+    .await;
+    reply.send(result);
+}
+
+/// Delivers a chat event to the partner, keeping it if they are away.
+async fn deliver(
+    io: &SocketIo,
+    state: &AppState,
+    room: &RoomInfo,
+    partner: &str,
+    event: &str,
+    data: Value,
+) {
+    if event == "chat:message" {
+        if let Ok(true) = state
+            .rooms
+            .keep_if_away(&room.id, partner, data.clone())
+            .await
+        {
+            return;
+        }
+    }
+    calls::emit_to_user(io, partner, event, &data).await;
+}
+
+async fn chat_message(
+    s: SocketRef,
+    io: SocketIo,
+    State(state): State<AppState>,
+    TryData(data): TryData<Value>,
+    reply: Reply,
+) {
+    let result = async {
+        let user = begin(&s, &state)?;
+        let payload = object(data)?;
+        let kind = payload
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("text");
+        let room = current_room(&state, &user.id).await?;
+        let (partner, _) = room.seen_by(&user.id).ok_or_else(not_in_chat)?;
+        let id = crate::files::new_id();
+        let timestamp = Utc::now();
+        let mut event = json!({ "id": id, "from": user.id, "type": kind, "timestamp": timestamp });
+        match kind {
+            "text" => {
+                let raw = payload
+                    .get("content")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| invalid("content must be a string"))?;
+                let content = text::sanitize(raw).map_err(|e| match e {
+                    text::TextError::Empty => {
+                        EventError::new("empty_message", "the message is empty")
+                    }
+                    text::TextError::TooLong => EventError::new(
+                        "message_too_long",
+                        format!("messages are at most {} characters", text::MAX_CHARS),
+                    ),
+                })?;
+                event["content"] = json!(content);
+            }
+            "file" | "voice" => {
+                let file_id = payload
+                    .get("fileId")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| invalid("fileId must be the id of an uploaded file"))?;
+                let members = [user.id.as_str(), partner.id.as_str()];
+                let meta = state
+                    .files
+                    .share(file_id, &user.id, members, &room.id, kind == "voice")
+                    .await
+                    .map_err(|e| match e {
+                        ShareError::NotFound | ShareError::NotOwner => {
+                            EventError::new("file_not_found", "no such file among your uploads")
+                        }
+                        ShareError::WrongKind => {
+                            invalid("a voice message needs a file uploaded with kind=voice")
+                        }
+                        ShareError::Io(e) => unavailable(e),
+                    })?;
+                state
+                    .rooms
+                    .add_file(&room.id, &meta.id)
+                    .await
+                    .map_err(unavailable)?;
+                event["file"] = meta.public_json();
+            }
+            _ => return Err(invalid("type must be 'text', 'file' or 'voice'")),
+        }
+        deliver(
+            &io,
+            &state,
+            &room,
+            &partner.id,
+            "chat:message",
+            event.clone(),
+        )
+        .await;
+        let mut ack = json!({ "id": id, "timestamp": timestamp });
+        if let Some(file) = event.get("file") {
+            ack["file"] = file.clone();
+        }
+        if let Some(content) = event.get("content") {
+            ack["content"] = content.clone();
+        }
+        Ok(ack)
+    }
+    .await;
+    reply.send(result);
+}
+
+/// Typing indicators: a generation per user, so a newer update cancels the
+/// pending auto-off of an older one. Local to the node the socket is on.
+#[derive(Default)]
+pub struct Typing(Mutex<HashMap<String, u64>>);
+
+impl Typing {
+    fn bump(&self, user_id: &str) -> u64 {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = g.entry(user_id.to_string()).or_default();
+        *n += 1;
+        *n
+    }
+
+    fn is_current(&self, user_id: &str, generation: u64) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(user_id)
+            == Some(&generation)
+    }
+
+    pub fn forget(&self, user_id: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(user_id);
+    }
+}
+
+async fn chat_typing(
+    s: SocketRef,
+    io: SocketIo,
+    State(state): State<AppState>,
+    TryData(data): TryData<Value>,
+    reply: Reply,
+) {
+    let result = async {
+        let user = begin(&s, &state)?;
+        let payload = object(data)?;
+        let is_typing = payload
+            .get("isTyping")
+            .and_then(Value::as_bool)
+            .ok_or_else(|| invalid("isTyping must be true or false"))?;
+        let room = current_room(&state, &user.id).await?;
+        let (partner, _) = room.seen_by(&user.id).ok_or_else(not_in_chat)?;
+        let generation = state.typing.bump(&user.id);
+        calls::emit_to_user(
+            &io,
+            &partner.id,
+            "chat:typing",
+            &json!({ "isTyping": is_typing, "from": user.id }),
+        )
+        .await;
+        if is_typing {
+            let (io, state, partner_id, user_id, room_id) = (
+                io.clone(),
+                state.clone(),
+                partner.id.clone(),
+                user.id.clone(),
+                room.id.clone(),
+            );
+            tokio::spawn(async move {
+                tokio::time::sleep(calls::TYPING_TIMEOUT).await;
+                let same_room =
+                    matches!(state.rooms.room_of(&user_id).await, Ok(Some(r)) if r.id == room_id);
+                if state.typing.is_current(&user_id, generation) && same_room {
+                    calls::emit_to_user(
+                        &io,
+                        &partner_id,
+                        "chat:typing",
+                        &json!({ "isTyping": false, "from": user_id }),
+                    )
+                    .await;
+                }
+            });
+        }
+        Ok(json!({ "isTyping": is_typing }))
+    }
+    .await;
+    reply.send(result);
+}
+
+async fn chat_clear(s: SocketRef, io: SocketIo, State(state): State<AppState>, reply: Reply) {
+    let result = async {
+        let user = begin(&s, &state)?;
+        let room = current_room(&state, &user.id).await?;
+        let (partner, _) = room.seen_by(&user.id).ok_or_else(not_in_chat)?;
+        let files = state
+            .rooms
+            .take_files(&room.id)
+            .await
+            .map_err(unavailable)?;
+        for f in &files {
+            state.files.delete(f).await;
+        }
+        calls::emit_to_user(
+            &io,
+            &partner.id,
+            "chat:cleared",
+            &json!({ "roomId": room.id, "by": user.id }),
+        )
+        .await;
+        Ok(json!({ "deletedFiles": files.len() }))
+    }
+    .await;
+    reply.send(result);
+}
+
+/// Forwards a signaling message to the current partner with `from`.
+async fn signal(
+    s: &SocketRef,
+    io: &SocketIo,
+    state: &AppState,
+    event: &str,
+    data: Result<Value, impl std::fmt::Display>,
+    field: Option<(&str, usize)>,
+) -> EventResult {
+    let user = begin(s, state)?;
+    let payload = object(data)?;
+    let room = current_room(state, &user.id).await?;
+    let (partner, _) = room.seen_by(&user.id).ok_or_else(not_in_chat)?;
+    let mut out = json!({ "from": user.id });
+    if let Some((name, max)) = field {
+        let value = payload
+            .get(name)
+            .ok_or_else(|| invalid(format!("{name} is required")))?;
+        if !(value.is_object() || value.is_string() || (value.is_null() && name == "candidate")) {
+            return Err(invalid(format!("{name} must be an object")));
+        }
+        if serde_json::to_string(value)
+            .map(|s| s.len())
+            .unwrap_or(usize::MAX)
+            > max
+        {
+            return Err(EventError::new(
+                "payload_too_large",
+                format!("{name} is larger than {max} bytes"),
+            ));
+        }
+        out[name] = value.clone();
+    }
+    if event == "webrtc:offer" {
+        let kind = match payload.get("type") {
+            None | Some(Value::Null) => "video",
+            Some(Value::String(t)) if t == "audio" || t == "video" => t.as_str(),
+            Some(_) => return Err(invalid("type must be 'audio' or 'video'")),
+        };
+        out["type"] = json!(kind);
+    }
+    calls::emit_to_user(io, &partner.id, event, &out).await;
+    Ok(json!({ "delivered": true }))
+}
+
+async fn webrtc_offer(
+    s: SocketRef,
+    io: SocketIo,
+    State(state): State<AppState>,
+    TryData(data): TryData<Value>,
+    reply: Reply,
+) {
+    reply.send(
+        signal(
+            &s,
+            &io,
+            &state,
+            "webrtc:offer",
+            data,
+            Some(("offer", MAX_SDP_BYTES)),
+        )
+        .await,
+    );
+}
+
+async fn webrtc_answer(
+    s: SocketRef,
+    io: SocketIo,
+    State(state): State<AppState>,
+    TryData(data): TryData<Value>,
+    reply: Reply,
+) {
+    reply.send(
+        signal(
+            &s,
+            &io,
+            &state,
+            "webrtc:answer",
+            data,
+            Some(("answer", MAX_SDP_BYTES)),
+        )
+        .await,
+    );
+}
+
+async fn webrtc_ice_candidate(
+    s: SocketRef,
+    io: SocketIo,
+    State(state): State<AppState>,
+    TryData(data): TryData<Value>,
+    reply: Reply,
+) {
+    reply.send(
+        signal(
+            &s,
+            &io,
+            &state,
+            "webrtc:ice-candidate",
+            data,
+            Some(("candidate", MAX_CANDIDATE_BYTES)),
+        )
+        .await,
+    );
+}
+
+async fn webrtc_hangup(
+    s: SocketRef,
+    io: SocketIo,
+    State(state): State<AppState>,
+    TryData(data): TryData<Value>,
+    reply: Reply,
+) {
+    reply.send(signal(&s, &io, &state, "webrtc:hangup", data, None).await);
+}
