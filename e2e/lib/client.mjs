@@ -82,3 +82,40 @@ export async function eventually(fn, ms = 5000, what = 'condition') {
     await new Promise((r) => setTimeout(r, 25)); // poll interval
   }
 }
+
+/** Two guests, connected and matched with each other. */
+export async function matchedPair(base, { prefsA = {}, prefsB = {} } = {}) {
+  const ga = await guest(base);
+  const gb = await guest(base);
+  const { socket: a } = await connect(base, ga.token);
+  const { socket: b } = await connect(base, gb.token);
+  const ma = once(a, 'user:matched');
+  const mb = once(b, 'user:matched');
+  const first = await request(a, 'user:match', prefsA);
+  if (!first.success || first.data.status !== 'waiting') throw new Error(`first match: ${JSON.stringify(first)}`);
+  const second = await request(b, 'user:match', prefsB);
+  if (!second.success || second.data.status !== 'matched') throw new Error(`second match: ${JSON.stringify(second)}`);
+  const [ea, eb] = await Promise.all([ma, mb]);
+  return { a, b, ga, gb, ea, eb, roomId: ea.roomId };
+}
+
+/** Resolves when `socket` receives no `event` for `ms` — only for asserting absence after a positive sync point. */
+export function none(socket, event, ms = 300) {
+  return new Promise((resolve, reject) => {
+    const handler = (d) => { clearTimeout(timer); reject(new Error(`unexpected '${event}': ${JSON.stringify(d)}`)); };
+    const timer = setTimeout(() => { socket.off(event, handler); resolve(); }, ms);
+    socket.on(event, handler);
+  });
+}
+
+/** Uploads `bytes` as multipart `file` (with `kind`), returns {status, body, headers}. */
+export async function upload(base, token, bytes, { name = 'file.bin', type = 'application/octet-stream', kind } = {}) {
+  const form = new FormData();
+  if (kind) form.append('kind', kind);
+  form.append('file', new Blob([bytes], { type }), name);
+  const res = await fetch(`${base}/api/files`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+  const text = await res.text();
+  let body = null;
+  try { body = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: res.status, body, headers: res.headers, text };
+}

@@ -20,7 +20,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::{
     AuthUser,
-    middleware::{Limit, rate_limit},
+    middleware::{Limit, drain_unread_body, rate_limit},
 };
 use crate::{
     AppState,
@@ -44,7 +44,8 @@ pub fn router(state: &AppState) -> (Router<AppState>, Router<AppState>) {
                 state.config.rate_limit_upload_window.0,
             ),
             rate_limit,
-        ));
+        ))
+        .route_layer(from_fn_with_state(max_body as u64, drain_unread_body));
     let download = Router::new().route("/api/files/{id}", get(download));
     (upload, download)
 }

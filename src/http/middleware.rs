@@ -1,13 +1,20 @@
 //! Per-IP rate limits and security headers.
 
-use std::time::Duration;
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use axum::{
+    body::{Body, Bytes},
     extract::{Request, State},
     http::{HeaderName, HeaderValue, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
+
+use futures_util::StreamExt;
 
 use crate::{AppState, error::AppError};
 
@@ -104,4 +111,56 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     }
     h.remove(header::SERVER);
     res
+}
+
+/// On routes that take large bodies (uploads): when the answer is an error
+/// sent before the body was read (401, 429, 413, a bad field), read and
+/// drop the rest of the body first, within `limit` bytes and 30 s. Closing a
+/// socket with unread data makes the kernel reset it, and the client would
+/// see a connection error instead of our JSON answer.
+pub async fn drain_unread_body(State(limit): State<u64>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let shared = std::sync::Arc::new(std::sync::Mutex::new(Some(body)));
+    let res = next
+        .run(Request::from_parts(
+            parts,
+            Body::new(SharedBody(shared.clone())),
+        ))
+        .await;
+    if res.status().is_client_error() || res.status().is_server_error() {
+        let rest = shared.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(rest) = rest {
+            let mut stream = rest.into_data_stream();
+            let mut read = 0u64;
+            let drain = async {
+                while let Some(Ok(chunk)) = stream.next().await {
+                    read += chunk.len() as u64;
+                    if read > limit {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(30), drain).await;
+        }
+    }
+    res
+}
+
+/// A request body the handler reads while the middleware keeps a handle on it.
+struct SharedBody(std::sync::Arc<std::sync::Mutex<Option<Body>>>);
+
+impl http_body::Body for SharedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_mut() {
+            Some(body) => Pin::new(body).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
 }
