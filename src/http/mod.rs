@@ -20,6 +20,7 @@ mod files;
 mod health;
 pub(crate) mod middleware;
 mod users;
+mod web;
 
 pub use extract::{AuthUser, bearer, bearer_token, client_ip};
 use middleware::{Limit, rate_limit};
@@ -54,6 +55,7 @@ pub fn api_router(state: AppState) -> Router {
         .merge(uploads)
         .merge(api)
         .route("/health", get(health::health))
+        .merge(web::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))

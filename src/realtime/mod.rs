@@ -71,6 +71,9 @@ pub async fn shutdown(io: &SocketIo) {
     let _ = io
         .emit("server:shutdown", &json!({ "reconnect": true }))
         .await;
+    // Long-polling clients between two polls pick the notice up on their next
+    // poll: leave them a moment before closing.
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     let _ = io.broadcast().disconnect().await;
 }
 
