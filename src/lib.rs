@@ -23,6 +23,7 @@ pub mod matching;
 pub mod presence;
 pub mod ratelimit;
 pub mod realtime;
+pub mod relay;
 pub mod store;
 pub mod telemetry;
 
