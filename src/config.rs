@@ -126,6 +126,71 @@ pub struct Config {
     #[arg(long, env = "FILE_TTL", default_value = "24h")]
     pub file_ttl: DurationArg,
 
+    /// TURN relay: `internal` (built in), `external` (hand out credentials
+    /// for a coturn with `use-auth-secret`), or `off`.
+    #[arg(long, env = "TURN_MODE", value_enum, default_value_t = TurnMode::Internal)]
+    pub turn_mode: TurnMode,
+
+    /// TURN port, UDP and TCP (0 picks a free one; it is logged).
+    #[arg(long, env = "TURN_PORT", default_value_t = 3478)]
+    pub turn_port: u16,
+
+    /// Address the TURN port listens on (default: HOST).
+    #[arg(long, env = "TURN_LISTEN")]
+    pub turn_listen: Option<IpAddr>,
+
+    /// Address relay sockets bind to (default: TURN_LISTEN).
+    #[arg(long, env = "TURN_RELAY_IP")]
+    pub turn_relay_ip: Option<IpAddr>,
+
+    /// Public address announced for relays, behind NAT (default: TURN_RELAY_IP).
+    #[arg(long, env = "TURN_PUBLIC_IP")]
+    pub turn_public_ip: Option<IpAddr>,
+
+    /// Host name used in the turn: URIs handed to clients (default: the public IP).
+    #[arg(long, env = "TURN_PUBLIC_HOST")]
+    pub turn_public_host: Option<String>,
+
+    /// Lowest relay port.
+    #[arg(long, env = "TURN_MIN_PORT", default_value_t = 49152)]
+    pub turn_min_port: u16,
+
+    /// Highest relay port.
+    #[arg(long, env = "TURN_MAX_PORT", default_value_t = 65535)]
+    pub turn_max_port: u16,
+
+    /// TURN realm.
+    #[arg(long, env = "TURN_REALM", default_value = "tandem")]
+    pub turn_realm: String,
+
+    /// Shared secret of the TURN REST API credentials (coturn's
+    /// static-auth-secret). Required with TURN_MODE=external; otherwise
+    /// generated once into DATA_DIR/turn_secret.
+    #[arg(long, env = "TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+
+    /// TURN/STUN URIs handed to clients, comma separated. Required with
+    /// TURN_MODE=external; internal default: built from the public host and port.
+    #[arg(long, env = "TURN_URLS", value_delimiter = ',')]
+    pub turn_urls: Vec<String>,
+
+    /// Lifetime of the TURN credentials handed out.
+    #[arg(long, env = "TURN_CREDENTIAL_TTL", default_value = "1h")]
+    pub turn_credential_ttl: DurationArg,
+
+    /// Allocations one user may hold at once.
+    #[arg(long, env = "TURN_USER_QUOTA", default_value_t = 10)]
+    pub turn_user_quota: usize,
+
+    /// Bytes per second one allocation may relay (0: no cap).
+    #[arg(long, env = "TURN_BANDWIDTH", default_value_t = 2_000_000)]
+    pub turn_bandwidth: u64,
+
+    /// Peers relays may reach although they are loopback, private,
+    /// link-local or multicast: comma-separated addresses or CIDR blocks.
+    #[arg(long, env = "TURN_ALLOWED_PEERS", value_delimiter = ',')]
+    pub turn_allowed_peers: Vec<String>,
+
     /// Take the client address from the X-Real-IP header set by a trusted
     /// reverse proxy (nginx.conf sets it). Leave off when clients connect directly.
     #[arg(long, env = "TRUST_PROXY", default_value_t = false, action = clap::ArgAction::Set)]
@@ -154,6 +219,14 @@ impl fmt::Debug for Config {
             .field("max_file_size", &self.max_file_size)
             .finish_non_exhaustive()
     }
+}
+
+/// How TURN is provided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TurnMode {
+    Internal,
+    External,
+    Off,
 }
 
 /// A configuration problem, reported as one line naming the setting.
@@ -224,6 +297,48 @@ impl Config {
             if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
                 return Err(ConfigError(format!(
                     "CORS_ORIGIN entry '{o}' must be '*' or start with http:// or https://"
+                )));
+            }
+        }
+        if self.turn_min_port > self.turn_max_port || self.turn_min_port == 0 {
+            return Err(ConfigError(
+                "TURN_MIN_PORT must be 1..=TURN_MAX_PORT".into(),
+            ));
+        }
+        for c in &self.turn_allowed_peers {
+            if let Err(e) = c.parse::<crate::relay::policy::Cidr>() {
+                return Err(ConfigError(format!("TURN_ALLOWED_PEERS: {e}")));
+            }
+        }
+        if self.turn_mode == TurnMode::External {
+            if self.turn_urls.is_empty() {
+                return Err(ConfigError(
+                    "TURN_URLS is required when TURN_MODE=external".into(),
+                ));
+            }
+            if self.turn_secret.is_none() {
+                return Err(ConfigError(
+                    "TURN_SECRET is required when TURN_MODE=external".into(),
+                ));
+            }
+        }
+        if self.turn_mode == TurnMode::Internal {
+            let relay = self
+                .turn_public_ip
+                .or(self.turn_relay_ip)
+                .or(self.turn_listen)
+                .unwrap_or(self.host);
+            if relay.is_unspecified() {
+                return Err(ConfigError(
+                    "TURN_PUBLIC_IP (or TURN_RELAY_IP) must name an address when TURN listens on all interfaces".into(),
+                ));
+            }
+        }
+        for u in &self.turn_urls {
+            let u = u.trim();
+            if !(u.starts_with("turn:") || u.starts_with("turns:") || u.starts_with("stun:")) {
+                return Err(ConfigError(format!(
+                    "TURN_URLS entry '{u}' must start with turn:, turns: or stun:"
                 )));
             }
         }

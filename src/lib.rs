@@ -55,6 +55,7 @@ pub struct Shared {
     /// Per-user Socket.IO event budget.
     pub events: TokenBuckets,
     pub typing: realtime::events::Typing,
+    pub turn: relay::TurnService,
     pub started_at: Instant,
     /// Identifies this process in stats and, later, in a cluster.
     pub node_id: String,
@@ -83,7 +84,14 @@ pub enum StartupError {
 impl AppState {
     /// Opens the store and builds the single-node services the config asks for.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let secret = jwt_secret(&config)?;
+        let secret = persisted_secret(&config, &config.jwt_secret, "jwt_secret", "JWT_SECRET")?;
+        let turn_secret = match config.turn_mode {
+            config::TurnMode::Internal => {
+                persisted_secret(&config, &config.turn_secret, "turn_secret", "TURN_SECRET")?
+            }
+            _ => config.turn_secret.clone().unwrap_or_default().into_bytes(),
+        };
+        let turn = relay::TurnService::start(&config, turn_secret).await?;
         let store = store::open(&config).await?;
         let jwt = JwtKeys::new(&secret, config.jwt_expires_in.0);
         let files = FileService::new(&config.upload_dir).map_err(|e| {
@@ -104,6 +112,7 @@ impl AppState {
             files,
             events,
             typing: Default::default(),
+            turn,
             store,
             jwt,
             presence: Arc::new(presence::MemoryPresence::default()),
@@ -122,12 +131,18 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "tandem".into())
 }
 
-/// JWT_SECRET, or in development a secret generated once and kept in DATA_DIR.
-fn jwt_secret(config: &Config) -> Result<Vec<u8>, StartupError> {
-    if let Some(s) = &config.jwt_secret {
+/// `given`, or a secret generated once and kept in `DATA_DIR/<file>`
+/// (with a warning naming `env`).
+fn persisted_secret(
+    config: &Config,
+    given: &Option<String>,
+    file: &str,
+    env: &str,
+) -> Result<Vec<u8>, StartupError> {
+    if let Some(s) = given {
         return Ok(s.as_bytes().to_vec());
     }
-    let path = config.data_dir.join("jwt_secret");
+    let path = config.data_dir.join(file);
     match std::fs::read_to_string(&path) {
         Ok(s) if s.trim().len() >= 32 => return Ok(s.trim().as_bytes().to_vec()),
         Ok(_) => {
@@ -147,7 +162,7 @@ fn jwt_secret(config: &Config) -> Result<Vec<u8>, StartupError> {
         .map_err(|e| StartupError::Secret(format!("{}: {e}", path.display())))?;
     tracing::warn!(
         path = %path.display(),
-        "JWT_SECRET is not set: generated one for development; set JWT_SECRET in production"
+        "{env} is not set: generated one for development; set {env} in production"
     );
     Ok(secret.into_bytes())
 }
@@ -204,6 +219,7 @@ pub async fn run(
     }
     ticker.abort();
     sweeper.abort();
+    state.turn.shutdown();
     tracing::info!("stopped");
     Ok(())
 }

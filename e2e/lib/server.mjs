@@ -26,6 +26,8 @@ export function baseEnv(dir) {
     RATE_LIMIT_AUTH_MAX: '100000',
     RATE_LIMIT_API_MAX: '100000',
     SHUTDOWN_GRACE: '3s',
+    // Tests that need the relay turn it on with TURN_PORT=0.
+    TURN_MODE: 'off',
   };
 }
 
@@ -54,7 +56,9 @@ export async function startServer(env = {}, { dir, timeoutMs = 20000 } = {}) {
   proc.removeAllListeners('exit');
   const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
   const url = `http://${addr}`;
+  const turn = out.match(/turn listening udp=(\S+)/);
   return {
+    turnPort: turn ? Number(turn[1].split(':').pop()) : null,
     url,
     port: Number(addr.split(':').pop()),
     dir,

@@ -72,6 +72,7 @@ pub async fn socket_stats(
             "inChatUsers": p.in_chat_users,
             "uptimeSeconds": state.started_at.elapsed().as_secs(),
             "rssBytes": rss_bytes(),
+            "turn": state.turn.stats(),
         }),
     ))
 }
@@ -81,4 +82,16 @@ pub fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * 4096)
+}
+
+/// `GET /api/turn/credentials`: TURN REST API credentials for the caller.
+pub async fn turn_credentials(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+) -> Result<Json<Value>, AppError> {
+    let creds = state
+        .turn
+        .credentials(&me.sub)
+        .ok_or_else(|| AppError::NotFound("TURN is disabled on this server".into()))?;
+    Ok(crate::error::ok("TURN credentials", creds))
 }

@@ -46,6 +46,7 @@ pub fn api_router(state: AppState) -> Router {
         .route("/api/auth/logout", post(auth::logout))
         .merge(users::router())
         .route("/api/socket/stats", get(health::socket_stats))
+        .route("/api/turn/credentials", get(health::turn_credentials))
         .route_layer(from_fn_with_state(
             Limit::new(&state, "api", state.config.rate_limit_api_max, window),
             rate_limit,

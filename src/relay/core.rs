@@ -26,6 +26,9 @@ pub const MAX_LIFETIME: Duration = Duration::from_secs(3600);
 /// How long a nonce stays fresh before a request gets 438 Stale Nonce.
 pub const NONCE_LIFETIME: u64 = 600;
 const SOFTWARE: &str = "tandem";
+/// Channel numbers: RFC 8656 narrowed them to 0x4000-0x4FFF; RFC 5766
+/// clients (coturn's among them) use up to 0x7FFE, so those are accepted too.
+const CHANNELS: std::ops::RangeInclusive<u16> = 0x4000..=0x7FFE;
 
 /// Client address, server address, transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -58,10 +61,15 @@ pub enum Out {
 
 /// Opens and closes relay sockets for the server.
 pub trait RelayPorts {
-    /// Binds a relay socket; returns its local address.
-    fn open(&mut self, ipv6: bool) -> io::Result<SocketAddr>;
+    /// Binds a relay socket; returns its local address. With `even_pair`,
+    /// binds an even port and the odd port above it, returning both.
+    fn open(&mut self, ipv6: bool, even_pair: bool)
+    -> io::Result<(SocketAddr, Option<SocketAddr>)>;
     fn close(&mut self, relay: SocketAddr);
 }
+
+/// How long a port reserved by EVEN-PORT (R) waits for its RESERVATION-TOKEN.
+pub const RESERVATION_LIFETIME: Duration = Duration::from_secs(30);
 
 pub struct TurnConfig {
     pub realm: String,
@@ -147,6 +155,8 @@ pub struct TurnServer {
     allocations: HashMap<FiveTuple, Allocation>,
     by_relay: HashMap<SocketAddr, FiveTuple>,
     per_user: HashMap<String, usize>,
+    /// RESERVATION-TOKEN → (reserved relay socket, expiry).
+    reservations: HashMap<[u8; 8], (SocketAddr, Instant)>,
     metrics: Metrics,
 }
 
@@ -164,6 +174,7 @@ impl TurnServer {
             allocations: HashMap::new(),
             by_relay: HashMap::new(),
             per_user: HashMap::new(),
+            reservations: HashMap::new(),
             metrics: Metrics::default(),
         }
     }
@@ -266,7 +277,7 @@ impl TurnServer {
         data: &[u8],
         ports: &mut dyn RelayPorts,
     ) -> Option<Out> {
-        if data.len() >= 4 && (0x40..=0x4F).contains(&data[0]) {
+        if data.len() >= 4 && (0x40..=0x7F).contains(&data[0]) {
             return self.client_channel_data(now, five, data);
         }
         let m = match stun::parse(data) {
@@ -345,6 +356,7 @@ impl TurnServer {
                     a.advertised,
                     five.client,
                     remaining,
+                    None,
                     &a.key,
                 ));
             }
@@ -357,8 +369,12 @@ impl TurnServer {
             }
             Some(_) => {}
         }
-        if m.get(stun::RESERVATION_TOKEN).is_some() {
-            return Err((508, "Insufficient Capacity"));
+        let token = m.get(stun::RESERVATION_TOKEN);
+        let even = m
+            .get(stun::EVEN_PORT)
+            .map(|v| v.first().is_some_and(|b| b & 0x80 != 0));
+        if token.is_some() && even.is_some() {
+            return Err((400, "Bad Request"));
         }
         let ipv6 = match m
             .get(stun::REQUESTED_ADDRESS_FAMILY)
@@ -374,13 +390,41 @@ impl TurnServer {
             return Err((486, "Allocation Quota Reached"));
         }
         let lifetime = requested_lifetime(m);
-        let relay = ports
-            .open(ipv6)
-            .map_err(|_| (508, "Insufficient Capacity"))?;
+        let mut new_token = None;
+        let relay = match token {
+            Some(t) => {
+                let key: [u8; 8] = t.try_into().map_err(|_| (400, "Bad Request"))?;
+                match self.reservations.remove(&key) {
+                    Some((addr, exp)) if exp > now.mono => addr,
+                    _ => return Err((508, "Insufficient Capacity")),
+                }
+            }
+            None => {
+                let (relay, reserved) = ports
+                    .open(ipv6, even.is_some())
+                    .map_err(|_| (508, "Insufficient Capacity"))?;
+                if let (Some(true), Some(odd)) = (even, reserved) {
+                    let t: [u8; 8] = rand::random();
+                    self.reservations
+                        .insert(t, (odd, now.mono + RESERVATION_LIFETIME));
+                    new_token = Some(t);
+                } else if let Some(odd) = reserved {
+                    ports.close(odd);
+                }
+                relay
+            }
+        };
         let advertised = SocketAddr::new(self.config.public_ip.unwrap_or(relay.ip()), relay.port());
         *self.per_user.entry(creds.user.clone()).or_default() += 1;
         self.metrics.allocations_total += 1;
-        let reply = allocate_success(m.tid, advertised, five.client, lifetime, &creds.key);
+        let reply = allocate_success(
+            m.tid,
+            advertised,
+            five.client,
+            lifetime,
+            new_token,
+            &creds.key,
+        );
         self.by_relay.insert(relay, five);
         self.allocations.insert(
             five,
@@ -465,7 +509,7 @@ impl TurnServer {
             .get(stun::CHANNEL_NUMBER)
             .filter(|v| v.len() == 4)
             .map(|v| u16::from_be_bytes([v[0], v[1]]))
-            .filter(|c| (0x4000..=0x4FFF).contains(c))
+            .filter(|c| CHANNELS.contains(c))
             .ok_or((400, "Bad Request"))?;
         let peer = m
             .xor_addr(stun::XOR_PEER_ADDRESS)
@@ -614,8 +658,19 @@ impl TurnServer {
         self.remove(five, ports);
     }
 
-    /// Expires allocations, permissions and channels.
+    /// Expires allocations, reservations, permissions and channels.
     pub fn tick(&mut self, now: Instant, ports: &mut dyn RelayPorts) {
+        let stale: Vec<[u8; 8]> = self
+            .reservations
+            .iter()
+            .filter(|(_, (_, exp))| *exp <= now)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in stale {
+            if let Some((addr, _)) = self.reservations.remove(&t) {
+                ports.close(addr);
+            }
+        }
         let expired: Vec<FiveTuple> = self
             .allocations
             .values()
@@ -659,12 +714,16 @@ fn allocate_success(
     relayed: SocketAddr,
     mapped: SocketAddr,
     lifetime: Duration,
+    token: Option<[u8; 8]>,
     key: &[u8],
 ) -> Vec<u8> {
-    Builder::new(stun::ALLOCATE, Class::Success, tid)
+    let mut b = Builder::new(stun::ALLOCATE, Class::Success, tid)
         .xor_addr(stun::XOR_RELAYED_ADDRESS, relayed)
-        .u32(stun::LIFETIME, lifetime.as_secs() as u32)
-        .xor_addr(stun::XOR_MAPPED_ADDRESS, mapped)
+        .u32(stun::LIFETIME, lifetime.as_secs() as u32);
+    if let Some(t) = token {
+        b = b.attr(stun::RESERVATION_TOKEN, &t);
+    }
+    b.xor_addr(stun::XOR_MAPPED_ADDRESS, mapped)
         .attr(stun::SOFTWARE, SOFTWARE.as_bytes())
         .integrity(key)
         .fingerprint()
@@ -681,14 +740,24 @@ mod tests {
     }
 
     impl RelayPorts for FakePorts {
-        fn open(&mut self, _ipv6: bool) -> io::Result<SocketAddr> {
-            self.next += 1;
+        fn open(
+            &mut self,
+            _ipv6: bool,
+            even_pair: bool,
+        ) -> io::Result<(SocketAddr, Option<SocketAddr>)> {
+            self.next += 2;
             let a: SocketAddr = format!("203.0.113.5:{}", 50000 + self.next)
                 .parse()
                 .unwrap();
             self.open.push(a);
-            Ok(a)
+            if even_pair {
+                let b = SocketAddr::new(a.ip(), a.port() + 1);
+                self.open.push(b);
+                return Ok((a, Some(b)));
+            }
+            Ok((a, None))
         }
+
         fn close(&mut self, relay: SocketAddr) {
             self.open.retain(|a| *a != relay);
         }
