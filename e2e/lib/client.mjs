@@ -36,27 +36,39 @@ export async function guest(base, username) {
   return res.body.data;
 }
 
-/** Resolves with the first `event` on `emitter`, or rejects after `ms`. */
+/**
+ * Resolves with the first `event` on `emitter`, or rejects after `ms`. The
+ * promise has `cancel()` to stop waiting (and free the timer) early.
+ */
 export function once(emitter, event, ms = 5000) {
-  return new Promise((resolve, reject) => {
+  let cancel;
+  const p = new Promise((resolve, reject) => {
+    const handler = (...args) => { clearTimeout(timer); resolve(args.length > 1 ? args : args[0]); };
     const timer = setTimeout(() => {
       emitter.off(event, handler);
       reject(new Error(`timed out after ${ms} ms waiting for '${event}'`));
     }, ms);
-    timer.unref?.();
-    const handler = (...args) => { clearTimeout(timer); resolve(args.length > 1 ? args : args[0]); };
+    cancel = () => { clearTimeout(timer); emitter.off(event, handler); };
     emitter.once(event, handler);
   });
+  p.cancel = cancel;
+  return p;
 }
 
 /** Connects with a token and waits for `connection:established`. */
 export async function connect(base, token, opts = {}) {
   const socket = io(base, { auth: token === undefined ? undefined : { token }, reconnection: false, forceNew: true, ...opts });
   const established = once(socket, 'connection:established', 8000);
-  const failed = once(socket, 'connect_error', 8000).then((e) => { throw e; });
-  const info = await Promise.race([established, failed]);
-  failed.catch(() => {});
-  return { socket, info };
+  const failed = once(socket, 'connect_error', 8000);
+  try {
+    const info = await Promise.race([established, failed.then((e) => { throw e; })]);
+    return { socket, info };
+  } finally {
+    established.cancel();
+    failed.cancel();
+    established.catch(() => {});
+    failed.catch(() => {});
+  }
 }
 
 /** Emits with an ack and resolves with the ack payload. */
@@ -99,14 +111,6 @@ export async function matchedPair(base, { prefsA = {}, prefsB = {} } = {}) {
   return { a, b, ga, gb, ea, eb, roomId: ea.roomId };
 }
 
-/** Resolves when `socket` receives no `event` for `ms` — only for asserting absence after a positive sync point. */
-export function none(socket, event, ms = 300) {
-  return new Promise((resolve, reject) => {
-    const handler = (d) => { clearTimeout(timer); reject(new Error(`unexpected '${event}': ${JSON.stringify(d)}`)); };
-    const timer = setTimeout(() => { socket.off(event, handler); resolve(); }, ms);
-    socket.on(event, handler);
-  });
-}
 
 /** Uploads `bytes` as multipart `file` (with `kind`), returns {status, body, headers}. */
 export async function upload(base, token, bytes, { name = 'file.bin', type = 'application/octet-stream', kind } = {}) {

@@ -54,7 +54,11 @@ export async function startServer(env = {}, { dir, timeoutMs = 20000 } = {}) {
     proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}:\n${out}`)); });
   });
   proc.removeAllListeners('exit');
-  const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  let stopping = false;
+  const exited = new Promise((resolve) => proc.once('exit', (code, signal) => {
+    if (!stopping) console.error(`tandem exited unexpectedly (code ${code}, signal ${signal}); its output:\n${out.slice(-4000)}`);
+    resolve({ code, signal });
+  }));
   const url = `http://${addr}`;
   const turn = out.match(/turn listening udp=(\S+)/);
   return {
@@ -67,6 +71,7 @@ export async function startServer(env = {}, { dir, timeoutMs = 20000 } = {}) {
     output: () => out,
     async stop(signal = 'SIGTERM', timeoutMs = 10000) {
       if (proc.exitCode !== null || proc.signalCode !== null) return exited;
+      stopping = true;
       proc.kill(signal);
       const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
       const res = await exited;
