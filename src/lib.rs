@@ -15,6 +15,7 @@ use tokio::{net::TcpListener, sync::Notify};
 
 pub mod auth;
 pub mod chat;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod files;
@@ -56,6 +57,11 @@ pub struct Shared {
     pub events: TokenBuckets,
     pub typing: realtime::events::Typing,
     pub turn: relay::TurnService,
+    /// Set when REDIS_URL is: the client for the Socket.IO adapter.
+    pub redis: Option<redis::Client>,
+    pub cluster: Option<cluster::ClusterServices>,
+    /// Last heartbeat's view of Redis.
+    pub redis_up: std::sync::atomic::AtomicBool,
     pub started_at: Instant,
     /// Identifies this process in stats and, later, in a cluster.
     pub node_id: String,
@@ -79,6 +85,8 @@ pub enum StartupError {
     Secret(String),
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Redis(String),
 }
 
 impl AppState {
@@ -106,19 +114,52 @@ impl AppState {
                 .socket_event_burst
                 .unwrap_or(config.socket_event_limit),
         );
+        let node_id = format!("{}-{}-{}", hostname(), config.port, std::process::id());
+        let (redis, cluster, presence, limiter, matcher, rooms): (
+            _,
+            _,
+            Arc<dyn Presence>,
+            Arc<dyn RateLimiter>,
+            Arc<dyn Matcher>,
+            Arc<dyn ChatRooms>,
+        ) = match &config.redis_url {
+            None => (
+                None,
+                None,
+                Arc::new(presence::MemoryPresence::default()),
+                Arc::new(ratelimit::MemoryRateLimiter::default()),
+                Arc::new(matching::LocalMatcher::new(config.match_fallback.0)),
+                Arc::new(chat::MemoryRooms::default()),
+            ),
+            Some(url) => {
+                let (client, conn) = cluster::connect(url).await.map_err(StartupError::Redis)?;
+                let presence = Arc::new(cluster::presence::RedisPresence::new(conn.clone(), node_id.clone()));
+                (
+                    Some(client),
+                    Some(cluster::ClusterServices { conn: conn.clone(), presence: presence.clone() }),
+                    presence,
+                    Arc::new(cluster::ratelimit::RedisRateLimiter::new(conn.clone())),
+                    Arc::new(cluster::matcher::RedisMatcher::new(conn.clone(), node_id.clone(), config.match_fallback.0)),
+                    Arc::new(cluster::rooms::RedisRooms::new(conn)),
+                )
+            }
+        };
         Ok(AppState(Arc::new(Shared {
-            matcher: Arc::new(matching::LocalMatcher::new(config.match_fallback.0)),
-            rooms: Arc::new(chat::MemoryRooms::default()),
+            matcher,
+            rooms,
+            redis,
+            cluster,
+            redis_up: std::sync::atomic::AtomicBool::new(true),
             files,
             events,
             typing: Default::default(),
             turn,
             store,
             jwt,
-            presence: Arc::new(presence::MemoryPresence::default()),
-            limiter: Arc::new(ratelimit::MemoryRateLimiter::default()),
+            presence,
+            limiter,
             started_at: Instant::now(),
-            node_id: format!("{}-{}", hostname(), std::process::id()),
+            node_id,
             local_sockets: AtomicUsize::new(0),
             config,
         })))
@@ -186,10 +227,42 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
-    let grace = config.shutdown_grace.0;
     let state = AppState::build(config).await?;
-    let (socket_layer, io) = realtime::layer(state.clone());
-    let app = http::api_router(state.clone()).layer(socket_layer);
+    let app = http::api_router(state.clone());
+    match state.redis.clone() {
+        None => {
+            let (layer, io) = realtime::local_layer(state.clone());
+            serve(state, app.layer(layer), io, listener, shutdown).await
+        }
+        Some(client) => {
+            let driver = cluster::driver::ManagedDriver::new(client)
+                .await
+                .map_err(|e| StartupError::Redis(format!("REDIS_URL: {e}")))?;
+            let adapter = socketioxide_redis::RedisAdapterCtr::new_with_driver(
+                driver,
+                socketioxide_redis::RedisAdapterConfig::new().with_prefix("tandem-io"),
+            );
+            let (layer, io) = realtime::redis_layer(state.clone(), adapter)
+                .await
+                .map_err(StartupError::Redis)?;
+            let tasks = cluster::spawn_node_tasks(state.clone(), io.clone());
+            let res = serve(state, app.layer(layer), io, listener, shutdown).await;
+            for t in tasks {
+                t.abort();
+            }
+            res
+        }
+    }
+}
+
+async fn serve<A: socketioxide::adapter::Adapter>(
+    state: AppState,
+    app: axum::Router,
+    io: socketioxide::SocketIo<A>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartupError> {
+    let grace = state.config.shutdown_grace.0;
     let app = http::outer_layers(app, &state.config);
 
     let ticker = tokio::spawn(realtime::match_ticker(io.clone(), state.clone()));

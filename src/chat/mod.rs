@@ -19,7 +19,7 @@ pub mod text;
 /// Messages kept for a member who dropped, delivered when they come back.
 pub const RECOVERY_BUFFER: usize = 20;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Member {
     pub id: String,
     pub username: String,
@@ -32,7 +32,7 @@ pub enum Role {
     Callee,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RoomInfo {
     pub id: String,
     pub caller: Member,

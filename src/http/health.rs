@@ -20,11 +20,25 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
         None => json!({ "backend": state.store.kind(), "status": "up" }),
         Some(e) => json!({ "backend": state.store.kind(), "status": "down", "error": e }),
     };
-    let redis = match &state.config.redis_url {
-        None => json!({ "status": "disabled" }),
-        Some(_) => json!({ "status": "unknown" }),
+    let redis_error = match &state.cluster {
+        None => None,
+        Some(c) => {
+            let mut conn = c.conn.clone();
+            let cmd = redis::cmd("PING");
+            let ping = cmd.query_async::<String>(&mut conn);
+            match tokio::time::timeout(Duration::from_secs(2), ping).await {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some("no answer within 2 s".to_string()),
+            }
+        }
     };
-    let healthy = store_error.is_none();
+    let redis = match (&state.cluster, &redis_error) {
+        (None, _) => json!({ "status": "disabled" }),
+        (Some(_), None) => json!({ "status": "up" }),
+        (Some(_), Some(e)) => json!({ "status": "down", "error": e }),
+    };
+    let healthy = store_error.is_none() && redis_error.is_none();
     let data = json!({
         "status": if healthy { "ok" } else { "degraded" },
         "store": store,
@@ -43,7 +57,7 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         json!({
             "success": false,
-            "message": "the account store is unavailable",
+            "message": if store_error.is_some() { "the account store is unavailable" } else { "Redis is unavailable: matching and cluster features are down" },
             "error": { "code": "service_unavailable" },
             "data": data,
         })

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::{Value, json};
-use socketioxide::{SocketIo, extract::SocketRef};
+use socketioxide::{
+    adapter::Adapter,SocketIo, extract::SocketRef};
 
 use super::user_room;
 use crate::{
@@ -17,7 +18,7 @@ use crate::{
 };
 
 /// Sends `event` to every socket of a user (on any node).
-pub async fn emit_to_user(io: &SocketIo, user_id: &str, event: &str, data: &Value) {
+pub async fn emit_to_user<A: Adapter>(io: &SocketIo<A>, user_id: &str, event: &str, data: &Value) {
     if let Err(e) = io.to(user_room(user_id)).emit(event, data).await {
         tracing::debug!(error = %e, event, "emit to user failed");
     }
@@ -41,7 +42,7 @@ pub fn matched_payload(room: &RoomInfo, user_id: &str) -> Option<Value> {
 }
 
 /// Opens the room of a pairing and tells both users. Returns the room id.
-pub async fn start_chat(io: &SocketIo, state: &AppState, pairing: Pairing) -> Option<String> {
+pub async fn start_chat<A: Adapter>(io: &SocketIo<A>, state: &AppState, pairing: Pairing) -> Option<String> {
     let room = RoomInfo {
         id: crate::files::new_id(),
         caller: Member {
@@ -91,7 +92,7 @@ pub async fn start_chat(io: &SocketIo, state: &AppState, pairing: Pairing) -> Op
 }
 
 /// Puts a ticket (back) in the queue, starting a chat if it pairs at once.
-pub async fn requeue(io: &SocketIo, state: &AppState, ticket: Ticket) -> Result<Joined, String> {
+pub async fn requeue<A: Adapter>(io: &SocketIo<A>, state: &AppState, ticket: Ticket) -> Result<Joined, String> {
     let user_id = ticket.user_id.clone();
     let joined = state
         .matcher
@@ -109,8 +110,8 @@ pub async fn requeue(io: &SocketIo, state: &AppState, ticket: Ticket) -> Result<
 
 /// After a room closed: the members who did not end it get `partner:left`,
 /// its files are deleted, and everyone is idle.
-pub async fn finish_chat(
-    io: &SocketIo,
+pub async fn finish_chat<A: Adapter>(
+    io: &SocketIo<A>,
     state: &AppState,
     closed: Closed,
     ended_by: Option<&str>,
@@ -137,7 +138,7 @@ pub async fn finish_chat(
 
 /// A member's last socket dropped during a chat: the partner is told and
 /// the member has RECONNECT_GRACE to come back.
-pub async fn step_away(io: &SocketIo, state: &AppState, room_id: &str, user_id: &str) {
+pub async fn step_away<A: Adapter>(io: &SocketIo<A>, state: &AppState, room_id: &str, user_id: &str) {
     let token = match state.rooms.mark_away(room_id, user_id).await {
         Ok(Some(t)) => t,
         Ok(None) => return,
@@ -175,7 +176,7 @@ pub async fn step_away(io: &SocketIo, state: &AppState, room_id: &str, user_id: 
 /// A new socket of `user`: if they are in a chat, this socket rejoins it
 /// (`user:matched` with the same room) and gets what was kept for them;
 /// if they had dropped, the partner gets `partner:reconnected`.
-pub async fn resume(io: &SocketIo, state: &AppState, socket: &SocketRef, user: &SessionUser) {
+pub async fn resume<A: Adapter>(io: &SocketIo<A>, state: &AppState, socket: &SocketRef<A>, user: &SessionUser) {
     let room = match state.rooms.room_of(&user.id).await {
         Ok(Some(r)) => r,
         Ok(None) => return,

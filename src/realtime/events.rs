@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 use socketioxide::{
+    adapter::Adapter,
     SocketIo,
     extract::{SocketRef, State, TryData},
 };
@@ -30,7 +31,7 @@ const MAX_INTEREST_CHARS: usize = 30;
 
 type EventResult = Result<Value, EventError>;
 
-pub fn register(s: &SocketRef) {
+pub fn register<A: Adapter>(s: &SocketRef<A>) {
     s.on("user:match", user_match);
     s.on("user:cancel", user_cancel);
     s.on("user:skip", user_skip);
@@ -62,7 +63,7 @@ fn unavailable(e: impl std::fmt::Display) -> EventError {
 }
 
 /// The socket's user, after charging one event to their budget.
-fn begin(s: &SocketRef, state: &AppState) -> Result<SessionUser, EventError> {
+fn begin<A: Adapter>(s: &SocketRef<A>, state: &AppState) -> Result<SessionUser, EventError> {
     let user = s
         .extensions
         .get::<SessionUser>()
@@ -157,8 +158,8 @@ fn parse_prefs(m: &Map<String, Value>) -> Result<MatchPrefs, EventError> {
 }
 
 /// Queues the user with `prefs`; the ack data says where they stand.
-async fn enqueue(
-    io: &SocketIo,
+async fn enqueue<A: Adapter>(
+    io: &SocketIo<A>,
     state: &AppState,
     user: &SessionUser,
     prefs: MatchPrefs,
@@ -184,12 +185,12 @@ async fn enqueue(
     }
 }
 
-async fn user_match(
-    s: SocketRef,
-    io: SocketIo,
+async fn user_match<A: Adapter>(
+    s: SocketRef<A>,
+    io: SocketIo<A>,
     State(state): State<AppState>,
     TryData(data): TryData<Value>,
-    reply: Reply,
+    reply: Reply<A>,
 ) {
     let result = async {
         let user = begin(&s, &state)?;
@@ -213,7 +214,7 @@ async fn user_match(
     reply.send(result);
 }
 
-async fn user_cancel(s: SocketRef, State(state): State<AppState>, reply: Reply) {
+async fn user_cancel<A: Adapter>(s: SocketRef<A>, State(state): State<AppState>, reply: Reply<A>) {
     let result = async {
         let user = begin(&s, &state)?;
         let was_queued = state.matcher.leave(&user.id).await.map_err(unavailable)?;
@@ -226,12 +227,12 @@ async fn user_cancel(s: SocketRef, State(state): State<AppState>, reply: Reply) 
     reply.send(result);
 }
 
-async fn user_skip(
-    s: SocketRef,
-    io: SocketIo,
+async fn user_skip<A: Adapter>(
+    s: SocketRef<A>,
+    io: SocketIo<A>,
     State(state): State<AppState>,
     TryData(data): TryData<Value>,
-    reply: Reply,
+    reply: Reply<A>,
 ) {
     let result = async {
         let user = begin(&s, &state)?;
@@ -262,7 +263,7 @@ async fn user_skip(
     reply.send(result);
 }
 
-async fn user_end(s: SocketRef, io: SocketIo, State(state): State<AppState>, reply: Reply) {
+async fn user_end<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, State(state): State<AppState>, reply: Reply<A>) {
     let result = async {
         let user = begin(&s, &state)?;
         match state.rooms.room_of(&user.id).await.map_err(unavailable)? {
@@ -284,12 +285,12 @@ async fn user_end(s: SocketRef, io: SocketIo, State(state): State<AppState>, rep
     reply.send(result);
 }
 
-async fn user_block(
-    s: SocketRef,
-    io: SocketIo,
+async fn user_block<A: Adapter>(
+    s: SocketRef<A>,
+    io: SocketIo<A>,
     State(state): State<AppState>,
     TryData(data): TryData<Value>,
-    reply: Reply,
+    reply: Reply<A>,
 ) {
     let result = async {
         let user = begin(&s, &state)?;
@@ -333,8 +334,8 @@ async fn user_block(
 }
 
 /// Delivers a chat event to the partner, keeping it if they are away.
-async fn deliver(
-    io: &SocketIo,
+async fn deliver<A: Adapter>(
+    io: &SocketIo<A>,
     state: &AppState,
     room: &RoomInfo,
     partner: &str,
@@ -353,12 +354,12 @@ async fn deliver(
     calls::emit_to_user(io, partner, event, &data).await;
 }
 
-async fn chat_message(
-    s: SocketRef,
-    io: SocketIo,
+async fn chat_message<A: Adapter>(
+    s: SocketRef<A>,
+    io: SocketIo<A>,
     State(state): State<AppState>,
     TryData(data): TryData<Value>,
-    reply: Reply,
+    reply: Reply<A>,
 ) {
     let result = async {
         let user = begin(&s, &state)?;
@@ -468,12 +469,12 @@ impl Typing {
     }
 }
 
-async fn chat_typing(
-    s: SocketRef,
-    io: SocketIo,
+async fn chat_typing<A: Adapter>(
+    s: SocketRef<A>,
+    io: SocketIo<A>,
     State(state): State<AppState>,
     TryData(data): TryData<Value>,
-    reply: Reply,
+    reply: Reply<A>,
 ) {
     let result = async {
         let user = begin(&s, &state)?;
@@ -521,7 +522,7 @@ async fn chat_typing(
     reply.send(result);
 }
 
-async fn chat_clear(s: SocketRef, io: SocketIo, State(state): State<AppState>, reply: Reply) {
+async fn chat_clear<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, State(state): State<AppState>, reply: Reply<A>) {
     let result = async {
         let user = begin(&s, &state)?;
         let room = current_room(&state, &user.id).await?;
@@ -548,9 +549,9 @@ async fn chat_clear(s: SocketRef, io: SocketIo, State(state): State<AppState>, r
 }
 
 /// Forwards a signaling message to the current partner with `from`.
-async fn signal(
-    s: &SocketRef,
-    io: &SocketIo,
+async fn signal<A: Adapter>(
+    s: &SocketRef<A>,
+    io: &SocketIo<A>,
     state: &AppState,
     event: &str,
     data: Result<Value, impl std::fmt::Display>,
@@ -592,12 +593,12 @@ async fn signal(
     Ok(json!({ "delivered": true }))
 }
 
-async fn webrtc_offer(
-    s: SocketRef,
-    io: SocketIo,
+async fn webrtc_offer<A: Adapter>(
+    s: SocketRef<A>,
+    io: SocketIo<A>,
     State(state): State<AppState>,
     TryData(data): TryData<Value>,
-    reply: Reply,
+    reply: Reply<A>,
 ) {
     reply.send(
         signal(
@@ -612,12 +613,12 @@ async fn webrtc_offer(
     );
 }
 
-async fn webrtc_answer(
-    s: SocketRef,
-    io: SocketIo,
+async fn webrtc_answer<A: Adapter>(
+    s: SocketRef<A>,
+    io: SocketIo<A>,
     State(state): State<AppState>,
     TryData(data): TryData<Value>,
-    reply: Reply,
+    reply: Reply<A>,
 ) {
     reply.send(
         signal(
@@ -632,12 +633,12 @@ async fn webrtc_answer(
     );
 }
 
-async fn webrtc_ice_candidate(
-    s: SocketRef,
-    io: SocketIo,
+async fn webrtc_ice_candidate<A: Adapter>(
+    s: SocketRef<A>,
+    io: SocketIo<A>,
     State(state): State<AppState>,
     TryData(data): TryData<Value>,
-    reply: Reply,
+    reply: Reply<A>,
 ) {
     reply.send(
         signal(
@@ -652,12 +653,12 @@ async fn webrtc_ice_candidate(
     );
 }
 
-async fn webrtc_hangup(
-    s: SocketRef,
-    io: SocketIo,
+async fn webrtc_hangup<A: Adapter>(
+    s: SocketRef<A>,
+    io: SocketIo<A>,
     State(state): State<AppState>,
     TryData(data): TryData<Value>,
-    reply: Reply,
+    reply: Reply<A>,
 ) {
     reply.send(signal(&s, &io, &state, "webrtc:hangup", data, None).await);
 }

@@ -8,8 +8,8 @@ use std::{
 
 use serde_json::{Value, json};
 use socketioxide::{
-    ParserConfig, SocketIo,
-    adapter::LocalAdapter,
+    ParserConfig, SocketIo, SocketIoBuilder,
+    adapter::{Adapter, LocalAdapter},
     extract::{AckSender, Event, SocketRef, State, TryData},
     handler::{ConnectHandler, FromMessageParts},
     layer::SocketIoLayer,
@@ -33,8 +33,8 @@ pub fn user_room(user_id: &str) -> String {
     format!("user:{user_id}")
 }
 
-pub fn layer(state: AppState) -> (SocketIoLayer, SocketIo) {
-    let (layer, io) = SocketIo::builder()
+fn builder(state: AppState) -> SocketIoBuilder {
+    SocketIo::builder()
         .with_state(state)
         .max_payload(MAX_PACKET as u64)
         .ws_max_message_size(MAX_PACKET)
@@ -44,13 +44,35 @@ pub fn layer(state: AppState) -> (SocketIoLayer, SocketIo) {
                 .max_incoming_binaries(MAX_BINARIES)
                 .max_incoming_binary_buf_size(MAX_PACKET),
         )
-        .build_layer();
-    io.ns("/", on_connect.with(authenticate));
+}
+
+/// A single node: the in-memory adapter.
+pub fn local_layer(state: AppState) -> (SocketIoLayer, SocketIo) {
+    let (layer, io) = builder(state).build_layer();
+    io.ns("/", on_connect::<LocalAdapter>.with(authenticate::<LocalAdapter>));
     (layer, io)
 }
 
+/// A cluster node: socketioxide's Redis adapter, so room broadcasts reach
+/// sockets on every node.
+pub async fn redis_layer(
+    state: AppState,
+    adapter: socketioxide_redis::RedisAdapterCtr<crate::cluster::driver::ManagedDriver>,
+) -> Result<(SocketIoLayer<crate::cluster::IoAdapter>, SocketIo<crate::cluster::IoAdapter>), String> {
+    let (layer, io) = builder(state)
+        .with_adapter::<crate::cluster::IoAdapter>(adapter)
+        .build_layer();
+    io.ns(
+        "/",
+        on_connect::<crate::cluster::IoAdapter>.with(authenticate::<crate::cluster::IoAdapter>),
+    )
+    .await
+    .map_err(|e| format!("Socket.IO Redis adapter: {e}"))?;
+    Ok((layer, io))
+}
+
 /// Pairs whoever waited past the match fallback, until the task is aborted.
-pub async fn match_ticker(io: SocketIo, state: AppState) {
+pub async fn match_ticker<A: Adapter>(io: SocketIo<A>, state: AppState) {
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -67,7 +89,7 @@ pub async fn match_ticker(io: SocketIo, state: AppState) {
 }
 
 /// Tells every client the server is going away, then closes their sockets.
-pub async fn shutdown(io: &SocketIo) {
+pub async fn shutdown<A: Adapter>(io: &SocketIo<A>) {
     let _ = io
         .emit("server:shutdown", &json!({ "reconnect": true }))
         .await;
@@ -88,8 +110,8 @@ impl std::fmt::Display for Unauthorized {
 
 /// Handshake middleware: `io(url, {auth: {token}})` or an
 /// `Authorization: Bearer` header. Failure → `connect_error` "unauthorized".
-async fn authenticate(
-    s: SocketRef,
+async fn authenticate<A: Adapter>(
+    s: SocketRef<A>,
     TryData(auth): TryData<Value>,
     State(state): State<AppState>,
 ) -> Result<(), Unauthorized> {
@@ -114,7 +136,7 @@ async fn authenticate(
     Ok(())
 }
 
-async fn on_connect(s: SocketRef, io: SocketIo, State(state): State<AppState>) {
+async fn on_connect<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, State(state): State<AppState>) {
     let Some(user) = s.extensions.get::<SessionUser>() else {
         let _ = s.disconnect();
         return;
@@ -141,9 +163,9 @@ async fn on_connect(s: SocketRef, io: SocketIo, State(state): State<AppState>) {
     .await
 }
 
-async fn on_disconnect(
-    s: SocketRef,
-    io: SocketIo,
+async fn on_disconnect<A: Adapter>(
+    s: SocketRef<A>,
+    io: SocketIo<A>,
     reason: DisconnectReason,
     State(state): State<AppState>,
 ) {
@@ -188,17 +210,17 @@ async fn on_disconnect(
 /// ack is `{success:true, data}` or `{success:false, error:{code, message}}`.
 /// An event sent without an ack that fails gets an `error {code, message}`
 /// event instead.
-pub struct Reply {
-    socket: SocketRef,
-    ack: AckSender,
+pub struct Reply<A: Adapter = LocalAdapter> {
+    socket: SocketRef<A>,
+    ack: AckSender<A>,
     wants_ack: bool,
 }
 
-impl FromMessageParts<LocalAdapter> for Reply {
+impl<A: Adapter> FromMessageParts<A> for Reply<A> {
     type Error = Infallible;
 
     fn from_message_parts(
-        s: &Arc<Socket<LocalAdapter>>,
+        s: &Arc<Socket<A>>,
         v: &mut socketioxide::handler::Value,
         ack_id: &Option<i64>,
     ) -> Result<Self, Infallible> {
@@ -226,7 +248,7 @@ impl EventError {
     }
 }
 
-impl Reply {
+impl<A: Adapter> Reply<A> {
     pub fn send(self, result: Result<Value, EventError>) {
         match result {
             Ok(data) => {
@@ -246,7 +268,7 @@ impl Reply {
     }
 }
 
-async fn unknown_event(Event(event): Event, reply: Reply) {
+async fn unknown_event<A: Adapter>(Event(event): Event, reply: Reply<A>) {
     reply.send(Err(EventError::new(
         "unknown_event",
         format!("unknown event '{event}'"),

@@ -1,0 +1,236 @@
+//! Chat state in Redis, so a chat survives its members moving between
+//! nodes: rooms, who is in which, shared files, away members with their
+//! kept messages, last partners and blocks. Multi-key changes are Lua
+//! scripts, hence atomic.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use redis::{AsyncCommands, Script, aio::ConnectionManager};
+use serde_json::Value;
+
+use crate::chat::{ChatRooms, Closed, RECOVERY_BUFFER, RoomInfo, RoomsError, RoomsResult};
+
+const P: &str = "tandem:";
+const ROOMS: &str = "tandem:rooms";
+
+fn err(e: redis::RedisError) -> RoomsError {
+    RoomsError::Unavailable(e.to_string())
+}
+
+/// Closing a room, shared by `close` and `expire_away`.
+/// KEYS[1] = room key. ARGV[1] = room id, ARGV[2] = key prefix.
+const CLOSE_FN: &str = r#"
+local function close_room(room_id, prefix)
+  local raw = redis.call('GET', prefix .. 'room:' .. room_id)
+  if not raw then return false end
+  local room = cjson.decode(raw)
+  local a, b = room.caller.id, room.callee.id
+  redis.call('DEL', prefix .. 'room:' .. room_id)
+  redis.call('SREM', prefix .. 'rooms', room_id)
+  for _, u in ipairs({a, b}) do
+    if redis.call('GET', prefix .. 'userroom:' .. u) == room_id then
+      redis.call('DEL', prefix .. 'userroom:' .. u)
+    end
+    redis.call('DEL', prefix .. 'away:' .. room_id .. ':' .. u, prefix .. 'kept:' .. room_id .. ':' .. u)
+  end
+  redis.call('SET', prefix .. 'lastpartner:' .. a, b, 'EX', 86400)
+  redis.call('SET', prefix .. 'lastpartner:' .. b, a, 'EX', 86400)
+  local files = redis.call('LRANGE', prefix .. 'roomfiles:' .. room_id, 0, -1)
+  redis.call('DEL', prefix .. 'roomfiles:' .. room_id)
+  local out = {raw}
+  for _, f in ipairs(files) do table.insert(out, f) end
+  return out
+end
+"#;
+
+const OPEN: &str = r#"
+local room = cjson.decode(ARGV[1])
+local prefix = ARGV[2]
+for _, u in ipairs({room.caller.id, room.callee.id}) do
+  if redis.call('EXISTS', prefix .. 'userroom:' .. u) == 1 then return u end
+end
+redis.call('SET', prefix .. 'room:' .. room.id, ARGV[1])
+redis.call('SET', prefix .. 'userroom:' .. room.caller.id, room.id)
+redis.call('SET', prefix .. 'userroom:' .. room.callee.id, room.id)
+redis.call('SADD', prefix .. 'rooms', room.id)
+return false
+"#;
+
+/// ARGV: room id, prefix.
+const CLOSE: &str = "return close_room(ARGV[1], ARGV[2])";
+
+/// ARGV: room id, user id, prefix.
+const MARK_AWAY: &str = r#"
+local raw = redis.call('GET', ARGV[3] .. 'room:' .. ARGV[1])
+if not raw then return false end
+local room = cjson.decode(raw)
+if room.caller.id ~= ARGV[2] and room.callee.id ~= ARGV[2] then return false end
+local token = redis.call('INCR', ARGV[3] .. 'awaytoken')
+redis.call('SET', ARGV[3] .. 'away:' .. ARGV[1] .. ':' .. ARGV[2], token)
+return token
+"#;
+
+/// ARGV: room id, user id, prefix, event json, buffer size.
+const KEEP: &str = r#"
+if redis.call('EXISTS', ARGV[3] .. 'away:' .. ARGV[1] .. ':' .. ARGV[2]) == 0 then return 0 end
+local k = ARGV[3] .. 'kept:' .. ARGV[1] .. ':' .. ARGV[2]
+redis.call('RPUSH', k, ARGV[4])
+redis.call('LTRIM', k, -tonumber(ARGV[5]), -1)
+return 1
+"#;
+
+/// ARGV: room id, user id, prefix. Returns false, or {1, kept...}.
+const BACK: &str = r#"
+local away = ARGV[3] .. 'away:' .. ARGV[1] .. ':' .. ARGV[2]
+if redis.call('DEL', away) == 0 then return false end
+local k = ARGV[3] .. 'kept:' .. ARGV[1] .. ':' .. ARGV[2]
+local kept = redis.call('LRANGE', k, 0, -1)
+redis.call('DEL', k)
+local out = {'1'}
+for _, m in ipairs(kept) do table.insert(out, m) end
+return out
+"#;
+
+/// ARGV: room id, user id, prefix, token.
+const EXPIRE: &str = r#"
+if redis.call('GET', ARGV[3] .. 'away:' .. ARGV[1] .. ':' .. ARGV[2]) ~= ARGV[4] then return false end
+return close_room(ARGV[1], ARGV[3])
+"#;
+
+pub struct RedisRooms {
+    conn: ConnectionManager,
+    open: Script,
+    close: Script,
+    mark_away: Script,
+    keep: Script,
+    back: Script,
+    expire: Script,
+}
+
+fn closed(out: Option<Vec<String>>) -> RoomsResult<Option<Closed>> {
+    let Some(mut items) = out else { return Ok(None) };
+    if items.is_empty() {
+        return Ok(None);
+    }
+    let files = items.split_off(1);
+    let info: RoomInfo = serde_json::from_str(&items[0]).map_err(|e| RoomsError::Unavailable(e.to_string()))?;
+    Ok(Some(Closed { info, files }))
+}
+
+impl RedisRooms {
+    pub fn new(conn: ConnectionManager) -> Self {
+        RedisRooms {
+            conn,
+            open: Script::new(OPEN),
+            close: Script::new(&format!("{CLOSE_FN}{CLOSE}")),
+            mark_away: Script::new(MARK_AWAY),
+            keep: Script::new(KEEP),
+            back: Script::new(BACK),
+            expire: Script::new(&format!("{CLOSE_FN}{EXPIRE}")),
+        }
+    }
+
+    fn c(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+}
+
+#[async_trait]
+impl ChatRooms for RedisRooms {
+    async fn open(&self, room: RoomInfo) -> RoomsResult<()> {
+        let json = serde_json::to_string(&room).map_err(|e| RoomsError::Unavailable(e.to_string()))?;
+        let busy: Option<String> = self.open.arg(json).arg(P).invoke_async(&mut self.c()).await.map_err(err)?;
+        match busy {
+            Some(u) => Err(RoomsError::Busy(u)),
+            None => Ok(()),
+        }
+    }
+
+    async fn room_of(&self, user_id: &str) -> RoomsResult<Option<RoomInfo>> {
+        let mut c = self.c();
+        let Some(room_id): Option<String> = c.get(format!("{P}userroom:{user_id}")).await.map_err(err)? else {
+            return Ok(None);
+        };
+        let raw: Option<String> = c.get(format!("{P}room:{room_id}")).await.map_err(err)?;
+        Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
+    }
+
+    async fn close(&self, room_id: &str) -> RoomsResult<Option<Closed>> {
+        let out: Option<Vec<String>> = self.close.arg(room_id).arg(P).invoke_async(&mut self.c()).await.map_err(err)?;
+        closed(out)
+    }
+
+    async fn add_file(&self, room_id: &str, file_id: &str) -> RoomsResult<()> {
+        let _: () = self.c().rpush(format!("{P}roomfiles:{room_id}"), file_id).await.map_err(err)?;
+        Ok(())
+    }
+
+    async fn take_files(&self, room_id: &str) -> RoomsResult<Vec<String>> {
+        let key = format!("{P}roomfiles:{room_id}");
+        let (files, _): (Vec<String>, u32) = redis::pipe()
+            .atomic()
+            .lrange(&key, 0, -1)
+            .del(&key)
+            .query_async(&mut self.c())
+            .await
+            .map_err(err)?;
+        Ok(files)
+    }
+
+    async fn room_count(&self) -> RoomsResult<usize> {
+        self.c().scard(ROOMS).await.map_err(err)
+    }
+
+    async fn mark_away(&self, room_id: &str, user_id: &str) -> RoomsResult<Option<u64>> {
+        self.mark_away.arg(room_id).arg(user_id).arg(P).invoke_async(&mut self.c()).await.map_err(err)
+    }
+
+    async fn keep_if_away(&self, room_id: &str, user_id: &str, event: Value) -> RoomsResult<bool> {
+        let kept: u32 = self
+            .keep
+            .arg(room_id)
+            .arg(user_id)
+            .arg(P)
+            .arg(event.to_string())
+            .arg(RECOVERY_BUFFER)
+            .invoke_async(&mut self.c())
+            .await
+            .map_err(err)?;
+        Ok(kept == 1)
+    }
+
+    async fn mark_back(&self, room_id: &str, user_id: &str) -> RoomsResult<Option<Vec<Value>>> {
+        let out: Option<Vec<String>> = self.back.arg(room_id).arg(user_id).arg(P).invoke_async(&mut self.c()).await.map_err(err)?;
+        Ok(out.map(|items| items.iter().skip(1).filter_map(|m| serde_json::from_str(m).ok()).collect()))
+    }
+
+    async fn expire_away(&self, room_id: &str, user_id: &str, token: u64) -> RoomsResult<Option<Closed>> {
+        let out: Option<Vec<String>> = self
+            .expire
+            .arg(room_id)
+            .arg(user_id)
+            .arg(P)
+            .arg(token)
+            .invoke_async(&mut self.c())
+            .await
+            .map_err(err)?;
+        closed(out)
+    }
+
+    async fn block(&self, user_id: &str, other: &str) -> RoomsResult<()> {
+        let _: () = self.c().sadd(format!("{P}blocks:{user_id}"), other).await.map_err(err)?;
+        Ok(())
+    }
+
+    async fn avoid_set(&self, user_id: &str) -> RoomsResult<HashSet<String>> {
+        let (mut set, last): (HashSet<String>, Option<String>) = redis::pipe()
+            .smembers(format!("{P}blocks:{user_id}"))
+            .get(format!("{P}lastpartner:{user_id}"))
+            .query_async(&mut self.c())
+            .await
+            .map_err(err)?;
+        set.extend(last);
+        Ok(set)
+    }
+}
