@@ -133,13 +133,23 @@ impl AppState {
             ),
             Some(url) => {
                 let (client, conn) = cluster::connect(url).await.map_err(StartupError::Redis)?;
-                let presence = Arc::new(cluster::presence::RedisPresence::new(conn.clone(), node_id.clone()));
+                let presence = Arc::new(cluster::presence::RedisPresence::new(
+                    conn.clone(),
+                    node_id.clone(),
+                ));
                 (
                     Some(client),
-                    Some(cluster::ClusterServices { conn: conn.clone(), presence: presence.clone() }),
+                    Some(cluster::ClusterServices {
+                        conn: conn.clone(),
+                        presence: presence.clone(),
+                    }),
                     presence,
                     Arc::new(cluster::ratelimit::RedisRateLimiter::new(conn.clone())),
-                    Arc::new(cluster::matcher::RedisMatcher::new(conn.clone(), node_id.clone(), config.match_fallback.0)),
+                    Arc::new(cluster::matcher::RedisMatcher::new(
+                        conn.clone(),
+                        node_id.clone(),
+                        config.match_fallback.0,
+                    )),
                     Arc::new(cluster::rooms::RedisRooms::new(conn)),
                 )
             }

@@ -39,15 +39,28 @@ pub struct ManagedDriver {
 }
 
 fn route(msg: PushInfo, handlers: &Handlers) {
-    if !matches!(msg.kind, redis::PushKind::Message | redis::PushKind::SMessage) || msg.data.len() < 2 {
+    if !matches!(
+        msg.kind,
+        redis::PushKind::Message | redis::PushKind::SMessage
+    ) || msg.data.len() < 2
+    {
         return;
     }
     let mut it = msg.data.into_iter();
-    let (Some(chan), Some(data)) = (it.next(), it.next()) else { return };
-    let (Ok(chan), Ok(data)) = (String::from_redis_value(chan), Vec::<u8>::from_redis_value(data)) else {
+    let (Some(chan), Some(data)) = (it.next(), it.next()) else {
         return;
     };
-    let tx = handlers.read().unwrap_or_else(|p| p.into_inner()).get(&chan).cloned();
+    let (Ok(chan), Ok(data)) = (
+        String::from_redis_value(chan),
+        Vec::<u8>::from_redis_value(data),
+    ) else {
+        return;
+    };
+    let tx = handlers
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&chan)
+        .cloned();
     if let Some(tx) = tx {
         if tx.try_send((chan, data)).is_err() {
             tracing::warn!("redis pub/sub buffer full; a cluster message was dropped");
@@ -74,19 +87,32 @@ impl Driver for ManagedDriver {
     type Error = DriverError;
 
     async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), Self::Error> {
-        self.conn.clone().publish::<_, _, redis::Value>(chan, val).await?;
+        self.conn
+            .clone()
+            .publish::<_, _, redis::Value>(chan, val)
+            .await?;
         Ok(())
     }
 
-    async fn subscribe(&self, chan: String, size: usize) -> Result<MessageStream<ChanItem>, Self::Error> {
+    async fn subscribe(
+        &self,
+        chan: String,
+        size: usize,
+    ) -> Result<MessageStream<ChanItem>, Self::Error> {
         let (tx, rx) = mpsc::channel(size);
-        self.handlers.write().unwrap_or_else(|p| p.into_inner()).insert(chan.clone(), tx);
+        self.handlers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(chan.clone(), tx);
         self.conn.clone().subscribe(chan.as_str()).await?;
         Ok(MessageStream::new(rx))
     }
 
     async fn unsubscribe(&self, chan: String) -> Result<(), Self::Error> {
-        self.handlers.write().unwrap_or_else(|p| p.into_inner()).remove(&chan);
+        self.handlers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&chan);
         self.conn.clone().unsubscribe(chan).await?;
         Ok(())
     }

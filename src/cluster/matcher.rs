@@ -154,7 +154,9 @@ impl Entry {
 
 fn parse(raw: &str) -> Result<Ticket, MatchError> {
     // Lua's cjson writes an empty array as {}: normalise before serde.
-    let fixed = raw.replace("\"interests\":{}", "\"interests\":[]").replace("\"avoid\":{}", "\"avoid\":[]");
+    let fixed = raw
+        .replace("\"interests\":{}", "\"interests\":[]")
+        .replace("\"avoid\":{}", "\"avoid\":[]");
     serde_json::from_str::<Entry>(&fixed)
         .map(Entry::into_ticket)
         .map_err(|e| MatchError(format!("bad queue entry: {e}")))
@@ -223,7 +225,11 @@ impl Matcher for RedisMatcher {
                     .filter(|i| ticket.interests.contains(i))
                     .cloned()
                     .collect();
-                Ok(Joined::Matched(Pairing { caller: waiting, callee: ticket, common_interests }))
+                Ok(Joined::Matched(Pairing {
+                    caller: waiting,
+                    callee: ticket,
+                    common_interests,
+                }))
             }
         }
     }
@@ -256,8 +262,17 @@ impl Matcher for RedisMatcher {
             .filter(|c| c.len() == 2)
             .map(|c| {
                 let (caller, callee) = (parse(&c[0])?, parse(&c[1])?);
-                let common_interests = caller.interests.iter().filter(|i| callee.interests.contains(i)).cloned().collect();
-                Ok(Pairing { caller, callee, common_interests })
+                let common_interests = caller
+                    .interests
+                    .iter()
+                    .filter(|i| callee.interests.contains(i))
+                    .cloned()
+                    .collect();
+                Ok(Pairing {
+                    caller,
+                    callee,
+                    common_interests,
+                })
             })
             .collect()
     }
@@ -272,6 +287,10 @@ impl Matcher for RedisMatcher {
     }
 
     async fn queued(&self) -> Result<usize, MatchError> {
-        redis::cmd("ZCARD").arg(QUEUE).query_async(&mut self.conn.clone()).await.map_err(err)
+        redis::cmd("ZCARD")
+            .arg(QUEUE)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(err)
     }
 }

@@ -22,7 +22,8 @@ pub mod ratelimit;
 pub mod rooms;
 
 /// The Socket.IO adapter of a cluster node.
-pub type IoAdapter = socketioxide_redis::CustomRedisAdapter<socketioxide::adapter::Emitter, driver::ManagedDriver>;
+pub type IoAdapter =
+    socketioxide_redis::CustomRedisAdapter<socketioxide::adapter::Emitter, driver::ManagedDriver>;
 
 pub const NODES: &str = "tandem:nodes";
 pub const STATUS: &str = "tandem:status";
@@ -39,7 +40,10 @@ pub fn node_users_key(node: &str) -> String {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// The Redis-backed services of a cluster node.
@@ -50,7 +54,15 @@ pub struct ClusterServices {
 
 /// Connects to Redis; the connection reconnects by itself after outages.
 pub async fn connect(url: &str) -> Result<(redis::Client, ConnectionManager), String> {
-    let client = redis::Client::open(url).map_err(|e| format!("REDIS_URL: {e}"))?;
+    // The adapter's pub/sub rides on RESP3 push messages.
+    let url = if url.contains("protocol=") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    };
+    let client = redis::Client::open(url.as_str()).map_err(|e| format!("REDIS_URL: {e}"))?;
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(Duration::from_secs(2)))
@@ -64,7 +76,10 @@ pub async fn connect(url: &str) -> Result<(redis::Client, ConnectionManager), St
 
 /// Heartbeat (with Redis health and client notices) and the reaper.
 pub fn spawn_node_tasks(state: AppState, io: SocketIo<IoAdapter>) -> Vec<JoinHandle<()>> {
-    vec![tokio::spawn(heartbeat(state.clone(), io.clone())), tokio::spawn(reaper(state, io))]
+    vec![
+        tokio::spawn(heartbeat(state.clone(), io.clone())),
+        tokio::spawn(reaper(state, io)),
+    ]
 }
 
 async fn beat(state: &AppState) -> Result<(), String> {
@@ -76,7 +91,11 @@ async fn beat(state: &AppState) -> Result<(), String> {
         .query_async(&mut c)
         .await
         .map_err(|e| e.to_string())?;
-    cluster.presence.mirror_all().await.map_err(|e| e.to_string())
+    cluster
+        .presence
+        .mirror_all()
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn heartbeat(state: AppState, io: SocketIo<IoAdapter>) {
@@ -90,14 +109,20 @@ async fn heartbeat(state: AppState, io: SocketIo<IoAdapter>) {
                 tracing::error!(error = %e, "Redis unreachable: matching is unavailable");
                 let _ = io
                     .local()
-                    .emit("server:degraded", &json!({ "redis": "down", "matching": false }))
+                    .emit(
+                        "server:degraded",
+                        &json!({ "redis": "down", "matching": false }),
+                    )
                     .await;
             }
             (false, Ok(())) => {
                 tracing::info!("Redis is back");
                 let _ = io
                     .local()
-                    .emit("server:recovered", &json!({ "redis": "up", "matching": true }))
+                    .emit(
+                        "server:recovered",
+                        &json!({ "redis": "up", "matching": true }),
+                    )
                     .await;
             }
             _ => {}
@@ -125,7 +150,10 @@ async fn reap(state: &AppState, io: &SocketIo<IoAdapter>) -> Result<(), String> 
         if node == state.node_id {
             continue;
         }
-        let alive: bool = c.exists(alive_key(&node)).await.map_err(|e| e.to_string())?;
+        let alive: bool = c
+            .exists(alive_key(&node))
+            .await
+            .map_err(|e| e.to_string())?;
         if alive {
             continue;
         }
@@ -143,10 +171,18 @@ async fn reap(state: &AppState, io: &SocketIo<IoAdapter>) -> Result<(), String> 
         if !claimed {
             continue;
         }
-        let users: Vec<String> = c.hkeys(node_users_key(&node)).await.map_err(|e| e.to_string())?;
+        let users: Vec<String> = c
+            .hkeys(node_users_key(&node))
+            .await
+            .map_err(|e| e.to_string())?;
         tracing::warn!(%node, users = users.len(), "node is gone; taking over its users");
         for user in users {
-            if cluster.presence.online_elsewhere(&user).await.unwrap_or(true) {
+            if cluster
+                .presence
+                .online_elsewhere(&user)
+                .await
+                .unwrap_or(true)
+            {
                 continue;
             }
             let _ = state.matcher.leave(&user).await;

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{NODES, STATUS, alive_key, node_users_key};
 use crate::presence::{
-    MemoryPresence, OnlineUser, Presence, PresenceCounts, PresenceError, PresenceResult, SessionUser, Status,
+    MemoryPresence, OnlineUser, Presence, PresenceCounts, PresenceError, PresenceResult,
+    SessionUser, Status,
 };
 
 #[derive(Serialize, Deserialize)]
@@ -35,7 +36,11 @@ pub struct RedisPresence {
 
 impl RedisPresence {
     pub fn new(conn: ConnectionManager, node: String) -> Self {
-        RedisPresence { local: MemoryPresence::default(), conn, node }
+        RedisPresence {
+            local: MemoryPresence::default(),
+            conn,
+            node,
+        }
     }
 
     /// Writes this node's users (all of them) to its hash.
@@ -47,7 +52,10 @@ impl RedisPresence {
         for u in &users {
             pipe.hset(&key, &u.id, mirror(u));
         }
-        let _: () = pipe.query_async(&mut self.conn.clone()).await.map_err(err)?;
+        let _: () = pipe
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(err)?;
         Ok(())
     }
 
@@ -55,7 +63,10 @@ impl RedisPresence {
         let key = node_users_key(&self.node);
         let mut c = self.conn.clone();
         match self.local.get(user_id).await? {
-            Some(u) => c.hset::<_, _, _, ()>(&key, user_id, mirror(&u)).await.map_err(err)?,
+            Some(u) => c
+                .hset::<_, _, _, ()>(&key, user_id, mirror(&u))
+                .await
+                .map_err(err)?,
             None => c.hdel::<_, _, ()>(&key, user_id).await.map_err(err)?,
         }
         Ok(())
@@ -63,7 +74,12 @@ impl RedisPresence {
 
     /// Live nodes other than this one.
     pub async fn other_live_nodes(&self) -> PresenceResult<Vec<String>> {
-        Ok(self.live_nodes().await?.into_iter().filter(|n| *n != self.node).collect())
+        Ok(self
+            .live_nodes()
+            .await?
+            .into_iter()
+            .filter(|n| *n != self.node)
+            .collect())
     }
 
     pub async fn live_nodes(&self) -> PresenceResult<Vec<String>> {
@@ -74,7 +90,12 @@ impl RedisPresence {
         }
         let keys: Vec<String> = nodes.iter().map(|n| alive_key(n)).collect();
         let alive: Vec<Option<String>> = c.mget(&keys).await.map_err(err)?;
-        Ok(nodes.into_iter().zip(alive).filter(|(_, a)| a.is_some()).map(|(n, _)| n).collect())
+        Ok(nodes
+            .into_iter()
+            .zip(alive)
+            .filter(|(_, a)| a.is_some())
+            .map(|(n, _)| n)
+            .collect())
     }
 
     /// Whether `user_id` has sockets on another live node.
@@ -94,9 +115,12 @@ impl RedisPresence {
         let mut c = self.conn.clone();
         let mut all: HashMap<String, OnlineUser> = HashMap::new();
         for n in self.live_nodes().await? {
-            let users: HashMap<String, String> = c.hgetall(node_users_key(&n)).await.map_err(err)?;
+            let users: HashMap<String, String> =
+                c.hgetall(node_users_key(&n)).await.map_err(err)?;
             for (id, raw) in users {
-                let Ok(m) = serde_json::from_str::<Mirrored>(&raw) else { continue };
+                let Ok(m) = serde_json::from_str::<Mirrored>(&raw) else {
+                    continue;
+                };
                 all.entry(id.clone())
                     .and_modify(|u| {
                         u.sockets += m.sockets;
@@ -162,7 +186,12 @@ impl Presence for RedisPresence {
 
     async fn set_status(&self, user_id: &str, status: Status) -> PresenceResult<()> {
         self.local.set_status(user_id, status).await?;
-        let _: () = self.conn.clone().hset(STATUS, user_id, status_str(status)).await.map_err(err)?;
+        let _: () = self
+            .conn
+            .clone()
+            .hset(STATUS, user_id, status_str(status))
+            .await
+            .map_err(err)?;
         Ok(())
     }
 
@@ -184,7 +213,10 @@ impl Presence for RedisPresence {
 
     async fn counts(&self) -> PresenceResult<PresenceCounts> {
         let all = self.everyone().await?;
-        let mut c = PresenceCounts { online_users: all.len(), ..Default::default() };
+        let mut c = PresenceCounts {
+            online_users: all.len(),
+            ..Default::default()
+        };
         for u in all.values() {
             c.sockets += u.sockets;
             match u.status {

@@ -24,7 +24,11 @@ pub struct RedisRateLimiter {
 
 impl RedisRateLimiter {
     pub fn new(conn: ConnectionManager) -> Self {
-        RedisRateLimiter { conn, script: Script::new(HIT), fallback: MemoryRateLimiter::default() }
+        RedisRateLimiter {
+            conn,
+            script: Script::new(HIT),
+            fallback: MemoryRateLimiter::default(),
+        }
     }
 }
 

@@ -109,12 +109,15 @@ pub struct RedisRooms {
 }
 
 fn closed(out: Option<Vec<String>>) -> RoomsResult<Option<Closed>> {
-    let Some(mut items) = out else { return Ok(None) };
+    let Some(mut items) = out else {
+        return Ok(None);
+    };
     if items.is_empty() {
         return Ok(None);
     }
     let files = items.split_off(1);
-    let info: RoomInfo = serde_json::from_str(&items[0]).map_err(|e| RoomsError::Unavailable(e.to_string()))?;
+    let info: RoomInfo =
+        serde_json::from_str(&items[0]).map_err(|e| RoomsError::Unavailable(e.to_string()))?;
     Ok(Some(Closed { info, files }))
 }
 
@@ -139,8 +142,15 @@ impl RedisRooms {
 #[async_trait]
 impl ChatRooms for RedisRooms {
     async fn open(&self, room: RoomInfo) -> RoomsResult<()> {
-        let json = serde_json::to_string(&room).map_err(|e| RoomsError::Unavailable(e.to_string()))?;
-        let busy: Option<String> = self.open.arg(json).arg(P).invoke_async(&mut self.c()).await.map_err(err)?;
+        let json =
+            serde_json::to_string(&room).map_err(|e| RoomsError::Unavailable(e.to_string()))?;
+        let busy: Option<String> = self
+            .open
+            .arg(json)
+            .arg(P)
+            .invoke_async(&mut self.c())
+            .await
+            .map_err(err)?;
         match busy {
             Some(u) => Err(RoomsError::Busy(u)),
             None => Ok(()),
@@ -149,7 +159,9 @@ impl ChatRooms for RedisRooms {
 
     async fn room_of(&self, user_id: &str) -> RoomsResult<Option<RoomInfo>> {
         let mut c = self.c();
-        let Some(room_id): Option<String> = c.get(format!("{P}userroom:{user_id}")).await.map_err(err)? else {
+        let Some(room_id): Option<String> =
+            c.get(format!("{P}userroom:{user_id}")).await.map_err(err)?
+        else {
             return Ok(None);
         };
         let raw: Option<String> = c.get(format!("{P}room:{room_id}")).await.map_err(err)?;
@@ -157,12 +169,22 @@ impl ChatRooms for RedisRooms {
     }
 
     async fn close(&self, room_id: &str) -> RoomsResult<Option<Closed>> {
-        let out: Option<Vec<String>> = self.close.arg(room_id).arg(P).invoke_async(&mut self.c()).await.map_err(err)?;
+        let out: Option<Vec<String>> = self
+            .close
+            .arg(room_id)
+            .arg(P)
+            .invoke_async(&mut self.c())
+            .await
+            .map_err(err)?;
         closed(out)
     }
 
     async fn add_file(&self, room_id: &str, file_id: &str) -> RoomsResult<()> {
-        let _: () = self.c().rpush(format!("{P}roomfiles:{room_id}"), file_id).await.map_err(err)?;
+        let _: () = self
+            .c()
+            .rpush(format!("{P}roomfiles:{room_id}"), file_id)
+            .await
+            .map_err(err)?;
         Ok(())
     }
 
@@ -183,7 +205,13 @@ impl ChatRooms for RedisRooms {
     }
 
     async fn mark_away(&self, room_id: &str, user_id: &str) -> RoomsResult<Option<u64>> {
-        self.mark_away.arg(room_id).arg(user_id).arg(P).invoke_async(&mut self.c()).await.map_err(err)
+        self.mark_away
+            .arg(room_id)
+            .arg(user_id)
+            .arg(P)
+            .invoke_async(&mut self.c())
+            .await
+            .map_err(err)
     }
 
     async fn keep_if_away(&self, room_id: &str, user_id: &str, event: Value) -> RoomsResult<bool> {
@@ -201,11 +229,29 @@ impl ChatRooms for RedisRooms {
     }
 
     async fn mark_back(&self, room_id: &str, user_id: &str) -> RoomsResult<Option<Vec<Value>>> {
-        let out: Option<Vec<String>> = self.back.arg(room_id).arg(user_id).arg(P).invoke_async(&mut self.c()).await.map_err(err)?;
-        Ok(out.map(|items| items.iter().skip(1).filter_map(|m| serde_json::from_str(m).ok()).collect()))
+        let out: Option<Vec<String>> = self
+            .back
+            .arg(room_id)
+            .arg(user_id)
+            .arg(P)
+            .invoke_async(&mut self.c())
+            .await
+            .map_err(err)?;
+        Ok(out.map(|items| {
+            items
+                .iter()
+                .skip(1)
+                .filter_map(|m| serde_json::from_str(m).ok())
+                .collect()
+        }))
     }
 
-    async fn expire_away(&self, room_id: &str, user_id: &str, token: u64) -> RoomsResult<Option<Closed>> {
+    async fn expire_away(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        token: u64,
+    ) -> RoomsResult<Option<Closed>> {
         let out: Option<Vec<String>> = self
             .expire
             .arg(room_id)
@@ -219,7 +265,11 @@ impl ChatRooms for RedisRooms {
     }
 
     async fn block(&self, user_id: &str, other: &str) -> RoomsResult<()> {
-        let _: () = self.c().sadd(format!("{P}blocks:{user_id}"), other).await.map_err(err)?;
+        let _: () = self
+            .c()
+            .sadd(format!("{P}blocks:{user_id}"), other)
+            .await
+            .map_err(err)?;
         Ok(())
     }
 

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::{Value, json};
-use socketioxide::{
-    adapter::Adapter,SocketIo, extract::SocketRef};
+use socketioxide::{SocketIo, adapter::Adapter, extract::SocketRef};
 
 use super::user_room;
 use crate::{
@@ -42,7 +41,11 @@ pub fn matched_payload(room: &RoomInfo, user_id: &str) -> Option<Value> {
 }
 
 /// Opens the room of a pairing and tells both users. Returns the room id.
-pub async fn start_chat<A: Adapter>(io: &SocketIo<A>, state: &AppState, pairing: Pairing) -> Option<String> {
+pub async fn start_chat<A: Adapter>(
+    io: &SocketIo<A>,
+    state: &AppState,
+    pairing: Pairing,
+) -> Option<String> {
     let room = RoomInfo {
         id: crate::files::new_id(),
         caller: Member {
@@ -92,7 +95,11 @@ pub async fn start_chat<A: Adapter>(io: &SocketIo<A>, state: &AppState, pairing:
 }
 
 /// Puts a ticket (back) in the queue, starting a chat if it pairs at once.
-pub async fn requeue<A: Adapter>(io: &SocketIo<A>, state: &AppState, ticket: Ticket) -> Result<Joined, String> {
+pub async fn requeue<A: Adapter>(
+    io: &SocketIo<A>,
+    state: &AppState,
+    ticket: Ticket,
+) -> Result<Joined, String> {
     let user_id = ticket.user_id.clone();
     let joined = state
         .matcher
@@ -138,7 +145,12 @@ pub async fn finish_chat<A: Adapter>(
 
 /// A member's last socket dropped during a chat: the partner is told and
 /// the member has RECONNECT_GRACE to come back.
-pub async fn step_away<A: Adapter>(io: &SocketIo<A>, state: &AppState, room_id: &str, user_id: &str) {
+pub async fn step_away<A: Adapter>(
+    io: &SocketIo<A>,
+    state: &AppState,
+    room_id: &str,
+    user_id: &str,
+) {
     let token = match state.rooms.mark_away(room_id, user_id).await {
         Ok(Some(t)) => t,
         Ok(None) => return,
@@ -176,7 +188,12 @@ pub async fn step_away<A: Adapter>(io: &SocketIo<A>, state: &AppState, room_id: 
 /// A new socket of `user`: if they are in a chat, this socket rejoins it
 /// (`user:matched` with the same room) and gets what was kept for them;
 /// if they had dropped, the partner gets `partner:reconnected`.
-pub async fn resume<A: Adapter>(io: &SocketIo<A>, state: &AppState, socket: &SocketRef<A>, user: &SessionUser) {
+pub async fn resume<A: Adapter>(
+    io: &SocketIo<A>,
+    state: &AppState,
+    socket: &SocketRef<A>,
+    user: &SessionUser,
+) {
     let room = match state.rooms.room_of(&user.id).await {
         Ok(Some(r)) => r,
         Ok(None) => return,

@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 use socketioxide::{
-    adapter::Adapter,
     SocketIo,
+    adapter::Adapter,
     extract::{SocketRef, State, TryData},
 };
 
@@ -263,7 +263,12 @@ async fn user_skip<A: Adapter>(
     reply.send(result);
 }
 
-async fn user_end<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, State(state): State<AppState>, reply: Reply<A>) {
+async fn user_end<A: Adapter>(
+    s: SocketRef<A>,
+    io: SocketIo<A>,
+    State(state): State<AppState>,
+    reply: Reply<A>,
+) {
     let result = async {
         let user = begin(&s, &state)?;
         match state.rooms.room_of(&user.id).await.map_err(unavailable)? {
@@ -522,7 +527,12 @@ async fn chat_typing<A: Adapter>(
     reply.send(result);
 }
 
-async fn chat_clear<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, State(state): State<AppState>, reply: Reply<A>) {
+async fn chat_clear<A: Adapter>(
+    s: SocketRef<A>,
+    io: SocketIo<A>,
+    State(state): State<AppState>,
+    reply: Reply<A>,
+) {
     let result = async {
         let user = begin(&s, &state)?;
         let room = current_room(&state, &user.id).await?;

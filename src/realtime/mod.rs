@@ -49,7 +49,10 @@ fn builder(state: AppState) -> SocketIoBuilder {
 /// A single node: the in-memory adapter.
 pub fn local_layer(state: AppState) -> (SocketIoLayer, SocketIo) {
     let (layer, io) = builder(state).build_layer();
-    io.ns("/", on_connect::<LocalAdapter>.with(authenticate::<LocalAdapter>));
+    io.ns(
+        "/",
+        on_connect::<LocalAdapter>.with(authenticate::<LocalAdapter>),
+    );
     (layer, io)
 }
 
@@ -58,7 +61,13 @@ pub fn local_layer(state: AppState) -> (SocketIoLayer, SocketIo) {
 pub async fn redis_layer(
     state: AppState,
     adapter: socketioxide_redis::RedisAdapterCtr<crate::cluster::driver::ManagedDriver>,
-) -> Result<(SocketIoLayer<crate::cluster::IoAdapter>, SocketIo<crate::cluster::IoAdapter>), String> {
+) -> Result<
+    (
+        SocketIoLayer<crate::cluster::IoAdapter>,
+        SocketIo<crate::cluster::IoAdapter>,
+    ),
+    String,
+> {
     let (layer, io) = builder(state)
         .with_adapter::<crate::cluster::IoAdapter>(adapter)
         .build_layer();
