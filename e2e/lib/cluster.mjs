@@ -65,7 +65,8 @@ export async function startNginx(ports) {
     async stop() {
       if (proc.exitCode !== null) return;
       const gone = new Promise((r) => proc.once('exit', r));
-      proc.kill('SIGKILL');
+      // SIGTERM: the master stops its workers too (SIGKILL would orphan them).
+      proc.kill('SIGTERM');
       await gone;
     },
   };

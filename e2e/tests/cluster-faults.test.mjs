@@ -1,0 +1,108 @@
+// Fault tests of the cluster: a node killed with SIGKILL mid-chat, and
+// Redis stopped and started again. Everything on 127.0.0.1.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { io } from 'socket.io-client';
+import { startCluster } from '../lib/cluster.mjs';
+import { api, guest, connect, once, request, eventually } from '../lib/client.mjs';
+
+const required = process.env.TANDEM_REQUIRE_MONGODB === '1';
+const skip = !process.env.TANDEM_TEST_MONGOD && !required && 'TANDEM_TEST_MONGOD unset';
+
+async function userOn(node) {
+  const g = await guest(node.url);
+  const { socket } = await connect(node.url, g.token);
+  return { ...g, socket };
+}
+
+test('a node killed mid-chat leaves no ghosts; its clients come back through nginx', { skip }, async () => {
+  const c = await startCluster(3, { RECONNECT_GRACE: '3s' });
+  try {
+    // The node nginx sends this host to is the one that dies.
+    const probe = await guest(c.nginx.url);
+    const viaNginx = await api(c.nginx.url, 'GET', '/api/socket/stats', { token: probe.token });
+    const victim = c.nodes.find((n) => viaNginx.body.data.node.endsWith(`-${n.proc.pid}`));
+    assert.ok(victim, viaNginx.text);
+    const survivor = c.nodes.find((n) => n !== victim);
+
+    const a = await userOn(survivor);
+    const b = await userOn(victim);
+    const mb = once(b.socket, 'user:matched');
+    await request(a.socket, 'user:match');
+    await request(b.socket, 'user:match');
+    const { roomId } = await mb;
+    const ghost = await userOn(victim);
+    assert.equal((await request(ghost.socket, 'user:match')).data.status, 'waiting');
+
+    // A client through nginx (landing on the victim) that reconnects by itself.
+    const e = await guest(c.nginx.url);
+    const es = io(c.nginx.url, { auth: { token: e.token }, reconnectionDelay: 100, reconnectionDelayMax: 500, transports: ['websocket'] });
+    const first = await once(es, 'connection:established');
+    assert.ok(first.userId);
+
+    const reconnecting = once(a.socket, 'partner:reconnecting', 15000);
+    const left = once(a.socket, 'partner:left', 25000);
+    const eBack = once(es, 'connection:established', 20000);
+    await victim.stop('SIGKILL');
+
+    assert.equal((await reconnecting).roomId, roomId);
+    // The dead node's queue entry is gone: a newcomer waits instead of meeting the ghost.
+    const d = await userOn(survivor);
+    assert.equal((await request(d.socket, 'user:match')).data.status, 'waiting');
+    const l = await left;
+    assert.deepEqual(l, { reason: 'disconnected', roomId });
+    await eventually(async () => {
+      const s = await api(survivor.url, 'GET', '/api/socket/stats', { token: a.token });
+      return s.body.data.queuedUsers === 1 && !(await api(survivor.url, 'GET', '/api/users/online?limit=1000', { token: a.token }))
+        .body.data.users.some((u) => u.id === b.user.id || u.id === ghost.user.id);
+    }, 10000, 'the dead node to leave no queue entry or presence');
+
+    // The partner re-queues cleanly and meets the newcomer.
+    const ma = once(a.socket, 'user:matched');
+    assert.equal((await request(a.socket, 'user:match')).data.status, 'matched');
+    assert.equal((await ma).matchedUser.id, d.user.id);
+
+    // The nginx client is back on a living node and can be matched again.
+    await eBack;
+    assert.equal((await request(es, 'user:match')).data.status, 'waiting');
+    const f = await userOn(survivor);
+    const me = once(es, 'user:matched');
+    assert.equal((await request(f.socket, 'user:match')).data.status, 'matched');
+    assert.equal((await me).matchedUser.id, f.user.id);
+    for (const s of [a.socket, d.socket, f.socket, es]) s.close();
+  } finally {
+    await c.stop();
+  }
+});
+
+test('Redis down: health says so, matching fails clearly, clients are told; it recovers without a restart', { skip }, async () => {
+  const c = await startCluster(2);
+  try {
+    const [n1, n2] = c.nodes;
+    const x = await userOn(n1);
+    const y = await userOn(n2);
+    const degraded = once(x.socket, 'server:degraded', 15000);
+    await c.redis.stop();
+    assert.deepEqual(await degraded, { redis: 'down', matching: false });
+    const h = await api(n1.url, 'GET', '/health');
+    assert.equal(h.status, 503);
+    assert.equal(h.body.data.redis.status, 'down');
+    const m = await request(x.socket, 'user:match', {}, 10000);
+    assert.equal(m.success, false);
+    assert.equal(m.error.code, 'service_unavailable');
+    assert.equal(x.socket.connected, true, 'connected users stay connected');
+
+    const recovered = once(x.socket, 'server:recovered', 20000);
+    await c.redis.restart();
+    assert.deepEqual(await recovered, { redis: 'up', matching: true });
+    await eventually(async () => (await api(n1.url, 'GET', '/health')).status === 200, 10000, 'health to recover');
+    // Cross-node delivery works again (the adapter resubscribed).
+    const mx = once(x.socket, 'user:matched', 10000);
+    assert.equal((await request(x.socket, 'user:match')).data.status, 'waiting');
+    assert.equal((await request(y.socket, 'user:match')).data.status, 'matched');
+    assert.equal((await mx).matchedUser.id, y.user.id);
+    x.socket.close(); y.socket.close();
+  } finally {
+    await c.stop();
+  }
+});
