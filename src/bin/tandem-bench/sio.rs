@@ -1,0 +1,133 @@
+//! A minimal Socket.IO v5 client over WebSocket (Engine.IO v4), enough to
+//! load a server: handshake with a token, emit with acks, receive events.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+
+pub type Event = (String, Value);
+
+/// A connected client: `emit`/`request` send; `events` receives server events.
+pub struct Client {
+    out: mpsc::UnboundedSender<String>,
+    acks: Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>,
+    next_ack: u64,
+    pub events: mpsc::UnboundedReceiver<Event>,
+}
+
+pub async fn connect(base: &str, token: &str) -> Result<Client, String> {
+    let url = format!(
+        "{}/socket.io/?EIO=4&transport=websocket",
+        base.replacen("http", "ws", 1)
+    );
+    let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sink, mut stream) = ws.split();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<String>();
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel::<Event>();
+    let acks: Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>> = Arc::default();
+    let (ready_tx, ready_rx) = oneshot::channel::<Result<(), String>>();
+    let auth = serde_json::json!({ "token": token }).to_string();
+    tokio::spawn(async move {
+        while let Some(m) = out_rx.recv().await {
+            if sink.send(Message::text(m)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let out = out_tx.clone();
+    let acks_rx = acks.clone();
+    tokio::spawn(async move {
+        let mut ready = Some(ready_tx);
+        while let Some(Ok(msg)) = stream.next().await {
+            let Message::Text(text) = msg else { continue };
+            let t = text.as_str();
+            match t.as_bytes().first() {
+                Some(b'0') => {
+                    let _ = out.send(format!("40{auth}"));
+                }
+                Some(b'2') => {
+                    let _ = out.send("3".into());
+                }
+                Some(b'4') => {
+                    let p = &t[1..];
+                    match p.as_bytes().first() {
+                        Some(b'0') => {
+                            if let Some(r) = ready.take() {
+                                let _ = r.send(Ok(()));
+                            }
+                        }
+                        Some(b'4') => {
+                            if let Some(r) = ready.take() {
+                                let _ = r.send(Err(format!("connect_error {}", &p[1..])));
+                            }
+                        }
+                        Some(b'2') | Some(b'3') => {
+                            let body = &p[1..];
+                            let digits = body.bytes().take_while(u8::is_ascii_digit).count();
+                            let id: Option<u64> = body[..digits].parse().ok();
+                            let Ok(Value::Array(mut args)) =
+                                serde_json::from_str::<Value>(&body[digits..])
+                            else {
+                                continue;
+                            };
+                            if p.as_bytes()[0] == b'3' {
+                                let tx = id.and_then(|id| acks_rx.lock().unwrap().remove(&id));
+                                if let Some(tx) = tx {
+                                    let _ = tx.send(args.into_iter().next().unwrap_or(Value::Null));
+                                }
+                            } else if !args.is_empty() {
+                                let name = args.remove(0);
+                                let data = args.into_iter().next().unwrap_or(Value::Null);
+                                let _ = ev_tx.send((name.as_str().unwrap_or("").to_string(), data));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(r) = ready.take() {
+            let _ = r.send(Err("closed during handshake".into()));
+        }
+    });
+    ready_rx.await.map_err(|_| "handshake lost".to_string())??;
+    Ok(Client {
+        out: out_tx,
+        acks,
+        next_ack: 1,
+        events: ev_rx,
+    })
+}
+
+impl Client {
+    /// Emits with an ack; the receiver yields the ack payload.
+    pub fn request(&mut self, event: &str, data: &Value) -> oneshot::Receiver<Value> {
+        let id = self.next_ack;
+        self.next_ack += 1;
+        let (tx, rx) = oneshot::channel();
+        self.acks.lock().unwrap().insert(id, tx);
+        let _ = self
+            .out
+            .send(format!("42{id}{}", serde_json::json!([event, data])));
+        rx
+    }
+
+    /// Waits for the next event named `name`, dropping others.
+    pub async fn wait_for(&mut self, name: &str) -> Option<Value> {
+        while let Some((ev, data)) = self.events.recv().await {
+            if ev == name {
+                return Some(data);
+            }
+        }
+        None
+    }
+}
