@@ -1,0 +1,101 @@
+// Baseline for benchmarks: the same event contract as Tandem for the
+// benchmarked paths, written the way the seed systems do it (Express +
+// socket.io, JWT auth middleware, in-memory queue and rooms).
+'use strict';
+const http = require('http');
+const crypto = require('crypto');
+const express = require('express');
+const jwt = require('jsonwebtoken');
+const { Server } = require('socket.io');
+
+const PORT = Number(process.env.PORT || 3101);
+const SECRET = process.env.JWT_SECRET;
+if (!SECRET) { console.error('JWT_SECRET is required'); process.exit(2); }
+
+const app = express();
+app.use(express.json({ limit: '64kb' }));
+app.get('/health', (req, res) => res.json({ success: true, data: { status: 'ok' } }));
+const server = http.createServer(app);
+const io = new Server(server, { maxHttpBufferSize: 96 * 1024 });
+
+const queue = []; // user ids waiting
+const partnerOf = new Map(); // user id -> partner id
+const names = new Map();
+
+io.use((socket, next) => {
+  try {
+    const claims = jwt.verify(socket.handshake.auth?.token || '', SECRET, { algorithms: ['HS256'] });
+    socket.data.user = { id: claims.sub, username: claims.name };
+    next();
+  } catch {
+    next(new Error('unauthorized'));
+  }
+});
+
+function reply(ack, result) {
+  if (typeof ack === 'function') ack(result);
+}
+
+function sanitize(s) {
+  return String(s).replace(/<[^>]*>/g, '').replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '').trim();
+}
+
+io.on('connection', (socket) => {
+  const me = socket.data.user;
+  names.set(me.id, me.username);
+  socket.join(`user:${me.id}`);
+  socket.emit('connection:established', { userId: me.id, username: me.username, socketId: socket.id });
+
+  socket.on('user:match', (data, ack) => {
+    if (typeof data === 'function') { ack = data; }
+    if (partnerOf.has(me.id)) return reply(ack, { success: false, error: { code: 'already_in_chat', message: 'in a chat' } });
+    const i = queue.findIndex((id) => id !== me.id);
+    if (i === -1) {
+      if (!queue.includes(me.id)) queue.push(me.id);
+      return reply(ack, { success: true, data: { status: 'waiting' } });
+    }
+    const other = queue.splice(i, 1)[0];
+    const roomId = crypto.randomUUID();
+    partnerOf.set(me.id, other);
+    partnerOf.set(other, me.id);
+    io.to(`user:${other}`).emit('user:matched', { roomId, matchedUser: { id: me.id, username: me.username }, role: 'caller', commonInterests: [] });
+    io.to(`user:${me.id}`).emit('user:matched', { roomId, matchedUser: { id: other, username: names.get(other) }, role: 'callee', commonInterests: [] });
+    reply(ack, { success: true, data: { status: 'matched', roomId } });
+  });
+
+  socket.on('chat:message', (data, ack) => {
+    const partner = partnerOf.get(me.id);
+    if (!partner) return reply(ack, { success: false, error: { code: 'not_in_chat', message: 'not in a chat' } });
+    const content = sanitize(data?.content ?? '');
+    if (!content) return reply(ack, { success: false, error: { code: 'empty_message', message: 'empty' } });
+    if (content.length > 1000) return reply(ack, { success: false, error: { code: 'message_too_long', message: 'too long' } });
+    const id = crypto.randomBytes(16).toString('hex');
+    const timestamp = new Date().toISOString();
+    io.to(`user:${partner}`).emit('chat:message', { id, from: me.id, type: 'text', content, timestamp });
+    reply(ack, { success: true, data: { id, timestamp } });
+  });
+
+  socket.on('user:end', (ack) => {
+    const partner = partnerOf.get(me.id);
+    if (partner) {
+      partnerOf.delete(me.id);
+      partnerOf.delete(partner);
+      io.to(`user:${partner}`).emit('partner:left', { reason: 'ended' });
+    }
+    reply(ack, { success: true, data: { status: 'idle' } });
+  });
+
+  socket.on('disconnect', () => {
+    const i = queue.indexOf(me.id);
+    if (i !== -1) queue.splice(i, 1);
+    const partner = partnerOf.get(me.id);
+    if (partner) {
+      partnerOf.delete(me.id);
+      partnerOf.delete(partner);
+      io.to(`user:${partner}`).emit('partner:left', { reason: 'disconnected' });
+    }
+  });
+});
+
+server.listen(PORT, '127.0.0.1', () => console.log(`baseline listening addr=127.0.0.1:${server.address().port}`));
+process.on('SIGTERM', () => process.exit(0));

@@ -1,0 +1,53 @@
+// Short runs of every tandem-bench scenario, against Tandem and against the
+// Node baseline, so the benchmark tools keep working. Not a performance test.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import path from 'node:path';
+import { ROOT, JWT_SECRET, startServer } from '../lib/server.mjs';
+import { freePort } from '../lib/mongo.mjs';
+
+const BENCH = path.join(ROOT, 'target', 'debug', 'tandem-bench');
+const SMALL = { connections: ['--connections', '50'], relay: ['--pairs', '5', '--duration', '1'], 'match-storm': ['--users', '40'] };
+
+function bench(scenario, url, pid) {
+  return new Promise((resolve, reject) => {
+    execFile(BENCH, [scenario, '--url', url, '--jwt-secret', JWT_SECRET, '--server-pid', String(pid), ...SMALL[scenario]],
+      { timeout: 60000 }, (err, stdout, stderr) => {
+        if (err) return reject(new Error(`${err.message}\n${stderr}`));
+        const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
+        resolve(JSON.parse(line.slice(7)));
+      });
+  });
+}
+
+let tandem;
+let node;
+before(async () => {
+  tandem = await startServer({ SOCKET_EVENT_LIMIT: '1000000' });
+  const port = await freePort();
+  const proc = spawn(process.execPath, [path.join(ROOT, 'bench', 'node-baseline', 'server.js')],
+    { env: { ...process.env, PORT: String(port), JWT_SECRET }, stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('baseline did not start')), 15000);
+    proc.stdout.on('data', (d) => { if (String(d).includes('baseline listening')) { clearTimeout(timer); resolve(); } });
+    proc.once('exit', () => reject(new Error('baseline exited')));
+  });
+  node = { url: `http://127.0.0.1:${port}`, pid: proc.pid, proc };
+});
+after(async () => {
+  await tandem?.stop();
+  node?.proc.kill('SIGKILL');
+});
+
+for (const scenario of Object.keys(SMALL)) {
+  test(`tandem-bench ${scenario} runs against both servers`, async () => {
+    for (const [name, url, pid] of [['tandem', tandem?.url, tandem?.proc.pid], ['node', node?.url, node?.pid]]) {
+      const r = await bench(scenario, url, pid);
+      assert.equal(r.scenario, scenario, name);
+      if (scenario === 'connections') assert.equal(r.connections, 50, name);
+      if (scenario === 'relay') { assert.equal(r.pairs, 5, name); assert.ok(r.msgPerSec > 0, name); }
+      if (scenario === 'match-storm') assert.equal(r.pairs, 20, name);
+    }
+  });
+}
