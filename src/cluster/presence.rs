@@ -213,21 +213,8 @@ impl Presence for RedisPresence {
 
     async fn counts(&self) -> PresenceResult<PresenceCounts> {
         let all = self.everyone().await?;
-        let mut c = PresenceCounts {
-            online_users: all.len(),
-            ..Default::default()
-        };
-        for u in all.values() {
-            c.sockets += u.sockets;
-            match u.status {
-                Status::Idle => c.available_users += 1,
-                Status::Queued => {
-                    c.available_users += 1;
-                    c.queued_users += 1;
-                }
-                Status::InChat => c.in_chat_users += 1,
-            }
-        }
-        Ok(c)
+        Ok(PresenceCounts::tally(
+            all.values().map(|u| (u.status, u.sockets)),
+        ))
     }
 }

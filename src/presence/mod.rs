@@ -50,6 +50,26 @@ pub struct PresenceCounts {
     pub sockets: usize,
 }
 
+impl PresenceCounts {
+    /// Counts users from their (status, open sockets).
+    pub fn tally(users: impl Iterator<Item = (Status, usize)>) -> Self {
+        let mut c = PresenceCounts::default();
+        for (status, sockets) in users {
+            c.online_users += 1;
+            c.sockets += sockets;
+            match status {
+                Status::Idle => c.available_users += 1,
+                Status::Queued => {
+                    c.available_users += 1;
+                    c.queued_users += 1;
+                }
+                Status::InChat => c.in_chat_users += 1,
+            }
+        }
+        c
+    }
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("presence unavailable: {0}")]
 pub struct PresenceError(pub String);
@@ -157,22 +177,9 @@ impl Presence for MemoryPresence {
 
     async fn counts(&self) -> PresenceResult<PresenceCounts> {
         let users = self.lock();
-        let mut c = PresenceCounts {
-            online_users: users.len(),
-            ..Default::default()
-        };
-        for e in users.values() {
-            c.sockets += e.sockets.len();
-            match e.status {
-                Status::Idle => c.available_users += 1,
-                Status::Queued => {
-                    c.available_users += 1;
-                    c.queued_users += 1;
-                }
-                Status::InChat => c.in_chat_users += 1,
-            }
-        }
-        Ok(c)
+        Ok(PresenceCounts::tally(
+            users.values().map(|e| (e.status, e.sockets.len())),
+        ))
     }
 }
 

@@ -31,6 +31,17 @@ const MAX_INTEREST_CHARS: usize = 30;
 
 type EventResult = Result<Value, EventError>;
 
+/// Signaling events, forwarded to the partner: (event, required field and its size limit).
+const SIGNALS: [(&str, Option<(&str, usize)>); 4] = [
+    ("webrtc:offer", Some(("offer", MAX_SDP_BYTES))),
+    ("webrtc:answer", Some(("answer", MAX_SDP_BYTES))),
+    (
+        "webrtc:ice-candidate",
+        Some(("candidate", MAX_CANDIDATE_BYTES)),
+    ),
+    ("webrtc:hangup", None),
+];
+
 pub fn register<A: Adapter>(s: &SocketRef<A>) {
     s.on("user:match", user_match);
     s.on("user:cancel", user_cancel);
@@ -40,10 +51,18 @@ pub fn register<A: Adapter>(s: &SocketRef<A>) {
     s.on("chat:message", chat_message);
     s.on("chat:typing", chat_typing);
     s.on("chat:clear", chat_clear);
-    s.on("webrtc:offer", webrtc_offer);
-    s.on("webrtc:answer", webrtc_answer);
-    s.on("webrtc:ice-candidate", webrtc_ice_candidate);
-    s.on("webrtc:hangup", webrtc_hangup);
+    for (event, field) in SIGNALS {
+        s.on(
+            event,
+            move |s: SocketRef<A>,
+                  io: SocketIo<A>,
+                  State(state): State<AppState>,
+                  TryData(data): TryData<Value>,
+                  reply: Reply<A>| async move {
+                reply.send(signal(&s, &io, &state, event, data, field).await);
+            },
+        );
+    }
 }
 
 fn invalid(message: impl Into<String>) -> EventError {
@@ -601,74 +620,4 @@ async fn signal<A: Adapter>(
     }
     calls::emit_to_user(io, &partner.id, event, &out).await;
     Ok(json!({ "delivered": true }))
-}
-
-async fn webrtc_offer<A: Adapter>(
-    s: SocketRef<A>,
-    io: SocketIo<A>,
-    State(state): State<AppState>,
-    TryData(data): TryData<Value>,
-    reply: Reply<A>,
-) {
-    reply.send(
-        signal(
-            &s,
-            &io,
-            &state,
-            "webrtc:offer",
-            data,
-            Some(("offer", MAX_SDP_BYTES)),
-        )
-        .await,
-    );
-}
-
-async fn webrtc_answer<A: Adapter>(
-    s: SocketRef<A>,
-    io: SocketIo<A>,
-    State(state): State<AppState>,
-    TryData(data): TryData<Value>,
-    reply: Reply<A>,
-) {
-    reply.send(
-        signal(
-            &s,
-            &io,
-            &state,
-            "webrtc:answer",
-            data,
-            Some(("answer", MAX_SDP_BYTES)),
-        )
-        .await,
-    );
-}
-
-async fn webrtc_ice_candidate<A: Adapter>(
-    s: SocketRef<A>,
-    io: SocketIo<A>,
-    State(state): State<AppState>,
-    TryData(data): TryData<Value>,
-    reply: Reply<A>,
-) {
-    reply.send(
-        signal(
-            &s,
-            &io,
-            &state,
-            "webrtc:ice-candidate",
-            data,
-            Some(("candidate", MAX_CANDIDATE_BYTES)),
-        )
-        .await,
-    );
-}
-
-async fn webrtc_hangup<A: Adapter>(
-    s: SocketRef<A>,
-    io: SocketIo<A>,
-    State(state): State<AppState>,
-    TryData(data): TryData<Value>,
-    reply: Reply<A>,
-) {
-    reply.send(signal(&s, &io, &state, "webrtc:hangup", data, None).await);
 }
