@@ -37,6 +37,9 @@ fn builder(state: AppState) -> SocketIoBuilder {
     SocketIo::builder()
         .with_state(state)
         .max_payload(MAX_PACKET as u64)
+        // Packets queued per socket before emits fail: room for bursts of
+        // chat and signaling to a client that reads slowly.
+        .max_buffer_size(1024)
         .ws_max_message_size(MAX_PACKET)
         .ws_max_frame_size(MAX_PACKET)
         .with_parser(

@@ -234,7 +234,8 @@ async fn relay(args: &Args) -> Value {
             while Instant::now() < end {
                 if inflight.len() >= window {
                     let rx: tokio::sync::oneshot::Receiver<Value> = inflight.pop_front().unwrap();
-                    let _ = rx.await;
+                    // An ack that never comes (the server dropped it) must not stall the run.
+                    let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
                 }
                 if let Some(g) = gap {
                     next += g;
