@@ -115,6 +115,20 @@ async fn current_room(state: &AppState, user_id: &str) -> Result<RoomInfo, Event
         .ok_or_else(not_in_chat)
 }
 
+/// Closes `room_id` (if still open) as `by` did; the partner gets `partner:left {reason}`.
+async fn end_chat<A: Adapter>(
+    io: &SocketIo<A>,
+    state: &AppState,
+    room_id: &str,
+    by: &str,
+    reason: &str,
+) -> Result<(), EventError> {
+    if let Some(closed) = state.rooms.close(room_id).await.map_err(unavailable)? {
+        calls::finish_chat(io, state, closed, Some(by), reason).await;
+    }
+    Ok(())
+}
+
 /// What `user:match` asked for, kept on the socket for `user:skip`.
 #[derive(Debug, Clone, Default)]
 pub struct MatchPrefs {
@@ -265,9 +279,7 @@ async fn user_skip<A: Adapter>(
         };
         match state.rooms.room_of(&user.id).await.map_err(unavailable)? {
             Some(room) => {
-                if let Some(closed) = state.rooms.close(&room.id).await.map_err(unavailable)? {
-                    calls::finish_chat(&io, &state, closed, Some(&user.id), "skipped").await;
-                }
+                end_chat(&io, &state, &room.id, &user.id, "skipped").await?;
             }
             None if state
                 .matcher
@@ -292,9 +304,7 @@ async fn user_end<A: Adapter>(
         let user = begin(&s, &state)?;
         match state.rooms.room_of(&user.id).await.map_err(unavailable)? {
             Some(room) => {
-                if let Some(closed) = state.rooms.close(&room.id).await.map_err(unavailable)? {
-                    calls::finish_chat(&io, &state, closed, Some(&user.id), "ended").await;
-                }
+                end_chat(&io, &state, &room.id, &user.id, "ended").await?;
             }
             None => {
                 if !state.matcher.leave(&user.id).await.map_err(unavailable)? {
@@ -336,9 +346,7 @@ async fn user_block<A: Adapter>(
             .map_err(unavailable)?;
         if let Some(room) = state.rooms.room_of(&user.id).await.map_err(unavailable)? {
             if room.seen_by(&user.id).is_some_and(|(p, _)| p.id == other) {
-                if let Some(closed) = state.rooms.close(&room.id).await.map_err(unavailable)? {
-                    calls::finish_chat(&io, &state, closed, Some(&user.id), "ended").await;
-                }
+                end_chat(&io, &state, &room.id, &user.id, "ended").await?;
             }
         }
         // A queued ticket is re-issued so the block applies to it too.
