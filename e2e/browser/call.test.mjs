@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
-import { launch, guestPage, inboundMedia } from '../lib/browser.mjs';
+import { launch, matchedPages, inboundMedia } from '../lib/browser.mjs';
 import { png } from '../lib/fixtures.mjs';
 
 let srv;
@@ -18,21 +18,8 @@ after(async () => {
   await srv?.stop();
 });
 
-async function matchedPages() {
-  const a = await guestPage(browser, srv.url, `alice${Date.now() % 100000}`);
-  const b = await guestPage(browser, srv.url, `bob${Date.now() % 100000}`);
-  await a.click('#start-btn');
-  await a.waitForFunction(() => window.tandem.queued === true);
-  await b.click('#start-btn');
-  await a.waitForSelector('#chat-input:not([disabled])');
-  await b.waitForSelector('#chat-input:not([disabled])');
-  const [ra, rb] = await Promise.all([a.evaluate(() => window.tandem.room), b.evaluate(() => window.tandem.room)]);
-  assert.equal(ra.roomId, rb.roomId);
-  return ra.role === 'caller' ? { caller: a, callee: b } : { caller: b, callee: a };
-}
-
 test('two pages meet, chat, share a file and a voice note, and make a video call', async () => {
-  const { caller, callee } = await matchedPages();
+  const { caller, callee } = await matchedPages(browser, srv.url);
 
   await caller.fill('#chat-input', 'hello from the caller');
   await caller.click('#send-btn');

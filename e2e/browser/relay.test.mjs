@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
-import { launch, guestPage, inboundMedia } from '../lib/browser.mjs';
+import { launch, matchedPages, inboundMedia } from '../lib/browser.mjs';
 
 let srv;
 let browser;
@@ -22,16 +22,7 @@ after(async () => {
 });
 
 test('a video call relayed through our TURN: the selected pair is relay on both sides', async () => {
-  const a = await guestPage(browser, srv.url, `ra${Date.now() % 100000}`);
-  const b = await guestPage(browser, srv.url, `rb${Date.now() % 100000}`);
-  for (const p of [a, b]) await p.check('#relay-only');
-  await a.click('#start-btn');
-  await a.waitForFunction(() => window.tandem.queued === true);
-  await b.click('#start-btn');
-  await a.waitForSelector('#chat-input:not([disabled])');
-  await b.waitForSelector('#chat-input:not([disabled])');
-  const caller = (await a.evaluate(() => window.tandem.room.role)) === 'caller' ? a : b;
-  const callee = caller === a ? b : a;
+  const { caller, callee } = await matchedPages(browser, srv.url, { relay: true });
   await caller.click('#call-btn');
   const [mc, me] = await Promise.all([inboundMedia(caller), inboundMedia(callee)]);
   for (const [who, m] of [['caller', mc], ['callee', me]]) {
@@ -41,9 +32,9 @@ test('a video call relayed through our TURN: the selected pair is relay on both 
     assert.equal(m.local, 'relay', `${who} local candidate: ${JSON.stringify(m)}`);
     assert.equal(m.remote, 'relay', `${who} remote candidate: ${JSON.stringify(m)}`);
   }
-  const g = await a.evaluate(() => window.tandem.token);
+  const g = await caller.evaluate(() => window.tandem.token);
   const stats = await fetch(`${srv.url}/api/socket/stats`, { headers: { authorization: `Bearer ${g}` } }).then((r) => r.json());
   assert.ok(stats.data.turn.metrics.bytesToClients > 10000, JSON.stringify(stats.data.turn));
-  await a.context().close();
-  await b.context().close();
+  await caller.context().close();
+  await callee.context().close();
 });

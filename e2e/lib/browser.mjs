@@ -60,3 +60,19 @@ export function inboundMedia(page, timeoutMs = 20000) {
     }
   }, timeoutMs);
 }
+
+/** Two guest pages matched with each other; `relay` ticks "Relay only" first. */
+export async function matchedPages(browser, url, { relay = false } = {}) {
+  const tag = Date.now() % 100000;
+  const a = await guestPage(browser, url, `a${tag}`);
+  const b = await guestPage(browser, url, `b${tag}`);
+  if (relay) for (const p of [a, b]) await p.check('#relay-only');
+  await a.click('#start-btn');
+  await a.waitForFunction(() => window.tandem.queued === true);
+  await b.click('#start-btn');
+  await a.waitForSelector('#chat-input:not([disabled])');
+  await b.waitForSelector('#chat-input:not([disabled])');
+  const [ra, rb] = await Promise.all([a.evaluate(() => window.tandem.room), b.evaluate(() => window.tandem.room)]);
+  if (ra.roomId !== rb.roomId) throw new Error(`pages in different rooms: ${ra.roomId} ${rb.roomId}`);
+  return ra.role === 'caller' ? { caller: a, callee: b } : { caller: b, callee: a };
+}

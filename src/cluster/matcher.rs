@@ -217,20 +217,7 @@ impl Matcher for RedisMatcher {
             .map_err(err)?;
         match partner {
             None => Ok(Joined::Waiting),
-            Some(raw) => {
-                let waiting = parse(&raw)?;
-                let common_interests = waiting
-                    .interests
-                    .iter()
-                    .filter(|i| ticket.interests.contains(i))
-                    .cloned()
-                    .collect();
-                Ok(Joined::Matched(Pairing {
-                    caller: waiting,
-                    callee: ticket,
-                    common_interests,
-                }))
-            }
+            Some(raw) => Ok(Joined::Matched(Pairing::new(parse(&raw)?, ticket))),
         }
     }
 
@@ -260,20 +247,7 @@ impl Matcher for RedisMatcher {
             .map_err(err)?;
         raw.chunks(2)
             .filter(|c| c.len() == 2)
-            .map(|c| {
-                let (caller, callee) = (parse(&c[0])?, parse(&c[1])?);
-                let common_interests = caller
-                    .interests
-                    .iter()
-                    .filter(|i| callee.interests.contains(i))
-                    .cloned()
-                    .collect();
-                Ok(Pairing {
-                    caller,
-                    callee,
-                    common_interests,
-                })
-            })
+            .map(|c| Ok(Pairing::new(parse(&c[0])?, parse(&c[1])?)))
             .collect()
     }
 

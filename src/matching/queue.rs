@@ -242,11 +242,18 @@ impl MatchQueue {
 }
 
 fn pair(waiting: Waiting, newcomer: Ticket) -> Pairing {
-    let common_interests = common(&waiting.ticket.interests, &newcomer.interests);
-    Pairing {
-        caller: waiting.ticket,
-        callee: newcomer,
-        common_interests,
+    Pairing::new(waiting.ticket, newcomer)
+}
+
+impl Pairing {
+    /// `caller` (who waited longer) and `callee`, with the interests they share.
+    pub fn new(caller: Ticket, callee: Ticket) -> Self {
+        let common_interests = common(&caller.interests, &callee.interests);
+        Pairing {
+            caller,
+            callee,
+            common_interests,
+        }
     }
 }
 
