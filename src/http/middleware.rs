@@ -164,3 +164,89 @@ impl http_body::Body for SharedBody {
         }
     }
 }
+
+/// Socket.IO keeps the head of the request that opened a session (URI and
+/// headers) for the session's whole life. hyper parses both as slices of
+/// its connection read buffer (8–16 KiB), so keeping them keeps that buffer
+/// alive for every idle socket. Copy them out — the values into one shared
+/// allocation — before the Socket.IO layer sees the request.
+pub async fn detach_socket_head(mut req: Request, next: Next) -> Response {
+    if req.uri().path().starts_with("/socket.io") {
+        detach_head(&mut req);
+    }
+    next.run(req).await
+}
+
+fn detach_head(req: &mut Request) {
+    if let Ok(uri) = axum::http::Uri::from_maybe_shared(Bytes::from(req.uri().to_string())) {
+        // The router keeps a copy of the URI in the extensions too.
+        if let Some(original) = req.extensions_mut().get_mut::<axum::extract::OriginalUri>() {
+            original.0 = uri.clone();
+        }
+        *req.uri_mut() = uri;
+    }
+    let old = std::mem::take(req.headers_mut());
+    let mut pairs = Vec::with_capacity(old.len());
+    let mut name: Option<HeaderName> = None;
+    for (n, v) in old {
+        if let Some(n) = n {
+            name = Some(n);
+        }
+        if let Some(n) = &name {
+            pairs.push((n.clone(), v));
+        }
+    }
+    let mut buf = Vec::with_capacity(pairs.iter().map(|(_, v)| v.len()).sum());
+    for (_, v) in &pairs {
+        buf.extend_from_slice(v.as_bytes());
+    }
+    let buf = Bytes::from(buf);
+    let headers = req.headers_mut();
+    headers.reserve(pairs.len());
+    let mut at = 0;
+    for (n, v) in pairs {
+        let (len, sensitive) = (v.len(), v.is_sensitive());
+        // The bytes were a valid value a moment ago; keep the original if not.
+        let mut copy = HeaderValue::from_maybe_shared(buf.slice(at..at + len)).unwrap_or(v);
+        copy.set_sensitive(sensitive);
+        headers.append(n, copy);
+        at += len;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detached_head_keeps_uri_headers_and_their_order() {
+        let mut req = Request::builder()
+            .uri("/socket.io/?EIO=4&transport=websocket")
+            .header("authorization", "Bearer abc")
+            .header("x-forwarded-for", "10.0.0.1")
+            .header("x-forwarded-for", "10.0.0.2")
+            .header("cookie", "a=b")
+            .body(Body::empty())
+            .unwrap();
+        req.headers_mut()
+            .get_mut("authorization")
+            .unwrap()
+            .set_sensitive(true);
+        let uri = req.uri().clone();
+        req.extensions_mut().insert(axum::extract::OriginalUri(uri));
+        let before = req.headers().clone();
+        detach_head(&mut req);
+        assert_eq!(req.uri(), "/socket.io/?EIO=4&transport=websocket");
+        assert_eq!(
+            req.extensions()
+                .get::<axum::extract::OriginalUri>()
+                .unwrap()
+                .0,
+            *req.uri()
+        );
+        assert_eq!(*req.headers(), before);
+        let forwarded: Vec<_> = req.headers().get_all("x-forwarded-for").iter().collect();
+        assert_eq!(forwarded, ["10.0.0.1", "10.0.0.2"]);
+        assert!(req.headers()["authorization"].is_sensitive());
+    }
+}

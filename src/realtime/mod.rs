@@ -24,6 +24,8 @@ pub mod events;
 
 /// Largest Socket.IO packet accepted (an SDP offer is at most 64 KiB).
 pub const MAX_PACKET: usize = 96 * 1024;
+/// Initial WebSocket read buffer (engineioxide's default is 4 KiB).
+pub const WS_READ_BUFFER: usize = 1024;
 /// Binary attachments are not part of the contract: allow very few, small.
 const MAX_BINARIES: usize = 2;
 
@@ -40,6 +42,10 @@ fn builder(state: AppState) -> SocketIoBuilder {
         // Packets queued per socket before emits fail: room for bursts of
         // chat and signaling to a client that reads slowly.
         .max_buffer_size(1024)
+        // Read buffer per WebSocket, allocated up front for every socket and
+        // grown only while a larger frame arrives: chat packets are small,
+        // and an idle connection should cost little.
+        .ws_read_buffer_size(WS_READ_BUFFER)
         .ws_max_message_size(MAX_PACKET)
         .ws_max_frame_size(MAX_PACKET)
         .with_parser(
@@ -153,8 +159,9 @@ async fn on_connect<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, State(state): 
         let _ = s.disconnect();
         return;
     };
+    // A span per event, not one kept per socket: a live span costs ~1 KiB
+    // per idle connection in the subscriber.
     let span = tracing::info_span!("socket", sid = %s.id, user = %user.id);
-    s.extensions.insert(span.clone());
     async {
         s.join(user_room(&user.id));
         state.local_sockets.fetch_add(1, Ordering::Relaxed);
@@ -184,10 +191,7 @@ async fn on_disconnect<A: Adapter>(
     let Some(user) = s.extensions.get::<SessionUser>() else {
         return;
     };
-    let span = s
-        .extensions
-        .get::<tracing::Span>()
-        .unwrap_or_else(tracing::Span::none);
+    let span = tracing::info_span!("socket", sid = %s.id, user = %user.id);
     async {
         state.local_sockets.fetch_sub(1, Ordering::Relaxed);
         tracing::info!(?reason, "disconnected");
