@@ -4,8 +4,12 @@
 'use strict';
 const http = require('http');
 const crypto = require('crypto');
+const os = require('os');
+const path = require('path');
 const express = require('express');
 const jwt = require('jsonwebtoken');
+const bcrypt = require('bcryptjs');
+const multer = require('multer');
 const { Server } = require('socket.io');
 
 const PORT = Number(process.env.PORT || 3101);
@@ -15,6 +19,52 @@ if (!SECRET) { console.error('JWT_SECRET is required'); process.exit(2); }
 const app = express();
 app.use(express.json({ limit: '64kb' }));
 app.get('/health', (req, res) => res.json({ success: true, data: { status: 'ok' } }));
+
+// Accounts in memory (the seeds keep them in MongoDB), bcrypt at 12 rounds.
+const users = new Map(); // email -> { id, username, hash }
+function issue(user) {
+  const token = jwt.sign({ sub: user.id, name: user.username, guest: false }, SECRET, { algorithm: 'HS256', expiresIn: '1h' });
+  return { token, user: { id: user.id, username: user.username } };
+}
+app.post('/api/auth/register', async (req, res) => {
+  const { username, email, password } = req.body || {};
+  if (!username || !email || !password) return res.status(400).json({ success: false, error: { code: 'validation_error', message: 'missing fields' } });
+  const key = String(email).toLowerCase();
+  if (users.has(key)) return res.status(409).json({ success: false, error: { code: 'conflict', message: 'email is already taken' } });
+  const user = { id: crypto.randomUUID(), username, hash: await bcrypt.hash(password, 12) };
+  users.set(key, user);
+  res.status(201).json({ success: true, data: issue(user) });
+});
+app.post('/api/auth/login', async (req, res) => {
+  const { email, password } = req.body || {};
+  const user = users.get(String(email || '').toLowerCase());
+  if (!user || !(await bcrypt.compare(String(password || ''), user.hash))) {
+    return res.status(401).json({ success: false, error: { code: 'invalid_credentials', message: 'invalid email or password' } });
+  }
+  res.json({ success: true, data: issue(user) });
+});
+
+// Uploads the way the seeds do them: multer to disk, 10 MB limit, JWT auth.
+const uploadDir = process.env.UPLOAD_DIR || path.join(os.tmpdir(), `baseline-uploads-${process.pid}`);
+const upload = multer({ dest: uploadDir, limits: { fileSize: 10 * 1024 * 1024 } });
+function auth(req, res, next) {
+  try {
+    const header = req.headers.authorization || '';
+    req.user = jwt.verify(header.replace(/^Bearer /, ''), SECRET, { algorithms: ['HS256'] });
+    next();
+  } catch {
+    res.status(401).json({ success: false, error: { code: 'unauthorized', message: 'unauthorized' } });
+  }
+}
+app.post('/api/files', auth, upload.single('file'), (req, res) => {
+  if (!req.file) return res.status(400).json({ success: false, error: { code: 'validation_error', message: 'file is required' } });
+  const { filename, originalname, mimetype, size } = req.file;
+  res.status(201).json({ success: true, data: { id: filename, name: originalname, mime: mimetype, size, url: `/api/files/${filename}` } });
+});
+app.use((err, req, res, next) => {
+  const status = err.code === 'LIMIT_FILE_SIZE' ? 413 : 400;
+  res.status(status).json({ success: false, error: { code: status === 413 ? 'payload_too_large' : 'bad_request', message: err.message } });
+});
 const server = http.createServer(app);
 const io = new Server(server, { maxHttpBufferSize: 96 * 1024 });
 

@@ -4,11 +4,15 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import path from 'node:path';
+import os from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { ROOT, JWT_SECRET, startServer } from '../lib/server.mjs';
 import { freePort } from '../lib/mongo.mjs';
 
 const BENCH = path.join(ROOT, 'target', 'debug', 'tandem-bench');
-const SMALL = { connections: ['--connections', '50'], relay: ['--pairs', '5', '--duration', '1'], 'match-storm': ['--users', '40'] };
+const SMALL = { connections: ['--connections', '50'], relay: ['--pairs', '5', '--duration', '1'], 'match-storm': ['--users', '40'],
+  'login-storm': ['--pairs', '2', '--duration', '1', '--accounts', '1', '--login-concurrency', '2'],
+  upload: ['--uploads', '2', '--upload-size', '200000'] };
 
 function bench(scenario, url, pid) {
   return new Promise((resolve, reject) => {
@@ -23,11 +27,13 @@ function bench(scenario, url, pid) {
 
 let tandem;
 let node;
+let tmpdir;
 before(async () => {
-  tandem = await startServer({ SOCKET_EVENT_LIMIT: '1000000' });
+  tmpdir = await mkdtemp(path.join(os.tmpdir(), 'bench-smoke-'));
+  tandem = await startServer({ SOCKET_EVENT_LIMIT: '1000000', RATE_LIMIT_AUTH_MAX: '1000000', RATE_LIMIT_UPLOAD_MAX: '1000000' });
   const port = await freePort();
   const proc = spawn(process.execPath, [path.join(ROOT, 'bench', 'node-baseline', 'server.js')],
-    { env: { ...process.env, PORT: String(port), JWT_SECRET }, stdio: ['ignore', 'pipe', 'inherit'] });
+    { env: { ...process.env, PORT: String(port), JWT_SECRET, UPLOAD_DIR: path.join(tmpdir, 'node-uploads') }, stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('baseline did not start')), 15000);
     proc.stdout.on('data', (d) => { if (String(d).includes('baseline listening')) { clearTimeout(timer); resolve(); } });
@@ -38,6 +44,7 @@ before(async () => {
 after(async () => {
   await tandem?.stop();
   node?.proc.kill('SIGKILL');
+  if (tmpdir) await rm(tmpdir, { recursive: true, force: true });
 });
 
 for (const scenario of Object.keys(SMALL)) {
@@ -48,6 +55,8 @@ for (const scenario of Object.keys(SMALL)) {
       if (scenario === 'connections') assert.equal(r.connections, 50, name);
       if (scenario === 'relay') { assert.equal(r.pairs, 5, name); assert.ok(r.msgPerSec > 0, name); }
       if (scenario === 'match-storm') assert.equal(r.pairs, 20, name);
+      if (scenario === 'login-storm') { assert.equal(r.pairs, 2, name); assert.ok(r.loginsPerSec > 0, name); }
+      if (scenario === 'upload') { assert.equal(r.uploads, 2, name); assert.equal(r.failed, 0, name); }
     }
   });
 }

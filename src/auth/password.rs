@@ -63,7 +63,9 @@ impl Pool {
                 ));
             }
             Err(TrySendError::Disconnected(_)) => {
-                return Err(AppError::Internal("password hashing threads are gone".into()));
+                return Err(AppError::Internal(
+                    "password hashing threads are gone".into(),
+                ));
             }
         }
         rx.await
@@ -140,7 +142,11 @@ mod tests {
     #[tokio::test]
     async fn hashes_and_verifies_on_the_pool() {
         let h = hash("correct horse 1".into(), 4).await.unwrap();
-        assert!(verify("correct horse 1".into(), Some(h.clone()), 4).await.unwrap());
+        assert!(
+            verify("correct horse 1".into(), Some(h.clone()), 4)
+                .await
+                .unwrap()
+        );
         assert!(!verify("wrong horse 1".into(), Some(h), 4).await.unwrap());
         assert!(!verify("correct horse 1".into(), None, 4).await.unwrap());
     }

@@ -5,6 +5,8 @@
 //!   tandem-bench connections --url URL --jwt-secret S --server-pid PID --connections 19500
 //!   tandem-bench relay       --url URL --jwt-secret S --server-pid PID --pairs 500 --duration 10s
 //!   tandem-bench match-storm --url URL --jwt-secret S --server-pid PID --users 10000
+//!   tandem-bench login-storm --url URL --jwt-secret S --server-pid PID --pairs 100 --rate 50
+//!   tandem-bench upload      --url URL --jwt-secret S --server-pid PID --uploads 8
 
 use std::{
     sync::{
@@ -18,6 +20,7 @@ use clap::{Parser, ValueEnum};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
+mod http;
 mod sio;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -28,6 +31,10 @@ enum Scenario {
     Relay,
     /// U users asking to be matched at once; time to match.
     MatchStorm,
+    /// Relay alone, then relay while clients log in over and over; relay p99 both ways.
+    LoginStorm,
+    /// C concurrent uploads; the server's RSS growth.
+    Upload,
 }
 
 /// Load generator for Tandem and the Node baseline.
@@ -57,6 +64,18 @@ struct Args {
     /// Unacknowledged messages a sender may have in flight.
     #[arg(long, default_value_t = 16)]
     window: usize,
+    /// Accounts `login-storm` registers and logs in with.
+    #[arg(long, default_value_t = 8)]
+    accounts: usize,
+    /// Clients logging in over and over during `login-storm`.
+    #[arg(long, default_value_t = 16)]
+    login_concurrency: usize,
+    /// Concurrent uploads of `upload`.
+    #[arg(long, default_value_t = 8)]
+    uploads: usize,
+    /// Bytes per upload (10 MB; the servers' limit is 10 MiB).
+    #[arg(long, default_value_t = 10_000_000)]
+    upload_size: usize,
     /// Connections opened at once.
     #[arg(long, default_value_t = 256)]
     concurrency: usize,
@@ -71,10 +90,14 @@ struct Claims {
     exp: i64,
 }
 
+/// Users of this run: ids no other run against the same server has used
+/// (a matcher never pairs a user with their last partner again).
 fn token(secret: &str, i: usize) -> String {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let tag = TAG.get_or_init(run_tag);
     let now = chrono::Utc::now().timestamp();
     let claims = Claims {
-        sub: format!("bench{i:08}"),
+        sub: format!("bench{tag}{i:08}"),
         name: format!("bench{i}"),
         guest: true,
         iat: now,
@@ -193,19 +216,42 @@ async fn pair_up(clients: &mut [sio::Client]) -> usize {
     pairs
 }
 
-async fn relay(args: &Args) -> Value {
-    let mut clients = connect_many(args, args.pairs * 2, 0).await;
-    let pairs = pair_up(&mut clients).await;
-    eprintln!("  {pairs} pairs matched");
+struct RelayRun {
+    /// Delivery latencies in µs, sorted.
+    latencies: Vec<u64>,
+    /// Server CPU seconds spent during the measurement.
+    cpu: f64,
+    /// Server RSS at the end.
+    rss: u64,
+}
+
+impl RelayRun {
+    fn msg_per_sec(&self, duration: f64) -> f64 {
+        self.latencies.len() as f64 / duration
+    }
+    fn cpu_us_per_msg(&self) -> f64 {
+        if self.latencies.is_empty() {
+            f64::NAN
+        } else {
+            self.cpu * 1e6 / self.latencies.len() as f64
+        }
+    }
+}
+
+/// Every client sends text to its partner for `duration` seconds (after
+/// half a second to fill the windows); the clients come back for more.
+async fn relay_phase(
+    args: &Args,
+    clients: Vec<sio::Client>,
+    duration: f64,
+) -> (Vec<sio::Client>, RelayRun) {
     let start = Instant::now();
     let measure_from = start + Duration::from_millis(500); // let windows fill
-    let end = measure_from + Duration::from_secs_f64(args.duration);
-    let delivered = Arc::new(AtomicU64::new(0));
+    let end = measure_from + Duration::from_secs_f64(duration);
     let mut receivers = Vec::new();
     let mut senders = Vec::new();
     for mut c in clients {
         let mut events = std::mem::replace(&mut c.events, tokio::sync::mpsc::unbounded_channel().1);
-        let delivered = delivered.clone();
         receivers.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             while let Ok(Some((ev, data))) =
@@ -221,10 +267,9 @@ async fn relay(args: &Args) -> Value {
                 if let Some(sent) = data["content"].as_str().and_then(|s| s.parse::<u64>().ok()) {
                     let at = start + Duration::from_nanos(sent);
                     lat.push(now.saturating_duration_since(at).as_micros() as u64);
-                    delivered.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            lat
+            (events, lat)
         }));
         let (window, rate) = (args.window, args.rate);
         senders.push(tokio::spawn(async move {
@@ -253,31 +298,190 @@ async fn relay(args: &Args) -> Value {
     tokio::time::sleep_until(measure_from.into()).await;
     let (_, cpu0) = proc_stats(args.server_pid);
     tokio::time::sleep_until(end.into()).await;
-    let (rss1, cpu1) = proc_stats(args.server_pid);
-    let mut all = Vec::new();
-    for r in receivers {
-        all.extend(r.await.unwrap_or_default());
+    let (rss, cpu1) = proc_stats(args.server_pid);
+    let mut latencies = Vec::new();
+    let mut clients = Vec::new();
+    for (r, s) in receivers.into_iter().zip(senders) {
+        let (Ok((events, lat)), Ok(mut c)) = (r.await, s.await) else {
+            continue;
+        };
+        latencies.extend(lat);
+        c.events = events;
+        clients.push(c);
     }
-    for s in senders {
-        let _ = s.await;
-    }
-    all.sort_unstable();
-    let n = all.len() as f64;
-    let rate = n / args.duration;
-    let cpu = cpu1 - cpu0;
-    let us_per = if n > 0.0 { cpu * 1e6 / n } else { f64::NAN };
+    latencies.sort_unstable();
+    let run = RelayRun {
+        latencies,
+        cpu: cpu1 - cpu0,
+        rss,
+    };
+    (clients, run)
+}
+
+async fn relay(args: &Args) -> Value {
+    let mut clients = connect_many(args, args.pairs * 2, 0).await;
+    let pairs = pair_up(&mut clients).await;
+    eprintln!("  {pairs} pairs matched");
+    let (_clients, run) = relay_phase(args, clients, args.duration).await;
+    let all = &run.latencies;
+    let rate = run.msg_per_sec(args.duration);
     println!(
         "relay: {pairs} pairs, {:.0} msg/s delivered; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; server CPU {:.2} s = {:.1} us/msg; RSS {:.1} MB",
         rate,
-        percentile(&all, 0.5),
-        percentile(&all, 0.99),
-        percentile(&all, 1.0),
-        cpu,
-        us_per,
-        rss1 as f64 / 1e6
+        percentile(all, 0.5),
+        percentile(all, 0.99),
+        percentile(all, 1.0),
+        run.cpu,
+        run.cpu_us_per_msg(),
+        run.rss as f64 / 1e6
     );
-    json!({ "scenario": "relay", "pairs": pairs, "msgPerSec": rate, "p50Ms": percentile(&all, 0.5), "p99Ms": percentile(&all, 0.99),
-            "maxMs": percentile(&all, 1.0), "serverCpuSec": cpu, "cpuUsPerMsg": us_per, "rss": rss1 })
+    json!({ "scenario": "relay", "pairs": pairs, "msgPerSec": rate, "p50Ms": percentile(all, 0.5), "p99Ms": percentile(all, 0.99),
+            "maxMs": percentile(all, 1.0), "serverCpuSec": run.cpu, "cpuUsPerMsg": run.cpu_us_per_msg(), "rss": run.rss })
+}
+
+/// A run tag, so accounts made by one run do not collide with another's.
+fn run_tag() -> String {
+    format!("{:06x}", rand::random::<u32>() & 0xff_ffff)
+}
+
+/// Relay alone, then relay while `--login-concurrency` clients log in over
+/// and over with the accounts registered beforehand.
+async fn login_storm(args: &Args) -> Value {
+    let tag = run_tag();
+    let accounts: Vec<(String, String)> = (0..args.accounts)
+        .map(|i| (format!("ls{tag}n{i}@bench.test"), format!("bench-pass-{i}")))
+        .collect();
+    for (i, (email, password)) in accounts.iter().enumerate() {
+        let body =
+            json!({ "username": format!("ls{tag}n{i}"), "email": email, "password": password });
+        match http::post_json(&args.url, "/api/auth/register", &body, None).await {
+            Ok((201, _)) => {}
+            Ok((status, body)) => eprintln!("  register: {status} {body}"),
+            Err(e) => eprintln!("  register: {e}"),
+        }
+    }
+    let mut clients = connect_many(args, args.pairs * 2, 0).await;
+    let pairs = pair_up(&mut clients).await;
+    eprintln!("  {pairs} pairs matched; relay alone");
+    let (clients, quiet) = relay_phase(args, clients, args.duration).await;
+
+    eprintln!("  relay with {} clients logging in", args.login_concurrency);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut loggers = Vec::new();
+    for i in 0..args.login_concurrency {
+        let (stop, url) = (stop.clone(), args.url.clone());
+        let (email, password) = accounts[i % accounts.len().max(1)].clone();
+        loggers.push(tokio::spawn(async move {
+            let (mut ok, mut failed, mut times) = (0u64, 0u64, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                let t0 = Instant::now();
+                let body = json!({ "email": email, "password": password });
+                match http::post_json(&url, "/api/auth/login", &body, None).await {
+                    Ok((200, _)) => {
+                        ok += 1;
+                        times.push(t0.elapsed().as_micros() as u64);
+                    }
+                    _ => failed += 1,
+                }
+            }
+            (ok, failed, times)
+        }));
+    }
+    let t0 = Instant::now();
+    let (_clients, busy) = relay_phase(args, clients, args.duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = t0.elapsed().as_secs_f64();
+    let (mut ok, mut failed, mut times) = (0, 0, Vec::new());
+    for l in loggers {
+        if let Ok((o, f, t)) = l.await {
+            ok += o;
+            failed += f;
+            times.extend(t);
+        }
+    }
+    times.sort_unstable();
+    let (p99_quiet, p99_busy) = (
+        percentile(&quiet.latencies, 0.99),
+        percentile(&busy.latencies, 0.99),
+    );
+    let logins_per_sec = ok as f64 / elapsed;
+    println!(
+        "login-storm: {pairs} pairs; relay p99 {p99_quiet:.2} ms alone, {p99_busy:.2} ms with logins ({:.2}x); {logins_per_sec:.1} logins/s ({failed} failed), login p50 {:.0} ms; relay {:.0} -> {:.0} msg/s",
+        p99_busy / p99_quiet,
+        percentile(&times, 0.5),
+        quiet.msg_per_sec(args.duration),
+        busy.msg_per_sec(args.duration),
+    );
+    json!({ "scenario": "login-storm", "pairs": pairs, "relayP99AloneMs": p99_quiet, "relayP99WithLoginsMs": p99_busy,
+            "p99Increase": p99_busy / p99_quiet, "loginsPerSec": logins_per_sec, "loginsFailed": failed,
+            "loginP50Ms": percentile(&times, 0.5), "relayMsgPerSecAlone": quiet.msg_per_sec(args.duration),
+            "relayMsgPerSecWithLogins": busy.msg_per_sec(args.duration), "serverCpuSecWithLogins": busy.cpu })
+}
+
+/// `--uploads` concurrent uploads of `--upload-size` bytes; the server's RSS
+/// sampled every 10 ms throughout.
+async fn upload(args: &Args) -> Value {
+    let (rss0, cpu0) = proc_stats(args.server_pid);
+    let peak = Arc::new(AtomicU64::new(rss0));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (peak, done, pid) = (peak.clone(), done.clone(), args.server_pid);
+        tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(proc_stats(pid).0, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..args.uploads {
+        let (url, tok, size) = (
+            args.url.clone(),
+            token(&args.jwt_secret, i),
+            args.upload_size,
+        );
+        tasks.push(tokio::spawn(async move {
+            http::upload_text(&url, "/api/files", &tok, size).await
+        }));
+    }
+    let (mut ok, mut failed) = (0, 0);
+    for t in tasks {
+        match t.await {
+            Ok(Ok((201, _))) => ok += 1,
+            Ok(Ok((status, body))) => {
+                failed += 1;
+                eprintln!("  upload: {status} {body}");
+            }
+            Ok(Err(e)) => {
+                failed += 1;
+                eprintln!("  upload: {e}");
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("  upload task: {e}");
+            }
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    let _ = sampler.await;
+    let (rss1, cpu1) = proc_stats(args.server_pid);
+    let peak = peak.load(Ordering::Relaxed).max(rss1);
+    let growth = peak.saturating_sub(rss0);
+    let mb_per_sec = (ok * args.upload_size) as f64 / 1e6 / secs;
+    println!(
+        "upload: {ok} of {} uploads of {:.1} MB in {secs:.2} s ({mb_per_sec:.0} MB/s); server RSS {:.1} MB -> peak {:.1} MB (+{:.1} MB), {:.1} MB after; server CPU {:.2} s",
+        args.uploads,
+        args.upload_size as f64 / 1e6,
+        rss0 as f64 / 1e6,
+        peak as f64 / 1e6,
+        growth as f64 / 1e6,
+        rss1 as f64 / 1e6,
+        cpu1 - cpu0
+    );
+    json!({ "scenario": "upload", "uploads": ok, "failed": failed, "mbPerSec": mb_per_sec, "rssBefore": rss0, "rssPeak": peak,
+            "rssGrowthMb": growth as f64 / 1e6, "serverCpuSec": cpu1 - cpu0 })
 }
 
 async fn match_storm(args: &Args) -> Value {
@@ -333,6 +537,8 @@ async fn main() {
         Scenario::Connections => connections(&args).await,
         Scenario::Relay => relay(&args).await,
         Scenario::MatchStorm => match_storm(&args).await,
+        Scenario::LoginStorm => login_storm(&args).await,
+        Scenario::Upload => upload(&args).await,
     };
     println!("RESULT {result}");
 }
