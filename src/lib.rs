@@ -56,6 +56,8 @@ pub struct Shared {
     /// Per-user Socket.IO event budget.
     pub events: TokenBuckets,
     pub typing: realtime::events::Typing,
+    /// Last-seen times waiting for the store.
+    pub last_seen: store::last_seen::LastSeen,
     pub turn: relay::TurnService,
     /// Set when REDIS_URL is: the client for the Socket.IO adapter.
     pub redis: Option<redis::Client>,
@@ -163,6 +165,7 @@ impl AppState {
             files,
             events,
             typing: Default::default(),
+            last_seen: Default::default(),
             turn,
             store,
             jwt,
@@ -277,6 +280,10 @@ async fn serve<A: socketioxide::adapter::Adapter>(
 
     let ticker = tokio::spawn(realtime::match_ticker(io.clone(), state.clone()));
     let sweeper = tokio::spawn(sweep_files(state.clone()));
+    let last_seen = {
+        let state = state.clone();
+        tokio::spawn(async move { state.last_seen.run(state.store.clone()).await })
+    };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, store = state.store.kind(), node = %state.node_id, "listening");
 
@@ -302,6 +309,8 @@ async fn serve<A: socketioxide::adapter::Adapter>(
     }
     ticker.abort();
     sweeper.abort();
+    state.last_seen.close();
+    let _ = last_seen.await;
     state.turn.shutdown();
     tracing::info!("stopped");
     Ok(())

@@ -121,6 +121,23 @@ async fn behaviour(store: Arc<dyn UserStore>) {
         store.set_last_seen("000000000000000000000000", at).await,
         Err(StoreError::NotFound)
     );
+    // In a batch, unknown ids are skipped.
+    let later = at + chrono::Duration::seconds(5);
+    store
+        .set_last_seen_many(vec![
+            ("000000000000000000000000".into(), later),
+            (alice.id.clone(), later),
+        ])
+        .await
+        .unwrap();
+    let seen = store
+        .user_by_id(&alice.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_seen
+        .unwrap();
+    assert!((seen - later).num_milliseconds().abs() <= 1);
 
     // Devices upsert by (user, device id).
     let device = |id: &str, ua: &str| Device {

@@ -88,7 +88,7 @@ pub trait ChatRooms: Send + Sync + 'static {
     /// that [`ChatRooms::expire_away`] must present.
     async fn mark_away(&self, room_id: &str, user_id: &str) -> RoomsResult<Option<u64>>;
     /// Keeps `event` for `user_id` if they are away; true if kept.
-    async fn keep_if_away(&self, room_id: &str, user_id: &str, event: Value) -> RoomsResult<bool>;
+    async fn keep_if_away(&self, room_id: &str, user_id: &str, event: &Value) -> RoomsResult<bool>;
     /// The member came back: returns what was kept for them, or None if they
     /// were not away.
     async fn mark_back(&self, room_id: &str, user_id: &str) -> RoomsResult<Option<Vec<Value>>>;
@@ -229,7 +229,7 @@ impl ChatRooms for MemoryRooms {
         Ok(Some(token))
     }
 
-    async fn keep_if_away(&self, room_id: &str, user_id: &str, event: Value) -> RoomsResult<bool> {
+    async fn keep_if_away(&self, room_id: &str, user_id: &str, event: &Value) -> RoomsResult<bool> {
         let mut g = self.lock();
         let Some(away) = g
             .rooms
@@ -241,7 +241,7 @@ impl ChatRooms for MemoryRooms {
         if away.kept.len() == RECOVERY_BUFFER {
             away.kept.pop_front();
         }
-        away.kept.push_back(event);
+        away.kept.push_back(event.clone());
         Ok(true)
     }
 
@@ -340,10 +340,10 @@ mod tests {
     async fn away_members_keep_the_last_messages_and_expire_by_token() {
         let r = MemoryRooms::default();
         r.open(room("r1", "a", "b")).await.unwrap();
-        assert!(!r.keep_if_away("r1", "b", json!(0)).await.unwrap());
+        assert!(!r.keep_if_away("r1", "b", &json!(0)).await.unwrap());
         let t1 = r.mark_away("r1", "b").await.unwrap().unwrap();
         for i in 0..25 {
-            assert!(r.keep_if_away("r1", "b", json!(i)).await.unwrap());
+            assert!(r.keep_if_away("r1", "b", &json!(i)).await.unwrap());
         }
         let kept = r.mark_back("r1", "b").await.unwrap().unwrap();
         assert_eq!(kept.len(), RECOVERY_BUFFER);

@@ -214,7 +214,7 @@ impl ChatRooms for RedisRooms {
             .map_err(err)
     }
 
-    async fn keep_if_away(&self, room_id: &str, user_id: &str, event: Value) -> RoomsResult<bool> {
+    async fn keep_if_away(&self, room_id: &str, user_id: &str, event: &Value) -> RoomsResult<bool> {
         let kept: u32 = self
             .keep
             .arg(room_id)

@@ -3,7 +3,7 @@
 //! validates its payload and answers through [`Reply`].
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 use serde_json::{Map, Value, json};
@@ -82,10 +82,10 @@ fn unavailable(e: impl std::fmt::Display) -> EventError {
 }
 
 /// The socket's user, after charging one event to their budget.
-fn begin<A: Adapter>(s: &SocketRef<A>, state: &AppState) -> Result<SessionUser, EventError> {
+fn begin<A: Adapter>(s: &SocketRef<A>, state: &AppState) -> Result<Arc<SessionUser>, EventError> {
     let user = s
         .extensions
-        .get::<SessionUser>()
+        .get::<Arc<SessionUser>>()
         .ok_or_else(|| EventError::new("unauthorized", "not authenticated"))?;
     state.events.take(&user.id).map_err(|wait| {
         EventError::new(
@@ -372,18 +372,14 @@ async fn deliver<A: Adapter>(
     room: &RoomInfo,
     partner: &str,
     event: &str,
-    data: Value,
+    data: &Value,
 ) {
     if event == "chat:message" {
-        if let Ok(true) = state
-            .rooms
-            .keep_if_away(&room.id, partner, data.clone())
-            .await
-        {
+        if let Ok(true) = state.rooms.keep_if_away(&room.id, partner, data).await {
             return;
         }
     }
-    calls::emit_to_user(io, partner, event, &data).await;
+    calls::emit_to_user(io, partner, event, data).await;
 }
 
 async fn chat_message<A: Adapter>(
@@ -450,15 +446,7 @@ async fn chat_message<A: Adapter>(
             }
             _ => return Err(invalid("type must be 'text', 'file' or 'voice'")),
         }
-        deliver(
-            &io,
-            &state,
-            &room,
-            &partner.id,
-            "chat:message",
-            event.clone(),
-        )
-        .await;
+        deliver(&io, &state, &room, &partner.id, "chat:message", &event).await;
         let mut ack = json!({ "id": id, "timestamp": timestamp });
         if let Some(file) = event.get("file") {
             ack["file"] = file.clone();

@@ -146,16 +146,17 @@ async fn authenticate<A: Adapter>(
         tracing::debug!(sid = %s.id, error = %e, "socket with bad token refused");
         Unauthorized
     })?;
-    s.extensions.insert(SessionUser {
+    // Behind an Arc: every event reads it, and the extension map hands out clones.
+    s.extensions.insert(Arc::new(SessionUser {
         id: claims.sub,
         username: claims.name,
         is_guest: claims.guest,
-    });
+    }));
     Ok(())
 }
 
 async fn on_connect<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, State(state): State<AppState>) {
-    let Some(user) = s.extensions.get::<SessionUser>() else {
+    let Some(user) = s.extensions.get::<Arc<SessionUser>>() else {
         let _ = s.disconnect();
         return;
     };
@@ -188,7 +189,7 @@ async fn on_disconnect<A: Adapter>(
     reason: DisconnectReason,
     State(state): State<AppState>,
 ) {
-    let Some(user) = s.extensions.get::<SessionUser>() else {
+    let Some(user) = s.extensions.get::<Arc<SessionUser>>() else {
         return;
     };
     let span = tracing::info_span!("socket", sid = %s.id, user = %user.id);
@@ -206,13 +207,7 @@ async fn on_disconnect<A: Adapter>(
                 }
                 state.events.forget(&user.id);
                 state.typing.forget(&user.id);
-                if let Err(e) = state
-                    .store
-                    .set_last_seen(&user.id, chrono::Utc::now())
-                    .await
-                {
-                    tracing::debug!(error = %e, "could not record last seen");
-                }
+                state.last_seen.record(&user.id, chrono::Utc::now());
             }
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "presence update failed"),

@@ -190,6 +190,28 @@ impl UserStore for EmbeddedStore {
         .await
     }
 
+    /// One transaction for the whole batch.
+    async fn set_last_seen_many(&self, entries: Vec<(String, DateTime<Utc>)>) -> StoreResult<()> {
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(other)?;
+            {
+                let mut users = tx.open_table(USERS).map_err(other)?;
+                for (id, at) in entries {
+                    let mut user: User = match users.get(id.as_str()).map_err(other)? {
+                        Some(v) => decode(v.value())?,
+                        None => continue,
+                    };
+                    user.last_seen = Some(at);
+                    users
+                        .insert(id.as_str(), encode(&user)?.as_slice())
+                        .map_err(other)?;
+                }
+            }
+            tx.commit().map_err(other)
+        })
+        .await
+    }
+
     async fn count_users(&self) -> StoreResult<UserCounts> {
         self.blocking(|db| {
             let tx = db.begin_read().map_err(other)?;

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub mod embedded;
+pub mod last_seen;
 pub mod mongo;
 
 /// What a store operation can fail with, converted at the trait boundary.
@@ -83,6 +84,17 @@ pub trait UserStore: Send + Sync + 'static {
     /// Case-insensitive.
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     async fn set_last_seen(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Sets many users' last-seen times; unknown ids are skipped. The
+    /// default sets them one by one.
+    async fn set_last_seen_many(&self, entries: Vec<(String, DateTime<Utc>)>) -> StoreResult<()> {
+        for (id, at) in entries {
+            match self.set_last_seen(&id, at).await {
+                Ok(()) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
     async fn count_users(&self) -> StoreResult<UserCounts>;
 
     /// Records (or refreshes) a device of a user.
