@@ -74,7 +74,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::store::{NewUser, UserStore, embedded::EmbeddedStore};
+    use crate::store::{NewUser, embedded::EmbeddedStore};
 
     #[tokio::test]
     async fn batches_are_stored_and_the_rest_on_close() {
