@@ -60,3 +60,15 @@ for (const scenario of Object.keys(SMALL)) {
     }
   });
 }
+
+test('scripts/bench-cluster opens connections across a two-node cluster', async () => {
+  const out = await new Promise((resolve, reject) => {
+    execFile(path.join(ROOT, 'scripts', 'bench-cluster'), ['2', '50'],
+      { timeout: 120000, env: { ...process.env, BENCH_PROFILE: 'debug', BENCH_HOLD: '1' } },
+      (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+  });
+  const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+  const r = JSON.parse(line.slice(7));
+  assert.equal(r.connections, 100);
+  assert.equal(r.clusterConnectedSockets, 100);
+});

@@ -67,6 +67,15 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
+/// GET with a Bearer token; the response status and JSON body.
+pub async fn get_json(base: &str, path: &str, token: &str) -> Result<(u16, Value), String> {
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n",
+        authority(base)?
+    );
+    send(base, head, |_| Box::pin(async { Ok(()) })).await
+}
+
 /// POST a JSON body; the response status and JSON body.
 pub async fn post_json(
     base: &str,

@@ -76,6 +76,14 @@ struct Args {
     /// Bytes per upload (10 MB; the servers' limit is 10 MiB).
     #[arg(long, default_value_t = 10_000_000)]
     upload_size: usize,
+    /// Source address of the connections (e.g. 127.0.0.2): each loopback
+    /// address has its own ~28,000 ephemeral ports per server port.
+    #[arg(long)]
+    local_addr: Option<std::net::IpAddr>,
+    /// `connections`: seconds to keep the connections open after measuring
+    /// (so several load generators against a cluster overlap).
+    #[arg(long, default_value_t = 0.0)]
+    hold: f64,
     /// Connections opened at once.
     #[arg(long, default_value_t = 256)]
     concurrency: usize,
@@ -144,15 +152,16 @@ async fn connect_many(args: &Args, n: usize, offset: usize) -> Vec<sio::Client> 
     let done = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(n);
     for i in 0..n {
-        let (sem, done, url, tok) = (
+        let (sem, done, url, tok, local) = (
             sem.clone(),
             done.clone(),
             args.url.clone(),
             token(&args.jwt_secret, offset + i),
+            args.local_addr,
         );
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire().await;
-            let mut c = sio::connect(&url, &tok).await?;
+            let mut c = sio::connect(&url, &tok, local).await?;
             c.wait_for("connection:established")
                 .await
                 .ok_or("no connection:established")?;
@@ -187,6 +196,7 @@ async fn connections(args: &Args) -> Value {
     let clients = connect_many(args, args.connections, 0).await;
     let (rss1, _) = proc_stats(args.server_pid);
     let n = clients.len().max(1) as f64;
+    let opened = clients.len();
     let per = (rss1.saturating_sub(rss0)) as f64 / n;
     println!(
         "connections: {} open; server RSS {:.1} MB -> {:.1} MB; {:.0} bytes per connection",
@@ -195,7 +205,30 @@ async fn connections(args: &Args) -> Value {
         rss1 as f64 / 1e6,
         per
     );
-    json!({ "scenario": "connections", "connections": clients.len(), "rssBefore": rss0, "rssAfter": rss1, "bytesPerConnection": per })
+    if args.hold > 0.0 {
+        // Other load generators against the cluster finish connecting.
+        tokio::time::sleep(Duration::from_secs_f64(args.hold)).await;
+    }
+    // What the server (in a cluster: the whole cluster) counts.
+    let stats = http::get_json(
+        &args.url,
+        "/api/socket/stats",
+        &token(&args.jwt_secret, usize::MAX >> 1),
+    )
+    .await
+    .ok()
+    .filter(|(status, _)| *status == 200)
+    .map(|(_, body)| body["data"].clone())
+    .unwrap_or(Value::Null);
+    if !stats.is_null() {
+        println!(
+            "  server stats: {} sockets on this node, {} connected in all, {} users online",
+            stats["localSockets"], stats["connectedSockets"], stats["onlineUsers"]
+        );
+    }
+    drop(clients);
+    json!({ "scenario": "connections", "connections": opened, "rssBefore": rss0, "rssAfter": rss1, "bytesPerConnection": per,
+            "serverConnectedSockets": stats["connectedSockets"], "serverOnlineUsers": stats["onlineUsers"] })
 }
 
 async fn pair_up(clients: &mut [sio::Client]) -> usize {

@@ -21,12 +21,40 @@ pub struct Client {
     pub events: mpsc::UnboundedReceiver<Event>,
 }
 
-pub async fn connect(base: &str, token: &str) -> Result<Client, String> {
+/// Connects to `base` (`http://host:port`), from `local` if given (a
+/// loopback source address, so many clients do not run out of ports).
+pub async fn connect(
+    base: &str,
+    token: &str,
+    local: Option<std::net::IpAddr>,
+) -> Result<Client, String> {
     let url = format!(
         "{}/socket.io/?EIO=4&transport=websocket",
         base.replacen("http", "ws", 1)
     );
-    let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+    let authority = base
+        .strip_prefix("http://")
+        .ok_or("only http:// URLs")?
+        .trim_end_matches('/');
+    let server = tokio::net::lookup_host(authority)
+        .await
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("no address")?;
+    let socket = if server.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(|e| e.to_string())?;
+    if let Some(ip) = local {
+        socket
+            .bind(std::net::SocketAddr::new(ip, 0))
+            .map_err(|e| format!("bind {ip}: {e}"))?;
+    }
+    let stream = socket.connect(server).await.map_err(|e| e.to_string())?;
+    stream.set_nodelay(true).ok();
+    let (ws, _) = tokio_tungstenite::client_async(url.as_str(), stream)
         .await
         .map_err(|e| e.to_string())?;
     let (mut sink, mut stream) = ws.split();
