@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 use socketioxide::{
-    SocketIo,
+    ParserError, SocketIo,
     adapter::Adapter,
-    extract::{SocketRef, State, TryData},
+    extract::{Event, SocketRef, State, TryData},
 };
 
 use super::{EventError, Reply, calls};
@@ -42,27 +42,34 @@ const SIGNALS: [(&str, Option<(&str, usize)>); 4] = [
     ("webrtc:hangup", None),
 ];
 
-pub fn register<A: Adapter>(s: &SocketRef<A>) {
-    s.on("user:match", user_match);
-    s.on("user:cancel", user_cancel);
-    s.on("user:skip", user_skip);
-    s.on("user:end", user_end);
-    s.on("user:block", user_block);
-    s.on("chat:message", chat_message);
-    s.on("chat:typing", chat_typing);
-    s.on("chat:clear", chat_clear);
-    for (event, field) in SIGNALS {
-        s.on(
-            event,
-            move |s: SocketRef<A>,
-                  io: SocketIo<A>,
-                  State(state): State<AppState>,
-                  TryData(data): TryData<Value>,
-                  reply: Reply<A>| async move {
-                reply.send(signal(&s, &io, &state, event, data, field).await);
-            },
-        );
-    }
+/// Every client event, dispatched by name: one handler per socket (a
+/// handler map per socket costs ~1 KiB of every idle connection).
+pub async fn dispatch<A: Adapter>(
+    s: SocketRef<A>,
+    io: SocketIo<A>,
+    State(state): State<AppState>,
+    Event(event): Event,
+    TryData(data): TryData<Value>,
+    reply: Reply<A>,
+) {
+    let result = match event.as_str() {
+        "user:match" => user_match(s, io, state, data).await,
+        "user:cancel" => user_cancel(s, state).await,
+        "user:skip" => user_skip(s, io, state, data).await,
+        "user:end" => user_end(s, io, state).await,
+        "user:block" => user_block(s, io, state, data).await,
+        "chat:message" => chat_message(s, io, state, data).await,
+        "chat:typing" => chat_typing(s, io, state, data).await,
+        "chat:clear" => chat_clear(s, io, state).await,
+        other => match SIGNALS.iter().find(|(name, _)| *name == other) {
+            Some(&(name, field)) => signal(&s, &io, &state, name, data, field).await,
+            None => Err(EventError::new(
+                "unknown_event",
+                format!("unknown event '{other}'"),
+            )),
+        },
+    };
+    reply.send(result);
 }
 
 fn invalid(message: impl Into<String>) -> EventError {
@@ -221,11 +228,10 @@ async fn enqueue<A: Adapter>(
 async fn user_match<A: Adapter>(
     s: SocketRef<A>,
     io: SocketIo<A>,
-    State(state): State<AppState>,
-    TryData(data): TryData<Value>,
-    reply: Reply<A>,
-) {
-    let result = async {
+    state: AppState,
+    data: Result<Value, ParserError>,
+) -> EventResult {
+    async {
         let user = begin(&s, &state)?;
         let prefs = parse_prefs(&object(data)?)?;
         if state
@@ -243,12 +249,11 @@ async fn user_match<A: Adapter>(
         s.extensions.insert(prefs.clone());
         enqueue(&io, &state, &user, prefs).await
     }
-    .await;
-    reply.send(result);
+    .await
 }
 
-async fn user_cancel<A: Adapter>(s: SocketRef<A>, State(state): State<AppState>, reply: Reply<A>) {
-    let result = async {
+async fn user_cancel<A: Adapter>(s: SocketRef<A>, state: AppState) -> EventResult {
+    async {
         let user = begin(&s, &state)?;
         let was_queued = state.matcher.leave(&user.id).await.map_err(unavailable)?;
         if was_queued {
@@ -256,18 +261,16 @@ async fn user_cancel<A: Adapter>(s: SocketRef<A>, State(state): State<AppState>,
         }
         Ok(json!({ "status": "idle", "wasQueued": was_queued }))
     }
-    .await;
-    reply.send(result);
+    .await
 }
 
 async fn user_skip<A: Adapter>(
     s: SocketRef<A>,
     io: SocketIo<A>,
-    State(state): State<AppState>,
-    TryData(data): TryData<Value>,
-    reply: Reply<A>,
-) {
-    let result = async {
+    state: AppState,
+    data: Result<Value, ParserError>,
+) -> EventResult {
+    async {
         let user = begin(&s, &state)?;
         let payload = object(data)?;
         let prefs = if payload.is_empty() {
@@ -290,17 +293,11 @@ async fn user_skip<A: Adapter>(
         }
         enqueue(&io, &state, &user, prefs).await
     }
-    .await;
-    reply.send(result);
+    .await
 }
 
-async fn user_end<A: Adapter>(
-    s: SocketRef<A>,
-    io: SocketIo<A>,
-    State(state): State<AppState>,
-    reply: Reply<A>,
-) {
-    let result = async {
+async fn user_end<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, state: AppState) -> EventResult {
+    async {
         let user = begin(&s, &state)?;
         match state.rooms.room_of(&user.id).await.map_err(unavailable)? {
             Some(room) => {
@@ -315,18 +312,16 @@ async fn user_end<A: Adapter>(
         }
         Ok(json!({ "status": "idle" }))
     }
-    .await;
-    reply.send(result);
+    .await
 }
 
 async fn user_block<A: Adapter>(
     s: SocketRef<A>,
     io: SocketIo<A>,
-    State(state): State<AppState>,
-    TryData(data): TryData<Value>,
-    reply: Reply<A>,
-) {
-    let result = async {
+    state: AppState,
+    data: Result<Value, ParserError>,
+) -> EventResult {
+    async {
         let user = begin(&s, &state)?;
         let payload = object(data)?;
         let other = payload
@@ -361,8 +356,7 @@ async fn user_block<A: Adapter>(
         }
         Ok(json!({ "blocked": other }))
     }
-    .await;
-    reply.send(result);
+    .await
 }
 
 /// Delivers a chat event to the partner, keeping it if they are away.
@@ -385,11 +379,10 @@ async fn deliver<A: Adapter>(
 async fn chat_message<A: Adapter>(
     s: SocketRef<A>,
     io: SocketIo<A>,
-    State(state): State<AppState>,
-    TryData(data): TryData<Value>,
-    reply: Reply<A>,
-) {
-    let result = async {
+    state: AppState,
+    data: Result<Value, ParserError>,
+) -> EventResult {
+    async {
         let user = begin(&s, &state)?;
         let payload = object(data)?;
         let kind = payload
@@ -456,8 +449,7 @@ async fn chat_message<A: Adapter>(
         }
         Ok(ack)
     }
-    .await;
-    reply.send(result);
+    .await
 }
 
 /// Typing indicators: a generation per user, so a newer update cancels the
@@ -492,11 +484,10 @@ impl Typing {
 async fn chat_typing<A: Adapter>(
     s: SocketRef<A>,
     io: SocketIo<A>,
-    State(state): State<AppState>,
-    TryData(data): TryData<Value>,
-    reply: Reply<A>,
-) {
-    let result = async {
+    state: AppState,
+    data: Result<Value, ParserError>,
+) -> EventResult {
+    async {
         let user = begin(&s, &state)?;
         let payload = object(data)?;
         let is_typing = payload
@@ -538,17 +529,11 @@ async fn chat_typing<A: Adapter>(
         }
         Ok(json!({ "isTyping": is_typing }))
     }
-    .await;
-    reply.send(result);
+    .await
 }
 
-async fn chat_clear<A: Adapter>(
-    s: SocketRef<A>,
-    io: SocketIo<A>,
-    State(state): State<AppState>,
-    reply: Reply<A>,
-) {
-    let result = async {
+async fn chat_clear<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, state: AppState) -> EventResult {
+    async {
         let user = begin(&s, &state)?;
         let room = current_room(&state, &user.id).await?;
         let (partner, _) = room.seen_by(&user.id).ok_or_else(not_in_chat)?;
@@ -569,8 +554,7 @@ async fn chat_clear<A: Adapter>(
         .await;
         Ok(json!({ "deletedFiles": files.len() }))
     }
-    .await;
-    reply.send(result);
+    .await
 }
 
 /// Forwards a signaling message to the current partner with `from`.

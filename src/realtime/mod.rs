@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use socketioxide::{
     ParserConfig, SocketIo, SocketIoBuilder,
     adapter::{Adapter, LocalAdapter},
-    extract::{AckSender, Event, SocketRef, State, TryData},
+    extract::{AckSender, SocketRef, State, TryData},
     handler::{ConnectHandler, FromMessageParts},
     layer::SocketIoLayer,
     socket::{DisconnectReason, Socket},
@@ -175,8 +175,7 @@ async fn on_connect<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, State(state): 
             &json!({ "userId": user.id, "username": user.username, "socketId": s.id.to_string() }),
         );
         s.on_disconnect(on_disconnect);
-        s.on_fallback(unknown_event);
-        events::register(&s);
+        s.on_fallback(events::dispatch);
         calls::resume(&io, &state, &s, &user).await;
     }
     .instrument(span)
@@ -277,11 +276,4 @@ impl<A: Adapter> Reply<A> {
             }
         }
     }
-}
-
-async fn unknown_event<A: Adapter>(Event(event): Event, reply: Reply<A>) {
-    reply.send(Err(EventError::new(
-        "unknown_event",
-        format!("unknown event '{event}'"),
-    )));
 }
