@@ -61,10 +61,10 @@ fn route(msg: PushInfo, handlers: &Handlers) {
         .unwrap_or_else(|p| p.into_inner())
         .get(&chan)
         .cloned();
-    if let Some(tx) = tx {
-        if tx.try_send((chan, data)).is_err() {
-            tracing::warn!("redis pub/sub buffer full; a cluster message was dropped");
-        }
+    if let Some(tx) = tx
+        && tx.try_send((chan, data)).is_err()
+    {
+        tracing::warn!("redis pub/sub buffer full; a cluster message was dropped");
     }
 }
 

@@ -73,10 +73,10 @@ pub fn probe<R: Read + Seek>(r: &mut R, len: u64) -> Result<Probe, ProbeError> {
     if h.len() >= 12 && &h[4..8] == b"ftyp" {
         return mp4(r, len);
     }
-    if h.starts_with(b"ID3") || (h.len() >= 2 && h[0] == 0xFF && h[1] & 0xE0 == 0xE0) {
-        if let Some(p) = mpeg_audio(r, len)? {
-            return Ok(p);
-        }
+    if (h.starts_with(b"ID3") || (h.len() >= 2 && h[0] == 0xFF && h[1] & 0xE0 == 0xE0))
+        && let Some(p) = mpeg_audio(r, len)?
+    {
+        return Ok(p);
     }
     if is_text(r)? {
         return fixed("text/plain", Class::Text);

@@ -272,17 +272,6 @@ fn content_disposition(name: &str) -> String {
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn disposition_escapes() {
-        assert_eq!(
-            super::content_disposition("a \"b\" é.txt"),
-            "attachment; filename=\"a _b_ _.txt\"; filename*=UTF-8''a%20%22b%22%20%C3%A9.txt"
-        );
-    }
-}
-
 /// Writes an upload to disk on the blocking pool, moving each chunk there as
 /// it is: tokio's `File` would first copy it into a buffer of its own (up to
 /// 2 MiB per upload), which concurrent uploads pay for in memory.
@@ -308,5 +297,16 @@ impl DiskWriter {
         .map_err(std::io::Error::other)?;
         self.0 = Some(file);
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn disposition_escapes() {
+        assert_eq!(
+            super::content_disposition("a \"b\" é.txt"),
+            "attachment; filename=\"a _b_ _.txt\"; filename*=UTF-8''a%20%22b%22%20%C3%A9.txt"
+        );
     }
 }

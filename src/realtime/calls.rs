@@ -65,10 +65,10 @@ pub async fn start_chat<A: Adapter>(
             // One of them is already chatting: the other goes back in the queue.
             tracing::warn!(%busy, "paired a user who is already in a chat");
             for t in [pairing.caller, pairing.callee] {
-                if t.user_id != busy {
-                    if let Err(e) = requeue(io, state, t).await {
-                        tracing::warn!(error = %e, "could not requeue");
-                    }
+                if t.user_id != busy
+                    && let Err(e) = requeue(io, state, t).await
+                {
+                    tracing::warn!(error = %e, "could not requeue");
                 }
             }
             return None;
@@ -160,16 +160,16 @@ pub async fn step_away<A: Adapter>(
         }
     };
     let grace = state.config.reconnect_grace.0;
-    if let Ok(Some(room)) = state.rooms.room_of(user_id).await {
-        if let Some((partner, _)) = room.seen_by(user_id) {
-            emit_to_user(
-                io,
-                &partner.id,
-                "partner:reconnecting",
-                &json!({ "roomId": room.id, "graceSeconds": grace.as_secs_f64() }),
-            )
-            .await;
-        }
+    if let Ok(Some(room)) = state.rooms.room_of(user_id).await
+        && let Some((partner, _)) = room.seen_by(user_id)
+    {
+        emit_to_user(
+            io,
+            &partner.id,
+            "partner:reconnecting",
+            &json!({ "roomId": room.id, "graceSeconds": grace.as_secs_f64() }),
+        )
+        .await;
     }
     let (io, state) = (io.clone(), state.clone());
     let (room_id, user_id) = (room_id.to_string(), user_id.to_string());

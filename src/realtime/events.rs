@@ -339,10 +339,10 @@ async fn user_block<A: Adapter>(
             .block(&user.id, &other)
             .await
             .map_err(unavailable)?;
-        if let Some(room) = state.rooms.room_of(&user.id).await.map_err(unavailable)? {
-            if room.seen_by(&user.id).is_some_and(|(p, _)| p.id == other) {
-                end_chat(&io, &state, &room.id, &user.id, "ended").await?;
-            }
+        if let Some(room) = state.rooms.room_of(&user.id).await.map_err(unavailable)?
+            && room.seen_by(&user.id).is_some_and(|(p, _)| p.id == other)
+        {
+            end_chat(&io, &state, &room.id, &user.id, "ended").await?;
         }
         // A queued ticket is re-issued so the block applies to it too.
         if state
@@ -368,10 +368,10 @@ async fn deliver<A: Adapter>(
     event: &str,
     data: &Value,
 ) {
-    if event == "chat:message" {
-        if let Ok(true) = state.rooms.keep_if_away(&room.id, partner, data).await {
-            return;
-        }
+    if event == "chat:message"
+        && let Ok(true) = state.rooms.keep_if_away(&room.id, partner, data).await
+    {
+        return;
     }
     calls::emit_to_user(io, partner, event, data).await;
 }

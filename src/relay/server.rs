@@ -21,6 +21,9 @@ use tokio::{
 use super::core::{FiveTuple, Metrics, Now, Out, RelayPorts, TurnConfig, TurnServer};
 
 /// Where and how to listen.
+/// Relay sockets by relayed address, with the task reading each.
+type RelayMap = HashMap<SocketAddr, (Arc<UdpSocket>, JoinHandle<()>)>;
+
 pub struct Listen {
     /// The TURN port's address (UDP and TCP); port 0 picks one.
     pub addr: SocketAddr,
@@ -33,7 +36,7 @@ pub struct Listen {
 struct Shared {
     core: Mutex<TurnServer>,
     udp: Arc<UdpSocket>,
-    relays: Mutex<HashMap<SocketAddr, (Arc<UdpSocket>, JoinHandle<()>)>>,
+    relays: Mutex<RelayMap>,
     tcp: Mutex<HashMap<FiveTuple, mpsc::Sender<Vec<u8>>>>,
     relay_ip: IpAddr,
     ports: (u16, u16),

@@ -107,7 +107,7 @@ pub fn parse(b: &[u8]) -> Result<Message<'_>, ParseError> {
         return Err(ParseError::NotStun);
     }
     let len = u16::from_be_bytes([b[2], b[3]]) as usize;
-    if len % 4 != 0 || HEADER + len != b.len() {
+    if !len.is_multiple_of(4) || HEADER + len != b.len() {
         return Err(ParseError::BadLength);
     }
     let (method, class) = split_type(u16::from_be_bytes([b[0], b[1]]));
