@@ -19,6 +19,16 @@ fn new_user(name: &str, email: Option<&str>) -> NewUser {
     }
 }
 
+async fn last_seen(store: &dyn UserStore, id: &str) -> chrono::DateTime<Utc> {
+    store
+        .user_by_id(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_seen
+        .unwrap()
+}
+
 async fn behaviour(store: Arc<dyn UserStore>) {
     store.ping().await.unwrap();
     let before = store.count_users().await.unwrap();
@@ -109,13 +119,7 @@ async fn behaviour(store: Arc<dyn UserStore>) {
     // Last seen.
     let at = Utc::now();
     store.set_last_seen(&alice.id, at).await.unwrap();
-    let seen = store
-        .user_by_id(&alice.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .last_seen
-        .unwrap();
+    let seen = last_seen(&*store, &alice.id).await;
     assert!((seen - at).num_milliseconds().abs() <= 1);
     assert_eq!(
         store.set_last_seen("000000000000000000000000", at).await,
@@ -130,13 +134,7 @@ async fn behaviour(store: Arc<dyn UserStore>) {
         ])
         .await
         .unwrap();
-    let seen = store
-        .user_by_id(&alice.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .last_seen
-        .unwrap();
+    let seen = last_seen(&*store, &alice.id).await;
     assert!((seen - later).num_milliseconds().abs() <= 1);
 
     // Devices upsert by (user, device id).

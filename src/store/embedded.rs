@@ -75,6 +75,21 @@ impl EmbeddedStore {
     }
 }
 
+/// Sets a user's last-seen time in an open table; false if there is no such user.
+fn stamp_last_seen(
+    users: &mut redb::Table<&str, &[u8]>,
+    id: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let mut user: User = match users.get(id).map_err(other)? {
+        Some(v) => decode(v.value())?,
+        None => return Ok(false),
+    };
+    user.last_seen = Some(at);
+    users.insert(id, encode(&user)?.as_slice()).map_err(other)?;
+    Ok(true)
+}
+
 fn create_tables(tx: &WriteTransaction) -> Result<(), TableError> {
     tx.open_table(USERS)?;
     tx.open_table(USERNAMES)?;
@@ -176,14 +191,9 @@ impl UserStore for EmbeddedStore {
             let tx = db.begin_write().map_err(other)?;
             {
                 let mut users = tx.open_table(USERS).map_err(other)?;
-                let mut user: User = match users.get(id.as_str()).map_err(other)? {
-                    Some(v) => decode(v.value())?,
-                    None => return Err(StoreError::NotFound),
-                };
-                user.last_seen = Some(at);
-                users
-                    .insert(id.as_str(), encode(&user)?.as_slice())
-                    .map_err(other)?;
+                if !stamp_last_seen(&mut users, &id, at)? {
+                    return Err(StoreError::NotFound);
+                }
             }
             tx.commit().map_err(other)
         })
@@ -197,14 +207,7 @@ impl UserStore for EmbeddedStore {
             {
                 let mut users = tx.open_table(USERS).map_err(other)?;
                 for (id, at) in entries {
-                    let mut user: User = match users.get(id.as_str()).map_err(other)? {
-                        Some(v) => decode(v.value())?,
-                        None => continue,
-                    };
-                    user.last_seen = Some(at);
-                    users
-                        .insert(id.as_str(), encode(&user)?.as_slice())
-                        .map_err(other)?;
+                    stamp_last_seen(&mut users, &id, at)?;
                 }
             }
             tx.commit().map_err(other)
