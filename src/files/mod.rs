@@ -86,9 +86,16 @@ pub struct FileService {
 }
 
 /// A new file id: 128 random bits as hex (unguessable, and safe as a path).
+/// 128 random bits as 32 lower-case hex digits (file, room and message ids).
 pub fn new_id() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let b: [u8; 16] = rand::random();
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    let mut id = String::with_capacity(32);
+    for x in b {
+        id.push(HEX[usize::from(x >> 4)] as char);
+        id.push(HEX[usize::from(x & 0xf)] as char);
+    }
+    id
 }
 
 pub fn valid_id(id: &str) -> bool {

@@ -52,17 +52,20 @@ pub async fn dispatch<A: Adapter>(
     TryData(data): TryData<Value>,
     reply: Reply<A>,
 ) {
+    // socketioxide spawns this future per event, so its size is copied every
+    // time: the frequent chat events run inline, the rest (larger, rarer)
+    // boxed, so they do not make every event's future as large as theirs.
     let result = match event.as_str() {
-        "user:match" => user_match(s, io, state, data).await,
-        "user:cancel" => user_cancel(s, state).await,
-        "user:skip" => user_skip(s, io, state, data).await,
-        "user:end" => user_end(s, io, state).await,
-        "user:block" => user_block(s, io, state, data).await,
         "chat:message" => chat_message(s, io, state, data).await,
         "chat:typing" => chat_typing(s, io, state, data).await,
-        "chat:clear" => chat_clear(s, io, state).await,
+        "user:match" => Box::pin(user_match(s, io, state, data)).await,
+        "user:cancel" => Box::pin(user_cancel(s, state)).await,
+        "user:skip" => Box::pin(user_skip(s, io, state, data)).await,
+        "user:end" => Box::pin(user_end(s, io, state)).await,
+        "user:block" => Box::pin(user_block(s, io, state, data)).await,
+        "chat:clear" => Box::pin(chat_clear(s, io, state)).await,
         other => match SIGNALS.iter().find(|(name, _)| *name == other) {
-            Some(&(name, field)) => signal(&s, &io, &state, name, data, field).await,
+            Some(&(name, field)) => Box::pin(signal(&s, &io, &state, name, data, field)).await,
             None => Err(EventError::new(
                 "unknown_event",
                 format!("unknown event '{other}'"),

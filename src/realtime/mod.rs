@@ -260,16 +260,41 @@ impl EventError {
 
 impl<A: Adapter> Reply<A> {
     pub fn send(self, result: Result<Value, EventError>) {
+        // Typed envelopes: serialized straight away, no JSON map built per ack.
+        #[derive(serde::Serialize)]
+        struct Failure<'a> {
+            code: &'a str,
+            message: &'a str,
+        }
+        #[derive(serde::Serialize)]
+        struct Ack<'a> {
+            success: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            data: Option<&'a Value>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            error: Option<Failure<'a>>,
+        }
         match result {
             Ok(data) => {
                 if self.wants_ack {
-                    let _ = self.ack.send(&json!({ "success": true, "data": data }));
+                    let _ = self.ack.send(&Ack {
+                        success: true,
+                        data: Some(&data),
+                        error: None,
+                    });
                 }
             }
             Err(e) => {
-                let error = json!({ "code": e.code, "message": e.message });
+                let error = Failure {
+                    code: e.code,
+                    message: &e.message,
+                };
                 if self.wants_ack {
-                    let _ = self.ack.send(&json!({ "success": false, "error": error }));
+                    let _ = self.ack.send(&Ack {
+                        success: false,
+                        data: None,
+                        error: Some(error),
+                    });
                 } else {
                     let _ = self.socket.emit("error", &error);
                 }
