@@ -283,8 +283,26 @@ async fn relay_phase(
     let end = measure_from + Duration::from_secs_f64(duration);
     let mut receivers = Vec::new();
     let mut senders = Vec::new();
+    let delivered = Arc::new(AtomicU64::new(0));
+    let progress = {
+        let delivered = delivered.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(
+                (measure_from + Duration::from_secs(1)).into(),
+                Duration::from_secs(1),
+            );
+            let mut last = 0;
+            loop {
+                tick.tick().await;
+                let now = delivered.load(Ordering::Relaxed);
+                eprintln!("  {:>8} msg/s delivered ({now} so far)", now - last);
+                last = now;
+            }
+        })
+    };
     for mut c in clients {
         let mut events = std::mem::replace(&mut c.events, tokio::sync::mpsc::unbounded_channel().1);
+        let delivered = delivered.clone();
         receivers.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             while let Ok(Some((ev, data))) =
@@ -300,6 +318,7 @@ async fn relay_phase(
                 if let Some(sent) = data["content"].as_str().and_then(|s| s.parse::<u64>().ok()) {
                     let at = start + Duration::from_nanos(sent);
                     lat.push(now.saturating_duration_since(at).as_micros() as u64);
+                    delivered.fetch_add(1, Ordering::Relaxed);
                 }
             }
             (events, lat)
@@ -332,6 +351,7 @@ async fn relay_phase(
     let (_, cpu0) = proc_stats(args.server_pid);
     tokio::time::sleep_until(end.into()).await;
     let (rss, cpu1) = proc_stats(args.server_pid);
+    progress.abort();
     let mut latencies = Vec::new();
     let mut clients = Vec::new();
     for (r, s) in receivers.into_iter().zip(senders) {
