@@ -84,6 +84,10 @@ struct Args {
     /// (so several load generators against a cluster overlap).
     #[arg(long, default_value_t = 0.0)]
     hold: f64,
+    /// `connections`: each client first creates a guest account on the
+    /// server (so disconnects update real records) instead of a minted token.
+    #[arg(long)]
+    guest_accounts: bool,
     /// Connections opened at once.
     #[arg(long, default_value_t = 256)]
     concurrency: usize,
@@ -152,15 +156,28 @@ async fn connect_many(args: &Args, n: usize, offset: usize) -> Vec<sio::Client> 
     let done = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(n);
     for i in 0..n {
-        let (sem, done, url, tok, local) = (
+        let (sem, done, url, minted, local, guests) = (
             sem.clone(),
             done.clone(),
             args.url.clone(),
             token(&args.jwt_secret, offset + i),
             args.local_addr,
+            args.guest_accounts,
         );
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire().await;
+            let tok = if guests {
+                // A real account in the server's store, not a minted token.
+                match http::post_json(&url, "/api/auth/guest", &json!({}), None).await? {
+                    (201, body) => body["data"]["token"]
+                        .as_str()
+                        .ok_or("guest: no token")?
+                        .to_string(),
+                    (status, body) => return Err(format!("guest: {status} {body}")),
+                }
+            } else {
+                minted
+            };
             let mut c = sio::connect(&url, &tok, local).await?;
             c.wait_for("connection:established")
                 .await
@@ -226,9 +243,28 @@ async fn connections(args: &Args) -> Value {
             stats["localSockets"], stats["connectedSockets"], stats["onlineUsers"]
         );
     }
+    // All disconnect at once: how long the server stays busy afterwards.
+    let (_, cpu0) = proc_stats(args.server_pid);
+    let t0 = Instant::now();
     drop(clients);
+    let (mut last_cpu, mut last_change) = (cpu0, t0);
+    if args.server_pid.is_some() {
+        while last_change.elapsed() < Duration::from_secs(1) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let (_, cpu) = proc_stats(args.server_pid);
+            if cpu > last_cpu {
+                (last_cpu, last_change) = (cpu, Instant::now());
+            }
+        }
+    }
+    let drain = last_change.duration_since(t0).as_secs_f64();
+    println!(
+        "  all disconnected: server busy {drain:.2} s, {:.2} CPU-seconds",
+        last_cpu - cpu0
+    );
     json!({ "scenario": "connections", "connections": opened, "rssBefore": rss0, "rssAfter": rss1, "bytesPerConnection": per,
-            "serverConnectedSockets": stats["connectedSockets"], "serverOnlineUsers": stats["onlineUsers"] })
+            "serverConnectedSockets": stats["connectedSockets"], "serverOnlineUsers": stats["onlineUsers"],
+            "disconnectBusySec": drain, "disconnectCpuSec": last_cpu - cpu0 })
 }
 
 async fn pair_up(clients: &mut [sio::Client]) -> usize {
@@ -566,10 +602,15 @@ async fn match_storm(args: &Args) -> Value {
     }
     let mut times = Vec::new();
     let mut rooms = std::collections::HashMap::new();
+    // Clients stay connected until every result is in (dropping one closes it).
+    let mut keep = Vec::new();
     for t in tasks {
-        if let Ok((Some(room), took, _c)) = t.await {
-            times.push(took);
-            *rooms.entry(room).or_insert(0u32) += 1;
+        if let Ok((room, took, c)) = t.await {
+            keep.push(c);
+            if let Some(room) = room {
+                times.push(took);
+                *rooms.entry(room).or_insert(0u32) += 1;
+            }
         }
     }
     let (_, cpu1) = proc_stats(args.server_pid);

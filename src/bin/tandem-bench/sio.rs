@@ -19,6 +19,16 @@ pub struct Client {
     acks: Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>,
     next_ack: u64,
     pub events: mpsc::UnboundedReceiver<Event>,
+    /// The reader and writer tasks: dropping the client closes the connection.
+    tasks: [tokio::task::AbortHandle; 2],
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
 }
 
 /// Connects to `base` (`http://host:port`), from `local` if given (a
@@ -63,7 +73,7 @@ pub async fn connect(
     let acks: Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>> = Arc::default();
     let (ready_tx, ready_rx) = oneshot::channel::<Result<(), String>>();
     let auth = serde_json::json!({ "token": token }).to_string();
-    tokio::spawn(async move {
+    let writer = tokio::spawn(async move {
         while let Some(m) = out_rx.recv().await {
             if sink.send(Message::text(m)).await.is_err() {
                 break;
@@ -72,7 +82,7 @@ pub async fn connect(
     });
     let out = out_tx.clone();
     let acks_rx = acks.clone();
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         let mut ready = Some(ready_tx);
         while let Some(Ok(msg)) = stream.next().await {
             let Message::Text(text) = msg else { continue };
@@ -133,6 +143,7 @@ pub async fn connect(
         acks,
         next_ack: 1,
         events: ev_rx,
+        tasks: [writer.abort_handle(), reader.abort_handle()],
     })
 }
 
