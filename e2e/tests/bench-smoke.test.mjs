@@ -72,3 +72,14 @@ test('scripts/bench-cluster opens connections across a two-node cluster', async 
   assert.equal(r.connections, 100);
   assert.equal(r.clusterConnectedSockets, 100);
 });
+
+test('tandem-bench connections --guest-accounts uses real accounts and reports the disconnect drain', async () => {
+  const out = await new Promise((resolve, reject) => {
+    execFile(BENCH, ['connections', '--url', tandem.url, '--jwt-secret', JWT_SECRET, '--server-pid', String(tandem.proc.pid),
+      '--connections', '20', '--guest-accounts'], { timeout: 60000 },
+    (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+  });
+  const r = JSON.parse(out.split('\n').find((l) => l.startsWith('RESULT ')).slice(7));
+  assert.equal(r.connections, 20);
+  assert.ok(r.disconnectBusySec >= 0 && r.disconnectCpuSec >= 0);
+});
