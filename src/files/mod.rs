@@ -85,8 +85,8 @@ pub struct FileService {
     dir: PathBuf,
 }
 
-/// A new file id: 128 random bits as hex (unguessable, and safe as a path).
-/// 128 random bits as 32 lower-case hex digits (file, room and message ids).
+/// A new id for a file, room or message: 128 random bits as 32 lower-case
+/// hex digits (unguessable, and safe as a path).
 pub fn new_id() -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let b: [u8; 16] = rand::random();

@@ -234,37 +234,31 @@ async fn user_match<A: Adapter>(
     state: AppState,
     data: Result<Value, ParserError>,
 ) -> EventResult {
-    async {
-        let user = begin(&s, &state)?;
-        let prefs = parse_prefs(&object(data)?)?;
-        if state
-            .rooms
-            .room_of(&user.id)
-            .await
-            .map_err(unavailable)?
-            .is_some()
-        {
-            return Err(EventError::new(
-                "already_in_chat",
-                "end or skip the current chat first",
-            ));
-        }
-        s.extensions.insert(prefs.clone());
-        enqueue(&io, &state, &user, prefs).await
+    let user = begin(&s, &state)?;
+    let prefs = parse_prefs(&object(data)?)?;
+    if state
+        .rooms
+        .room_of(&user.id)
+        .await
+        .map_err(unavailable)?
+        .is_some()
+    {
+        return Err(EventError::new(
+            "already_in_chat",
+            "end or skip the current chat first",
+        ));
     }
-    .await
+    s.extensions.insert(prefs.clone());
+    enqueue(&io, &state, &user, prefs).await
 }
 
 async fn user_cancel<A: Adapter>(s: SocketRef<A>, state: AppState) -> EventResult {
-    async {
-        let user = begin(&s, &state)?;
-        let was_queued = state.matcher.leave(&user.id).await.map_err(unavailable)?;
-        if was_queued {
-            let _ = state.presence.set_status(&user.id, Status::Idle).await;
-        }
-        Ok(json!({ "status": "idle", "wasQueued": was_queued }))
+    let user = begin(&s, &state)?;
+    let was_queued = state.matcher.leave(&user.id).await.map_err(unavailable)?;
+    if was_queued {
+        let _ = state.presence.set_status(&user.id, Status::Idle).await;
     }
-    .await
+    Ok(json!({ "status": "idle", "wasQueued": was_queued }))
 }
 
 async fn user_skip<A: Adapter>(
@@ -273,49 +267,43 @@ async fn user_skip<A: Adapter>(
     state: AppState,
     data: Result<Value, ParserError>,
 ) -> EventResult {
-    async {
-        let user = begin(&s, &state)?;
-        let payload = object(data)?;
-        let prefs = if payload.is_empty() {
-            s.extensions.get::<MatchPrefs>().unwrap_or_default()
-        } else {
-            let p = parse_prefs(&payload)?;
-            s.extensions.insert(p.clone());
-            p
-        };
-        match state.rooms.room_of(&user.id).await.map_err(unavailable)? {
-            Some(room) => {
-                end_chat(&io, &state, &room.id, &user.id, "skipped").await?;
-            }
-            None if state
-                .matcher
-                .is_queued(&user.id)
-                .await
-                .map_err(unavailable)? => {}
-            None => return Err(not_in_chat()),
+    let user = begin(&s, &state)?;
+    let payload = object(data)?;
+    let prefs = if payload.is_empty() {
+        s.extensions.get::<MatchPrefs>().unwrap_or_default()
+    } else {
+        let p = parse_prefs(&payload)?;
+        s.extensions.insert(p.clone());
+        p
+    };
+    match state.rooms.room_of(&user.id).await.map_err(unavailable)? {
+        Some(room) => {
+            end_chat(&io, &state, &room.id, &user.id, "skipped").await?;
         }
-        enqueue(&io, &state, &user, prefs).await
+        None if state
+            .matcher
+            .is_queued(&user.id)
+            .await
+            .map_err(unavailable)? => {}
+        None => return Err(not_in_chat()),
     }
-    .await
+    enqueue(&io, &state, &user, prefs).await
 }
 
 async fn user_end<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, state: AppState) -> EventResult {
-    async {
-        let user = begin(&s, &state)?;
-        match state.rooms.room_of(&user.id).await.map_err(unavailable)? {
-            Some(room) => {
-                end_chat(&io, &state, &room.id, &user.id, "ended").await?;
-            }
-            None => {
-                if !state.matcher.leave(&user.id).await.map_err(unavailable)? {
-                    return Err(not_in_chat());
-                }
-                let _ = state.presence.set_status(&user.id, Status::Idle).await;
-            }
+    let user = begin(&s, &state)?;
+    match state.rooms.room_of(&user.id).await.map_err(unavailable)? {
+        Some(room) => {
+            end_chat(&io, &state, &room.id, &user.id, "ended").await?;
         }
-        Ok(json!({ "status": "idle" }))
+        None => {
+            if !state.matcher.leave(&user.id).await.map_err(unavailable)? {
+                return Err(not_in_chat());
+            }
+            let _ = state.presence.set_status(&user.id, Status::Idle).await;
+        }
     }
-    .await
+    Ok(json!({ "status": "idle" }))
 }
 
 async fn user_block<A: Adapter>(
@@ -324,42 +312,39 @@ async fn user_block<A: Adapter>(
     state: AppState,
     data: Result<Value, ParserError>,
 ) -> EventResult {
-    async {
-        let user = begin(&s, &state)?;
-        let payload = object(data)?;
-        let other = payload
-            .get("userId")
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|id| !id.is_empty() && id.len() <= 64)
-            .ok_or_else(|| invalid("userId must be a user id"))?
-            .to_string();
-        if other == user.id {
-            return Err(invalid("you cannot block yourself"));
-        }
-        state
-            .rooms
-            .block(&user.id, &other)
-            .await
-            .map_err(unavailable)?;
-        if let Some(room) = state.rooms.room_of(&user.id).await.map_err(unavailable)?
-            && room.seen_by(&user.id).is_some_and(|(p, _)| p.id == other)
-        {
-            end_chat(&io, &state, &room.id, &user.id, "ended").await?;
-        }
-        // A queued ticket is re-issued so the block applies to it too.
-        if state
-            .matcher
-            .is_queued(&user.id)
-            .await
-            .map_err(unavailable)?
-        {
-            let prefs = s.extensions.get::<MatchPrefs>().unwrap_or_default();
-            enqueue(&io, &state, &user, prefs).await?;
-        }
-        Ok(json!({ "blocked": other }))
+    let user = begin(&s, &state)?;
+    let payload = object(data)?;
+    let other = payload
+        .get("userId")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|id| !id.is_empty() && id.len() <= 64)
+        .ok_or_else(|| invalid("userId must be a user id"))?
+        .to_string();
+    if other == user.id {
+        return Err(invalid("you cannot block yourself"));
     }
-    .await
+    state
+        .rooms
+        .block(&user.id, &other)
+        .await
+        .map_err(unavailable)?;
+    if let Some(room) = state.rooms.room_of(&user.id).await.map_err(unavailable)?
+        && room.seen_by(&user.id).is_some_and(|(p, _)| p.id == other)
+    {
+        end_chat(&io, &state, &room.id, &user.id, "ended").await?;
+    }
+    // A queued ticket is re-issued so the block applies to it too.
+    if state
+        .matcher
+        .is_queued(&user.id)
+        .await
+        .map_err(unavailable)?
+    {
+        let prefs = s.extensions.get::<MatchPrefs>().unwrap_or_default();
+        enqueue(&io, &state, &user, prefs).await?;
+    }
+    Ok(json!({ "blocked": other }))
 }
 
 /// Delivers a chat event to the partner, keeping it if they are away.
@@ -385,74 +370,69 @@ async fn chat_message<A: Adapter>(
     state: AppState,
     data: Result<Value, ParserError>,
 ) -> EventResult {
-    async {
-        let user = begin(&s, &state)?;
-        let payload = object(data)?;
-        let kind = payload
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("text");
-        let room = current_room(&state, &user.id).await?;
-        let (partner, _) = room.seen_by(&user.id).ok_or_else(not_in_chat)?;
-        let id = crate::files::new_id();
-        let timestamp = Utc::now();
-        let mut event = json!({ "id": id, "from": user.id, "type": kind, "timestamp": timestamp });
-        match kind {
-            "text" => {
-                let raw = payload
-                    .get("content")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| invalid("content must be a string"))?;
-                let content = text::sanitize(raw).map_err(|e| match e {
-                    text::TextError::Empty => {
-                        EventError::new("empty_message", "the message is empty")
+    let user = begin(&s, &state)?;
+    let payload = object(data)?;
+    let kind = payload
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("text");
+    let room = current_room(&state, &user.id).await?;
+    let (partner, _) = room.seen_by(&user.id).ok_or_else(not_in_chat)?;
+    let id = crate::files::new_id();
+    let timestamp = Utc::now();
+    let mut event = json!({ "id": id, "from": user.id, "type": kind, "timestamp": timestamp });
+    match kind {
+        "text" => {
+            let raw = payload
+                .get("content")
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid("content must be a string"))?;
+            let content = text::sanitize(raw).map_err(|e| match e {
+                text::TextError::Empty => EventError::new("empty_message", "the message is empty"),
+                text::TextError::TooLong => EventError::new(
+                    "message_too_long",
+                    format!("messages are at most {} characters", text::MAX_CHARS),
+                ),
+            })?;
+            event["content"] = json!(content);
+        }
+        "file" | "voice" => {
+            let file_id = payload
+                .get("fileId")
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid("fileId must be the id of an uploaded file"))?;
+            let members = [user.id.as_str(), partner.id.as_str()];
+            let meta = state
+                .files
+                .share(file_id, &user.id, members, &room.id, kind == "voice")
+                .await
+                .map_err(|e| match e {
+                    ShareError::NotFound | ShareError::NotOwner => {
+                        EventError::new("file_not_found", "no such file among your uploads")
                     }
-                    text::TextError::TooLong => EventError::new(
-                        "message_too_long",
-                        format!("messages are at most {} characters", text::MAX_CHARS),
-                    ),
+                    ShareError::WrongKind => {
+                        invalid("a voice message needs a file uploaded with kind=voice")
+                    }
+                    ShareError::Io(e) => unavailable(e),
                 })?;
-                event["content"] = json!(content);
-            }
-            "file" | "voice" => {
-                let file_id = payload
-                    .get("fileId")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| invalid("fileId must be the id of an uploaded file"))?;
-                let members = [user.id.as_str(), partner.id.as_str()];
-                let meta = state
-                    .files
-                    .share(file_id, &user.id, members, &room.id, kind == "voice")
-                    .await
-                    .map_err(|e| match e {
-                        ShareError::NotFound | ShareError::NotOwner => {
-                            EventError::new("file_not_found", "no such file among your uploads")
-                        }
-                        ShareError::WrongKind => {
-                            invalid("a voice message needs a file uploaded with kind=voice")
-                        }
-                        ShareError::Io(e) => unavailable(e),
-                    })?;
-                state
-                    .rooms
-                    .add_file(&room.id, &meta.id)
-                    .await
-                    .map_err(unavailable)?;
-                event["file"] = meta.public_json();
-            }
-            _ => return Err(invalid("type must be 'text', 'file' or 'voice'")),
+            state
+                .rooms
+                .add_file(&room.id, &meta.id)
+                .await
+                .map_err(unavailable)?;
+            event["file"] = meta.public_json();
         }
-        deliver(&io, &state, &room, &partner.id, "chat:message", &event).await;
-        let mut ack = json!({ "id": id, "timestamp": timestamp });
-        if let Some(file) = event.get("file") {
-            ack["file"] = file.clone();
-        }
-        if let Some(content) = event.get("content") {
-            ack["content"] = content.clone();
-        }
-        Ok(ack)
+        _ => return Err(invalid("type must be 'text', 'file' or 'voice'")),
     }
-    .await
+    deliver(&io, &state, &room, &partner.id, "chat:message", &event).await;
+    let mut ack = json!({ "id": id, "timestamp": timestamp });
+    if let Some(file) = event.get("file") {
+        ack["file"] = file.clone();
+    }
+    if let Some(content) = event.get("content") {
+        ack["content"] = content.clone();
+    }
+    Ok(ack)
 }
 
 /// Typing indicators: a generation per user, so a newer update cancels the
@@ -490,74 +470,68 @@ async fn chat_typing<A: Adapter>(
     state: AppState,
     data: Result<Value, ParserError>,
 ) -> EventResult {
-    async {
-        let user = begin(&s, &state)?;
-        let payload = object(data)?;
-        let is_typing = payload
-            .get("isTyping")
-            .and_then(Value::as_bool)
-            .ok_or_else(|| invalid("isTyping must be true or false"))?;
-        let room = current_room(&state, &user.id).await?;
-        let (partner, _) = room.seen_by(&user.id).ok_or_else(not_in_chat)?;
-        let generation = state.typing.bump(&user.id);
-        calls::emit_to_user(
-            &io,
-            &partner.id,
-            "chat:typing",
-            &json!({ "isTyping": is_typing, "from": user.id }),
-        )
-        .await;
-        if is_typing {
-            let (io, state, partner_id, user_id, room_id) = (
-                io.clone(),
-                state.clone(),
-                partner.id.clone(),
-                user.id.clone(),
-                room.id.clone(),
-            );
-            tokio::spawn(async move {
-                tokio::time::sleep(calls::TYPING_TIMEOUT).await;
-                let same_room =
-                    matches!(state.rooms.room_of(&user_id).await, Ok(Some(r)) if r.id == room_id);
-                if state.typing.is_current(&user_id, generation) && same_room {
-                    calls::emit_to_user(
-                        &io,
-                        &partner_id,
-                        "chat:typing",
-                        &json!({ "isTyping": false, "from": user_id }),
-                    )
-                    .await;
-                }
-            });
-        }
-        Ok(json!({ "isTyping": is_typing }))
+    let user = begin(&s, &state)?;
+    let payload = object(data)?;
+    let is_typing = payload
+        .get("isTyping")
+        .and_then(Value::as_bool)
+        .ok_or_else(|| invalid("isTyping must be true or false"))?;
+    let room = current_room(&state, &user.id).await?;
+    let (partner, _) = room.seen_by(&user.id).ok_or_else(not_in_chat)?;
+    let generation = state.typing.bump(&user.id);
+    calls::emit_to_user(
+        &io,
+        &partner.id,
+        "chat:typing",
+        &json!({ "isTyping": is_typing, "from": user.id }),
+    )
+    .await;
+    if is_typing {
+        let (io, state, partner_id, user_id, room_id) = (
+            io.clone(),
+            state.clone(),
+            partner.id.clone(),
+            user.id.clone(),
+            room.id.clone(),
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(calls::TYPING_TIMEOUT).await;
+            let same_room =
+                matches!(state.rooms.room_of(&user_id).await, Ok(Some(r)) if r.id == room_id);
+            if state.typing.is_current(&user_id, generation) && same_room {
+                calls::emit_to_user(
+                    &io,
+                    &partner_id,
+                    "chat:typing",
+                    &json!({ "isTyping": false, "from": user_id }),
+                )
+                .await;
+            }
+        });
     }
-    .await
+    Ok(json!({ "isTyping": is_typing }))
 }
 
 async fn chat_clear<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, state: AppState) -> EventResult {
-    async {
-        let user = begin(&s, &state)?;
-        let room = current_room(&state, &user.id).await?;
-        let (partner, _) = room.seen_by(&user.id).ok_or_else(not_in_chat)?;
-        let files = state
-            .rooms
-            .take_files(&room.id)
-            .await
-            .map_err(unavailable)?;
-        for f in &files {
-            state.files.delete(f).await;
-        }
-        calls::emit_to_user(
-            &io,
-            &partner.id,
-            "chat:cleared",
-            &json!({ "roomId": room.id, "by": user.id }),
-        )
-        .await;
-        Ok(json!({ "deletedFiles": files.len() }))
+    let user = begin(&s, &state)?;
+    let room = current_room(&state, &user.id).await?;
+    let (partner, _) = room.seen_by(&user.id).ok_or_else(not_in_chat)?;
+    let files = state
+        .rooms
+        .take_files(&room.id)
+        .await
+        .map_err(unavailable)?;
+    for f in &files {
+        state.files.delete(f).await;
     }
-    .await
+    calls::emit_to_user(
+        &io,
+        &partner.id,
+        "chat:cleared",
+        &json!({ "roomId": room.id, "by": user.id }),
+    )
+    .await;
+    Ok(json!({ "deletedFiles": files.len() }))
 }
 
 /// Forwards a signaling message to the current partner with `from`.
