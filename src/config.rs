@@ -199,6 +199,30 @@ pub struct Config {
     /// How long shutdown waits for open requests and sockets to finish.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s")]
     pub shutdown_grace: DurationArg,
+
+    /// Engine.IO ping interval: how often the server pings each client.
+    #[arg(long, env = "PING_INTERVAL", default_value = "25s")]
+    pub ping_interval: DurationArg,
+
+    /// Engine.IO ping timeout: how long past a ping a silent client is kept.
+    #[arg(long, env = "PING_TIMEOUT", default_value = "20s")]
+    pub ping_timeout: DurationArg,
+
+    /// How long a client may take to send a request head, and how long a
+    /// keep-alive connection may sit idle before its next request: the
+    /// connection is closed after it (slowloris).
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT", default_value = "10s")]
+    pub http_header_timeout: DurationArg,
+
+    /// How long one REST request may take, body included (uploads excepted);
+    /// past it: 408 `request_timeout`.
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT", default_value = "30s")]
+    pub http_request_timeout: DurationArg,
+
+    /// How long one upload may take in all; past it: 408 `request_timeout`
+    /// and the partial file is deleted (a 10 MB file needs ≥ 90 KB/s).
+    #[arg(long, env = "UPLOAD_TIMEOUT", default_value = "2m")]
+    pub upload_timeout: DurationArg,
 }
 
 impl fmt::Debug for Config {
@@ -288,6 +312,17 @@ impl Config {
         }
         if self.file_ttl.0 < Duration::from_secs(1) {
             return Err(ConfigError("FILE_TTL must be at least 1s".into()));
+        }
+        for (name, d) in [
+            ("HTTP_HEADER_TIMEOUT", self.http_header_timeout.0),
+            ("HTTP_REQUEST_TIMEOUT", self.http_request_timeout.0),
+            ("UPLOAD_TIMEOUT", self.upload_timeout.0),
+            ("PING_INTERVAL", self.ping_interval.0),
+            ("PING_TIMEOUT", self.ping_timeout.0),
+        ] {
+            if d < Duration::from_millis(100) {
+                return Err(ConfigError(format!("{name} must be at least 100ms")));
+            }
         }
         if self.rate_limit_window.0 < Duration::from_secs(1) {
             return Err(ConfigError("RATE_LIMIT_WINDOW must be at least 1s".into()));

@@ -5,7 +5,6 @@
 
 use std::{
     future::Future,
-    net::SocketAddr,
     ops::Deref,
     sync::{Arc, atomic::AtomicUsize},
     time::Instant,
@@ -21,6 +20,7 @@ pub mod error;
 pub mod files;
 pub mod http;
 pub mod matching;
+pub mod net;
 pub mod presence;
 pub mod ratelimit;
 pub mod realtime;
@@ -295,14 +295,9 @@ async fn serve<A: socketioxide::adapter::Adapter>(
         started.notify_one();
         realtime::shutdown(&io).await;
     };
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(graceful)
-    .into_future();
+    let server = http::server::serve(listener, app, state.config.http_header_timeout.0, graceful);
     tokio::select! {
-        res = server => res?,
+        () = server => {},
         _ = async { draining.notified().await; tokio::time::sleep(grace).await } => {
             tracing::warn!(?grace, "drain timed out; closing remaining connections");
         }

@@ -7,7 +7,10 @@
 use std::{
     collections::{HashMap, HashSet, VecDeque},
     sync::Mutex,
+    time::Duration,
 };
+
+use tokio::time::Instant;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -18,6 +21,16 @@ pub mod text;
 
 /// Messages kept for a member who dropped, delivered when they come back.
 pub const RECOVERY_BUFFER: usize = 20;
+
+/// How long a chat's partner is avoided by the matcher after it closed. It
+/// only matters for the next match, so it goes soon: memory follows the
+/// users active lately, not every user ever seen.
+pub const LAST_PARTNER_TTL: Duration = Duration::from_secs(10 * 60);
+/// How long a block lasts after the user last blocked someone.
+pub const BLOCK_TTL: Duration = Duration::from_secs(30 * 86_400);
+/// Expired last partners and blocks are swept when a map reaches this
+/// size (then twice what the sweep left).
+const SWEEP_MIN: usize = 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Member {
@@ -116,13 +129,76 @@ struct Away {
     kept: VecDeque<Value>,
 }
 
-#[derive(Default)]
+/// A map whose entries expire `ttl` after they were last written; expired
+/// ones are ignored at once and swept as the map grows.
+struct Expiring<V> {
+    map: HashMap<String, (V, Instant)>,
+    ttl: Duration,
+    sweep_at: usize,
+}
+
+impl<V> Expiring<V> {
+    fn new(ttl: Duration) -> Self {
+        Expiring {
+            map: HashMap::new(),
+            ttl,
+            sweep_at: SWEEP_MIN,
+        }
+    }
+
+    fn get(&self, key: &str, now: Instant) -> Option<&V> {
+        self.map
+            .get(key)
+            .filter(|(_, at)| now.duration_since(*at) < self.ttl)
+            .map(|(v, _)| v)
+    }
+
+    /// The live entry for `key` (a fresh default if none), its time renewed.
+    fn touch(&mut self, key: &str, now: Instant) -> &mut V
+    where
+        V: Default,
+    {
+        if self.map.len() >= self.sweep_at && !self.map.contains_key(key) {
+            let ttl = self.ttl;
+            self.map.retain(|_, (_, at)| now.duration_since(*at) < ttl);
+            self.sweep_at = (self.map.len() * 2).max(SWEEP_MIN);
+        }
+        let ttl = self.ttl;
+        let entry = self
+            .map
+            .entry(key.to_string())
+            .or_insert_with(|| (V::default(), now));
+        if now.duration_since(entry.1) >= ttl {
+            entry.0 = V::default();
+        }
+        entry.1 = now;
+        &mut entry.0
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
 struct Inner {
     rooms: HashMap<String, RoomState>,
     user_room: HashMap<String, String>,
-    last_partner: HashMap<String, String>,
-    blocks: HashMap<String, HashSet<String>>,
+    last_partner: Expiring<String>,
+    blocks: Expiring<HashSet<String>>,
     next_token: u64,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner {
+            rooms: HashMap::new(),
+            user_room: HashMap::new(),
+            last_partner: Expiring::new(LAST_PARTNER_TTL),
+            blocks: Expiring::new(BLOCK_TTL),
+            next_token: 0,
+        }
+    }
 }
 
 impl Inner {
@@ -134,8 +210,9 @@ impl Inner {
                 self.user_room.remove(id);
             }
         }
-        self.last_partner.insert(a.clone(), b.clone());
-        self.last_partner.insert(b.clone(), a.clone());
+        let now = Instant::now();
+        *self.last_partner.touch(a, now) = b.clone();
+        *self.last_partner.touch(b, now) = a.clone();
         Some(Closed {
             info: room.info,
             files: room.files,
@@ -271,16 +348,16 @@ impl ChatRooms for MemoryRooms {
     async fn block(&self, user_id: &str, other: &str) -> RoomsResult<()> {
         self.lock()
             .blocks
-            .entry(user_id.to_string())
-            .or_default()
+            .touch(user_id, Instant::now())
             .insert(other.to_string());
         Ok(())
     }
 
     async fn avoid_set(&self, user_id: &str) -> RoomsResult<HashSet<String>> {
         let g = self.lock();
-        let mut set = g.blocks.get(user_id).cloned().unwrap_or_default();
-        if let Some(p) = g.last_partner.get(user_id) {
+        let now = Instant::now();
+        let mut set = g.blocks.get(user_id, now).cloned().unwrap_or_default();
+        if let Some(p) = g.last_partner.get(user_id, now) {
             set.insert(p.clone());
         }
         Ok(set)
@@ -334,6 +411,39 @@ mod tests {
         assert!(r.avoid_set("a").await.unwrap().contains("b"));
         r.block("a", "z").await.unwrap();
         assert_eq!(r.avoid_set("a").await.unwrap().len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn last_partners_and_blocks_expire_and_are_swept() {
+        let r = MemoryRooms::default();
+        r.open(room("r1", "a", "b")).await.unwrap();
+        r.close("r1").await.unwrap();
+        r.block("a", "z").await.unwrap();
+        assert_eq!(r.avoid_set("a").await.unwrap().len(), 2);
+        tokio::time::advance(LAST_PARTNER_TTL).await;
+        let avoid = r.avoid_set("a").await.unwrap();
+        assert!(!avoid.contains("b"), "the last partner is forgotten");
+        assert!(avoid.contains("z"), "blocks last longer");
+        tokio::time::advance(BLOCK_TTL).await;
+        assert!(r.avoid_set("a").await.unwrap().is_empty());
+        // Many one-off users: the maps are bounded by those seen lately.
+        for i in 0..(3 * SWEEP_MIN) {
+            let id = format!("r{i}");
+            r.open(room(&id, &format!("x{i}"), &format!("y{i}")))
+                .await
+                .unwrap();
+            r.close(&id).await.unwrap();
+            if i % SWEEP_MIN == 0 {
+                tokio::time::advance(LAST_PARTNER_TTL).await;
+            }
+        }
+        let g = r.lock();
+        assert!(
+            g.last_partner.len() <= 2 * SWEEP_MIN + 2,
+            "{}",
+            g.last_partner.len()
+        );
+        assert!(g.blocks.len() <= 1);
     }
 
     #[tokio::test]

@@ -28,9 +28,19 @@ pub fn sanitize(raw: &str) -> Result<String, TextError> {
     Ok(trimmed.to_string())
 }
 
-/// Bidirectional overrides and zero-width characters used to spoof text.
-fn is_invisible_format(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+/// Bidirectional controls, zero-width and other invisible formatting
+/// characters used to spoof text (`gnp.\u{202E}txt.exe` shows as an image
+/// name). Chat text and file names both drop them.
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
 }
 
 /// Removes anything that looks like an HTML tag, comment or declaration:

@@ -20,6 +20,14 @@ fn err(e: redis::RedisError) -> RoomsError {
 
 /// Closing a room, shared by `close` and `expire_away`.
 /// KEYS[1] = room key. ARGV[1] = room id, ARGV[2] = key prefix.
+/// [`CLOSE_FN`] with the last-partner TTL the single node uses.
+fn close_fn() -> String {
+    CLOSE_FN.replace(
+        "LAST_PARTNER_TTL",
+        &crate::chat::LAST_PARTNER_TTL.as_secs().to_string(),
+    )
+}
+
 const CLOSE_FN: &str = r#"
 local function close_room(room_id, prefix)
   local raw = redis.call('GET', prefix .. 'room:' .. room_id)
@@ -34,8 +42,8 @@ local function close_room(room_id, prefix)
     end
     redis.call('DEL', prefix .. 'away:' .. room_id .. ':' .. u, prefix .. 'kept:' .. room_id .. ':' .. u)
   end
-  redis.call('SET', prefix .. 'lastpartner:' .. a, b, 'EX', 86400)
-  redis.call('SET', prefix .. 'lastpartner:' .. b, a, 'EX', 86400)
+  redis.call('SET', prefix .. 'lastpartner:' .. a, b, 'EX', LAST_PARTNER_TTL)
+  redis.call('SET', prefix .. 'lastpartner:' .. b, a, 'EX', LAST_PARTNER_TTL)
   local files = redis.call('LRANGE', prefix .. 'roomfiles:' .. room_id, 0, -1)
   redis.call('DEL', prefix .. 'roomfiles:' .. room_id)
   local out = {raw}
@@ -126,11 +134,11 @@ impl RedisRooms {
         RedisRooms {
             conn,
             open: Script::new(OPEN),
-            close: Script::new(&format!("{CLOSE_FN}{CLOSE}")),
+            close: Script::new(&format!("{}{CLOSE}", close_fn())),
             mark_away: Script::new(MARK_AWAY),
             keep: Script::new(KEEP),
             back: Script::new(BACK),
-            expire: Script::new(&format!("{CLOSE_FN}{EXPIRE}")),
+            expire: Script::new(&format!("{}{EXPIRE}", close_fn())),
         }
     }
 
@@ -265,9 +273,13 @@ impl ChatRooms for RedisRooms {
     }
 
     async fn block(&self, user_id: &str, other: &str) -> RoomsResult<()> {
-        let _: () = self
-            .c()
-            .sadd(format!("{P}blocks:{user_id}"), other)
+        let key = format!("{P}blocks:{user_id}");
+        let _: () = redis::pipe()
+            .sadd(&key, other)
+            .ignore()
+            .expire(&key, crate::chat::BLOCK_TTL.as_secs() as i64)
+            .ignore()
+            .query_async(&mut self.c())
             .await
             .map_err(err)?;
         Ok(())

@@ -1,6 +1,12 @@
 //! What a file really is, from its bytes: the type from magic numbers and,
 //! for audio and video, the duration measured from the container. Reads
 //! through `Read + Seek`, never the whole file into memory.
+//!
+//! The bytes are untrusted: every offset is computed with checked
+//! arithmetic, positions only move forward, and each walk over chunks,
+//! boxes, elements or frames has a step budget, so the work is bounded by a
+//! small multiple of the file's length whatever it contains
+//! (`tests/probe_fuzz.rs` checks both).
 
 use std::io::{self, Read, Seek, SeekFrom};
 
@@ -84,6 +90,54 @@ pub fn probe<R: Read + Seek>(r: &mut R, len: u64) -> Result<Probe, ProbeError> {
     Err(ProbeError::Unsupported)
 }
 
+/// Most RIFF chunks a WAV walk looks at.
+const MAX_CHUNKS: u32 = 10_000;
+/// Most ISO BMFF boxes an MP4 walk visits.
+const MAX_BOXES: u32 = 100_000;
+/// Most EBML elements a Matroska walk reads (a 5-minute WebM voice note
+/// has about 15,000).
+const MAX_ELEMENTS: u32 = 1_000_000;
+/// Most MPEG/ADTS frames walked; past it the duration is extrapolated.
+const MAX_FRAMES: u32 = 200_000;
+
+/// A buffered reader that knows its position and seeks forward inside its
+/// buffer instead of discarding it (`BufReader::seek` always discards: one
+/// refill per element made a file of tiny elements cost seconds).
+struct Forward<R> {
+    inner: io::BufReader<R>,
+    pos: u64,
+}
+
+impl<R: Read + Seek> Forward<R> {
+    fn new(mut inner: R, pos: u64) -> io::Result<Self> {
+        inner.seek(SeekFrom::Start(pos))?;
+        Ok(Forward {
+            inner: io::BufReader::with_capacity(16 * 1024, inner),
+            pos,
+        })
+    }
+
+    fn goto(&mut self, target: u64) -> io::Result<()> {
+        match i64::try_from(i128::from(target) - i128::from(self.pos)) {
+            Ok(0) => {}
+            Ok(delta) => self.inner.seek_relative(delta)?,
+            Err(_) => {
+                self.inner.seek(SeekFrom::Start(target))?;
+            }
+        }
+        self.pos = target;
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for Forward<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
 fn read_up_to<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
@@ -113,17 +167,20 @@ fn wav<R: Read + Seek>(r: &mut R, len: u64) -> Result<Probe, ProbeError> {
     let mut pos = 12u64;
     let mut byte_rate = None;
     let mut data_len = None;
-    while pos + 8 <= len && (byte_rate.is_none() || data_len.is_none()) {
-        r.seek(SeekFrom::Start(pos))?;
+    let mut r = Forward::new(r, pos)?;
+    let mut steps = 0;
+    while pos + 8 <= len && (byte_rate.is_none() || data_len.is_none()) && steps < MAX_CHUNKS {
+        steps += 1;
+        r.goto(pos)?;
         let mut hdr = [0u8; 8];
-        if read_up_to(r, &mut hdr)? < 8 {
+        if read_up_to(&mut r, &mut hdr)? < 8 {
             break;
         }
         let size = u32le(&hdr[4..]) as u64;
         match &hdr[..4] {
             b"fmt " => {
                 let mut fmt = [0u8; 16];
-                if read_up_to(r, &mut fmt)? == 16 {
+                if read_up_to(&mut r, &mut fmt)? == 16 {
                     byte_rate = Some(u32le(&fmt[8..12]) as u64);
                 }
             }
@@ -168,6 +225,11 @@ fn ogg<R: Read + Seek>(r: &mut R, len: u64) -> Result<Probe, ProbeError> {
     } else if packet.starts_with(b"\x01vorbis") {
         ("audio/ogg", Class::Audio, u32le(&packet[12..16]) as u64, 0)
     } else if packet.starts_with(b"\x7fFLAC") {
+        // Mapping header (13 bytes), "fLaC", then STREAMINFO: its sample
+        // rate is in bytes 27..30 of the packet.
+        if packet.len() < 30 {
+            return Err(ProbeError::Unsupported);
+        }
         let sr =
             ((packet[27] as u64) << 12) | ((packet[28] as u64) << 4) | ((packet[29] as u64) >> 4);
         ("audio/ogg", Class::Audio, sr, 0)
@@ -232,10 +294,17 @@ fn mpeg_audio<R: Read + Seek>(r: &mut R, len: u64) -> Result<Option<Probe>, Prob
     let mut seconds = 0f64;
     let mut frames = 0u32;
     let mut mime = "audio/mpeg";
-    let mut reader = io::BufReader::with_capacity(16 * 1024, &mut *r);
-    reader.seek(SeekFrom::Start(pos))?;
+    let first = pos;
+    let mut reader = Forward::new(&mut *r, pos)?;
     let mut hdr = [0u8; 7];
-    while pos + 4 <= len {
+    while pos.saturating_add(4) <= len {
+        if frames == MAX_FRAMES {
+            // Frames this small are a mistake or a trick: extrapolate from
+            // what was walked rather than walk on.
+            seconds *= (len - first) as f64 / (pos - first).max(1) as f64;
+            pos = len;
+            break;
+        }
         if read_up_to(&mut reader, &mut hdr)? < 4 {
             break;
         }
@@ -248,7 +317,7 @@ fn mpeg_audio<R: Read + Seek>(r: &mut R, len: u64) -> Result<Option<Probe>, Prob
         frames += 1;
         seconds += samples as f64 / rate as f64;
         pos += frame_len as u64;
-        reader.seek(SeekFrom::Start(pos))?;
+        reader.goto(pos)?;
     }
     if frames < 2 && !(frames == 1 && pos >= len) {
         return Ok(None);
@@ -339,7 +408,8 @@ fn frame_header(h: &[u8; 7]) -> Option<(u32, u32, u32, bool)> {
 fn mp4<R: Read + Seek>(r: &mut R, len: u64) -> Result<Probe, ProbeError> {
     let mut handlers = Vec::new();
     let mut duration = None;
-    walk_boxes(r, 0, len, 0, &mut |r, kind, start, size| {
+    let mut budget = MAX_BOXES;
+    walk_boxes(r, 0, len, 0, &mut budget, &mut |r, kind, start, size| {
         match &kind {
             b"mvhd" => {
                 let mut b = [0u8; 32];
@@ -357,7 +427,7 @@ fn mp4<R: Read + Seek>(r: &mut R, len: u64) -> Result<Probe, ProbeError> {
                     }
                 }
             }
-            b"hdlr" if size >= 12 => {
+            b"hdlr" if size >= 12 && handlers.len() < 64 => {
                 let mut b = [0u8; 12];
                 r.seek(SeekFrom::Start(start))?;
                 if read_up_to(r, &mut b)? == 12 {
@@ -386,17 +456,20 @@ type BoxVisitor<'a, R> = dyn FnMut(&mut R, [u8; 4], u64, u64) -> io::Result<()> 
 
 /// Visits boxes in [start, end); descends into the containers on the path
 /// to `mvhd` and `hdlr`. The visitor gets (reader, type, payload start, payload size).
+/// Every box visited spends one of `budget`.
 fn walk_boxes<R: Read + Seek>(
     r: &mut R,
     mut pos: u64,
     end: u64,
     depth: u32,
+    budget: &mut u32,
     visit: &mut BoxVisitor<'_, R>,
 ) -> io::Result<()> {
     if depth > 8 {
         return Ok(());
     }
-    while pos + 8 <= end {
+    while pos.saturating_add(8) <= end && *budget > 0 {
+        *budget -= 1;
         r.seek(SeekFrom::Start(pos))?;
         let mut h = [0u8; 16];
         let n = read_up_to(r, &mut h)?;
@@ -409,15 +482,17 @@ fn walk_boxes<R: Read + Seek>(
             1 if n >= 16 => (u64be(&h[8..16]), 16),
             s => (s as u64, 8),
         };
-        if size < header || pos + size > end {
-            break;
-        }
+        // A 64-bit size near 2^64 must not wrap the position back to 0.
+        let next = match pos.checked_add(size) {
+            Some(next) if size >= header && next <= end => next,
+            _ => break,
+        };
         let (payload, payload_len) = (pos + header, size - header);
         visit(r, kind, payload, payload_len)?;
         if matches!(&kind, b"moov" | b"trak" | b"mdia") {
-            walk_boxes(r, payload, payload + payload_len, depth + 1, visit)?;
+            walk_boxes(r, payload, next, depth + 1, budget, visit)?;
         }
-        pos += size;
+        pos = next;
     }
     Ok(())
 }
@@ -440,9 +515,9 @@ fn matroska<R: Read + Seek>(r: &mut R, len: u64) -> Result<Probe, ProbeError> {
     const BLOCK: u64 = 0xA1;
     const SIMPLE_BLOCK: u64 = 0xA3;
 
-    let mut reader = io::BufReader::with_capacity(16 * 1024, &mut *r);
-    reader.seek(SeekFrom::Start(0))?;
+    let mut reader = Forward::new(&mut *r, 0)?;
     let mut pos = 0u64;
+    let mut steps = 0u32;
     let mut webm = false;
     let mut scale = 1_000_000u64;
     let mut info_duration: Option<f64> = None;
@@ -450,7 +525,9 @@ fn matroska<R: Read + Seek>(r: &mut R, len: u64) -> Result<Probe, ProbeError> {
     let mut cluster_tc = 0u64;
     let mut last_tc = 0u64;
     let mut blocks = 0u64;
-    while pos < len {
+    // Each element moves `pos` forward by at least two bytes (id and size).
+    while pos < len && steps < MAX_ELEMENTS {
+        steps += 1;
         let Some((id, id_len)) = read_vint(&mut reader, true)? else {
             break;
         };
@@ -490,7 +567,10 @@ fn matroska<R: Read + Seek>(r: &mut R, len: u64) -> Result<Probe, ProbeError> {
             _ => {}
         }
         pos = data.saturating_add(size);
-        reader.seek(SeekFrom::Start(pos))?;
+        if pos >= len {
+            break;
+        }
+        reader.goto(pos)?;
     }
     let (mime, class) = match (video, audio, webm) {
         (true, _, true) => ("video/webm", Class::Video),

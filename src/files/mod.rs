@@ -105,12 +105,17 @@ pub fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
-/// The client's file name, made safe to display: no path, no controls.
+/// The client's file name, made safe to display: no path, no control,
+/// bidi or other invisible formatting characters.
 pub fn display_name(raw: Option<&str>) -> String {
     let base = raw.unwrap_or("").rsplit(['/', '\\']).next().unwrap_or("");
     let clean: String = base
         .chars()
-        .filter(|c| !c.is_control() && !matches!(c, '"' | '<' | '>'))
+        .filter(|&c| {
+            !c.is_control()
+                && !crate::chat::text::is_invisible_format(c)
+                && !matches!(c, '"' | '<' | '>')
+        })
         .take(200)
         .collect();
     let clean = clean.trim().trim_start_matches('.').to_string();
@@ -240,6 +245,12 @@ mod tests {
         assert_eq!(display_name(Some("../../etc/passwd")), "passwd");
         assert_eq!(display_name(Some("\u{0}bad\"<name>.txt\n")), "badname.txt");
         assert_eq!(display_name(Some("...")), "file");
+        // Bidi overrides would show "gnp.\u{202E}txt.exe" as "gnp.exe.txt".
+        assert_eq!(display_name(Some("gnp.\u{202E}txt.exe")), "gnp.txt.exe");
+        assert_eq!(
+            display_name(Some("a\u{2066}b\u{200F}c\u{061C}d\u{FEFF}.png")),
+            "abcd.png"
+        );
         assert_eq!(display_name(None), "file");
     }
 

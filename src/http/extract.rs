@@ -9,7 +9,9 @@ use axum::{
 
 use crate::{AppState, auth::Claims, error::AppError};
 
-/// The verified claims of `Authorization: Bearer <token>`.
+/// The verified claims of `Authorization: Bearer <token>`, for an account
+/// that still exists: a well-signed token of a deleted (or expired guest)
+/// account is refused with 401 `invalid_token`, as `/api/auth/me` does.
 pub struct AuthUser(pub Claims);
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -17,11 +19,17 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let token = bearer(&parts.headers)?;
-        state
+        let claims = state
             .jwt
             .verify(token)
-            .map(AuthUser)
-            .map_err(|e| AppError::unauthorized(e.code(), e.to_string()))
+            .map_err(|e| AppError::unauthorized(e.code(), e.to_string()))?;
+        if state.store.user_by_id(&claims.sub).await?.is_none() {
+            return Err(AppError::unauthorized(
+                "invalid_token",
+                "the account no longer exists",
+            ));
+        }
+        Ok(AuthUser(claims))
     }
 }
 

@@ -7,7 +7,7 @@ use axum::{
     Router,
     body::Body,
     extract::{
-        DefaultBodyLimit, Multipart, Path, State,
+        DefaultBodyLimit, Multipart, State,
         multipart::{MultipartError, MultipartRejection},
     },
     http::{HeaderMap, HeaderValue, StatusCode, header},
@@ -19,11 +19,11 @@ use chrono::Utc;
 
 use super::{
     AuthUser,
-    middleware::{Limit, drain_unread_body, rate_limit},
+    middleware::{Limit, drain_unread_body, rate_limit, time_limit},
 };
 use crate::{
     AppState,
-    error::{AppError, ok},
+    error::{ApiPath, AppError, ok},
     files::{self, FileMeta, Kind, media},
 };
 
@@ -44,7 +44,11 @@ pub fn router(state: &AppState) -> (Router<AppState>, Router<AppState>) {
             ),
             rate_limit,
         ))
-        .route_layer(from_fn_with_state(max_body as u64, drain_unread_body));
+        .route_layer(from_fn_with_state(max_body as u64, drain_unread_body))
+        .route_layer(from_fn_with_state(
+            state.config.upload_timeout.0,
+            time_limit,
+        ));
     let download = Router::new().route("/api/files/{id}", get(download));
     (upload, download)
 }
@@ -211,7 +215,7 @@ fn too_large(max: u64) -> AppError {
 async fn download(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, AppError> {
     let not_found = || AppError::NotFound("no such file".into());
     let meta = state

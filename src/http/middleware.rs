@@ -113,6 +113,27 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     res
 }
 
+/// Bounds a request's whole time, body included: past `limit` the handler
+/// is dropped (an upload's partial file with it) and the client gets 408
+/// `request_timeout`. A client trickling a body a byte a second no longer
+/// holds a connection and a task forever.
+pub async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => {
+            tracing::info!(?limit, "request timed out");
+            let mut res = crate::error::AppError::Timeout(format!(
+                "the request took longer than {} ms",
+                limit.as_millis()
+            ))
+            .into_response();
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            res
+        }
+    }
+}
+
 /// On routes that take large bodies (uploads): when the answer is an error
 /// sent before the body was read (401, 429, 413, a bad field), read and
 /// drop the rest of the body first, within `limit` bytes and 30 s. Closing a

@@ -19,17 +19,19 @@ mod extract;
 mod files;
 mod health;
 pub(crate) mod middleware;
+pub mod server;
 mod users;
 mod web;
 
 pub use extract::{AuthUser, bearer, bearer_token, client_ip};
-use middleware::{Limit, rate_limit};
+use middleware::{Limit, rate_limit, time_limit};
 
 /// Largest JSON body the API reads.
 const JSON_BODY_LIMIT: usize = 64 * 1024;
 
 pub fn api_router(state: AppState) -> Router {
     let window = state.config.rate_limit_window.0;
+    let request_timeout = state.config.http_request_timeout.0;
     let credentials = Router::new()
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/login", post(auth::login))
@@ -38,7 +40,8 @@ pub fn api_router(state: AppState) -> Router {
         .route_layer(from_fn_with_state(
             Limit::new(&state, "auth", state.config.rate_limit_auth_max, window),
             rate_limit,
-        ));
+        ))
+        .route_layer(from_fn_with_state(request_timeout, time_limit));
     let (uploads, downloads) = files::router(&state);
     let api = Router::new()
         .route("/api/auth/me", get(auth::me))
@@ -50,7 +53,8 @@ pub fn api_router(state: AppState) -> Router {
         .route_layer(from_fn_with_state(
             Limit::new(&state, "api", state.config.rate_limit_api_max, window),
             rate_limit,
-        ));
+        ))
+        .route_layer(from_fn_with_state(request_timeout, time_limit));
     Router::new()
         .merge(credentials)
         .merge(uploads)

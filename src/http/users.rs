@@ -2,7 +2,7 @@
 
 use axum::{
     Json, Router,
-    extract::{Query, State},
+    extract::State,
     http::{HeaderMap, header},
     routing::{get, post},
 };
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::{AuthUser, extract::ClientIp};
 use crate::{
     AppState,
-    error::{AppError, JsonObject, ok},
+    error::{ApiQuery, AppError, JsonObject, ok},
     store::{Device, User},
 };
 
@@ -71,7 +71,7 @@ async fn list(
 async fn online(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, AppError> {
     Ok(ok("Online users", list(&state, false, &q, &me.sub).await?))
 }
@@ -80,7 +80,7 @@ async fn online(
 async fn available(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, AppError> {
     Ok(ok(
         "Available users",

@@ -68,11 +68,27 @@ impl RateLimiter for MemoryRateLimiter {
 
 /// Token buckets per key (a user): `burst` tokens, refilled at `per_minute`.
 /// Local to a node.
+///
+/// A bucket outlives the user's sockets: reconnecting must not refill it
+/// (connect, spend, disconnect in a loop once got 40× the budget). A bucket
+/// that has refilled to `burst` is the same as no bucket, so those are swept
+/// whenever the map has doubled since the last sweep: memory is bounded by
+/// the users who spent events in the last `burst / rate`, not by users ever
+/// seen.
 pub struct TokenBuckets {
-    buckets: Mutex<HashMap<String, Bucket>>,
+    inner: Mutex<Buckets>,
     per_sec: f64,
     burst: f64,
 }
+
+struct Buckets {
+    map: HashMap<String, Bucket>,
+    sweep_at: usize,
+}
+
+/// The map is swept of full buckets when it reaches this size (then twice
+/// what the sweep left).
+const SWEEP_MIN: usize = 1024;
 
 struct Bucket {
     tokens: f64,
@@ -82,8 +98,11 @@ struct Bucket {
 impl TokenBuckets {
     pub fn new(per_minute: u32, burst: u32) -> Self {
         TokenBuckets {
-            buckets: Mutex::new(HashMap::new()),
-            per_sec: per_minute as f64 / 60.0,
+            inner: Mutex::new(Buckets {
+                map: HashMap::new(),
+                sweep_at: SWEEP_MIN,
+            }),
+            per_sec: (per_minute.max(1)) as f64 / 60.0,
             burst: burst.max(1) as f64,
         }
     }
@@ -94,8 +113,15 @@ impl TokenBuckets {
     }
 
     fn take_at(&self, key: &str, now: Instant) -> Result<(), Duration> {
-        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let b = map.entry(key.to_string()).or_insert(Bucket {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if g.map.len() >= g.sweep_at && !g.map.contains_key(key) {
+            let (per_sec, burst) = (self.per_sec, self.burst);
+            g.map.retain(|_, b| {
+                b.tokens + now.duration_since(b.last).as_secs_f64() * per_sec < burst
+            });
+            g.sweep_at = (g.map.len() * 2).max(SWEEP_MIN);
+        }
+        let b = g.map.entry(key.to_string()).or_insert(Bucket {
             tokens: self.burst,
             last: now,
         });
@@ -110,12 +136,17 @@ impl TokenBuckets {
         }
     }
 
-    /// Drops the key's bucket (the user went offline).
-    pub fn forget(&self, key: &str) {
-        self.buckets
+    /// Buckets held (for tests and stats).
+    pub fn len(&self) -> usize {
+        self.inner
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+            .map
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -136,6 +167,27 @@ mod tests {
         assert!(b.take("u").is_ok());
         assert!(b.take("u").is_ok());
         assert!(b.take("u").is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn full_buckets_are_swept_and_spent_ones_kept() {
+        let b = TokenBuckets::new(60, 5);
+        // One user spends their whole burst; many others one token each.
+        for _ in 0..5 {
+            b.take("spender").unwrap();
+        }
+        for i in 0..SWEEP_MIN - 1 {
+            b.take(&format!("u{i}")).unwrap();
+        }
+        assert_eq!(b.len(), SWEEP_MIN);
+        // Two seconds on, the one-token users are full again; the spender
+        // is not (2 of 5 tokens back).
+        tokio::time::advance(Duration::from_secs(2)).await;
+        b.take("newcomer").unwrap();
+        assert_eq!(b.len(), 2, "only the spender and the newcomer remain");
+        b.take("spender").unwrap();
+        b.take("spender").unwrap();
+        assert!(b.take("spender").is_err(), "sweeping did not refill it");
     }
 
     #[tokio::test(start_paused = true)]

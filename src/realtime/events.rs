@@ -31,6 +31,35 @@ const MAX_INTEREST_CHARS: usize = 30;
 
 type EventResult = Result<Value, EventError>;
 
+/// The first argument of a client event, or `None` when it was sent with
+/// none: `socket.emit('webrtc:hangup')` is `["webrtc:hangup"]` on the wire.
+/// socketioxide's `Data<Value>` reads the first element and refuses an
+/// event without one, so this reads the argument list as a tuple instead.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FirstArg(pub Option<Value>);
+
+impl<'de> serde::Deserialize<'de> for FirstArg {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Args;
+        impl<'de> serde::de::Visitor<'de> for Args {
+            type Value = FirstArg;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("the event's arguments")
+            }
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: S,
+            ) -> Result<FirstArg, S::Error> {
+                let first = seq.next_element::<Value>()?;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(FirstArg(first))
+            }
+        }
+        // A tuple, so socketioxide hands over every argument, not the first.
+        d.deserialize_tuple(usize::MAX, Args)
+    }
+}
+
 /// Signaling events, forwarded to the partner: (event, required field and its size limit).
 const SIGNALS: [(&str, Option<(&str, usize)>); 4] = [
     ("webrtc:offer", Some(("offer", MAX_SDP_BYTES))),
@@ -49,7 +78,7 @@ pub async fn dispatch<A: Adapter>(
     io: SocketIo<A>,
     State(state): State<AppState>,
     Event(event): Event,
-    TryData(data): TryData<Value>,
+    TryData(data): TryData<FirstArg>,
     reply: Reply<A>,
 ) {
     // socketioxide spawns this future per event, so its size is copied every
@@ -66,10 +95,13 @@ pub async fn dispatch<A: Adapter>(
         "chat:clear" => Box::pin(chat_clear(s, io, state)).await,
         other => match SIGNALS.iter().find(|(name, _)| *name == other) {
             Some(&(name, field)) => Box::pin(signal(&s, &io, &state, name, data, field)).await,
-            None => Err(EventError::new(
-                "unknown_event",
-                format!("unknown event '{other}'"),
-            )),
+            // Unknown names cost a token too: they are work all the same.
+            None => begin(&s, &state).and_then(|_| {
+                Err(EventError::new(
+                    "unknown_event",
+                    format!("unknown event '{other}'"),
+                ))
+            }),
         },
     };
     reply.send(result);
@@ -106,11 +138,13 @@ fn begin<A: Adapter>(s: &SocketRef<A>, state: &AppState) -> Result<Arc<SessionUs
     Ok(user)
 }
 
-/// The payload as an object; a missing payload counts as `{}`.
-fn object(data: Result<Value, impl std::fmt::Display>) -> Result<Map<String, Value>, EventError> {
+/// The payload as an object; no argument or `null` counts as `{}`.
+fn object(
+    data: Result<FirstArg, impl std::fmt::Display>,
+) -> Result<Map<String, Value>, EventError> {
     match data {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(Value::Null) => Ok(Map::new()),
+        Ok(FirstArg(Some(Value::Object(m)))) => Ok(m),
+        Ok(FirstArg(None | Some(Value::Null))) => Ok(Map::new()),
         Ok(_) => Err(invalid("the payload must be an object")),
         Err(e) => Err(invalid(format!("unreadable payload: {e}"))),
     }
@@ -232,7 +266,7 @@ async fn user_match<A: Adapter>(
     s: SocketRef<A>,
     io: SocketIo<A>,
     state: AppState,
-    data: Result<Value, ParserError>,
+    data: Result<FirstArg, ParserError>,
 ) -> EventResult {
     let user = begin(&s, &state)?;
     let prefs = parse_prefs(&object(data)?)?;
@@ -265,7 +299,7 @@ async fn user_skip<A: Adapter>(
     s: SocketRef<A>,
     io: SocketIo<A>,
     state: AppState,
-    data: Result<Value, ParserError>,
+    data: Result<FirstArg, ParserError>,
 ) -> EventResult {
     let user = begin(&s, &state)?;
     let payload = object(data)?;
@@ -310,7 +344,7 @@ async fn user_block<A: Adapter>(
     s: SocketRef<A>,
     io: SocketIo<A>,
     state: AppState,
-    data: Result<Value, ParserError>,
+    data: Result<FirstArg, ParserError>,
 ) -> EventResult {
     let user = begin(&s, &state)?;
     let payload = object(data)?;
@@ -368,7 +402,7 @@ async fn chat_message<A: Adapter>(
     s: SocketRef<A>,
     io: SocketIo<A>,
     state: AppState,
-    data: Result<Value, ParserError>,
+    data: Result<FirstArg, ParserError>,
 ) -> EventResult {
     let user = begin(&s, &state)?;
     let payload = object(data)?;
@@ -468,7 +502,7 @@ async fn chat_typing<A: Adapter>(
     s: SocketRef<A>,
     io: SocketIo<A>,
     state: AppState,
-    data: Result<Value, ParserError>,
+    data: Result<FirstArg, ParserError>,
 ) -> EventResult {
     let user = begin(&s, &state)?;
     let payload = object(data)?;
@@ -540,7 +574,7 @@ async fn signal<A: Adapter>(
     io: &SocketIo<A>,
     state: &AppState,
     event: &str,
-    data: Result<Value, impl std::fmt::Display>,
+    data: Result<FirstArg, impl std::fmt::Display>,
     field: Option<(&str, usize)>,
 ) -> EventResult {
     let user = begin(s, state)?;

@@ -36,7 +36,10 @@ pub fn user_room(user_id: &str) -> String {
 }
 
 fn builder(state: AppState) -> SocketIoBuilder {
+    let (ping_interval, ping_timeout) = (state.config.ping_interval.0, state.config.ping_timeout.0);
     SocketIo::builder()
+        .ping_interval(ping_interval)
+        .ping_timeout(ping_timeout)
         .with_state(state)
         .max_payload(MAX_PACKET as u64)
         // Packets queued per socket before emits fail: room for bursts of
@@ -117,12 +120,22 @@ pub async fn shutdown<A: Adapter>(io: &SocketIo<A>) {
     let _ = io.broadcast().disconnect().await;
 }
 
+/// Why a handshake was refused: the `connect_error` message clients see.
 #[derive(Debug)]
-struct Unauthorized;
+enum Refused {
+    /// No token, a bad one, or one of an account that no longer exists.
+    Unauthorized,
+    /// The store could not say whether the account exists.
+    Unavailable,
+}
+use Refused::Unauthorized;
 
-impl std::fmt::Display for Unauthorized {
+impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("unauthorized")
+        f.write_str(match self {
+            Refused::Unauthorized => "unauthorized",
+            Refused::Unavailable => "service_unavailable",
+        })
     }
 }
 
@@ -132,7 +145,7 @@ async fn authenticate<A: Adapter>(
     s: SocketRef<A>,
     TryData(auth): TryData<Value>,
     State(state): State<AppState>,
-) -> Result<(), Unauthorized> {
+) -> Result<(), Refused> {
     let from_auth = auth
         .ok()
         .and_then(|a| a.get("token").and_then(Value::as_str).map(str::to_string));
@@ -146,6 +159,17 @@ async fn authenticate<A: Adapter>(
         tracing::debug!(sid = %s.id, error = %e, "socket with bad token refused");
         Unauthorized
     })?;
+    match state.store.user_by_id(&claims.sub).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            tracing::debug!(sid = %s.id, "socket of an unknown account refused");
+            return Err(Unauthorized);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "store unavailable during a handshake");
+            return Err(Refused::Unavailable);
+        }
+    }
     // Behind an Arc: every event reads it, and the extension map hands out clones.
     s.extensions.insert(Arc::new(SessionUser {
         id: claims.sub,
@@ -204,7 +228,7 @@ async fn on_disconnect<A: Adapter>(
                 if let Ok(Some(room)) = state.rooms.room_of(&user.id).await {
                     calls::step_away(&io, &state, &room.id, &user.id).await;
                 }
-                state.events.forget(&user.id);
+                // The event budget is kept: reconnecting must not refill it.
                 state.typing.forget(&user.id);
                 state.last_seen.record(&user.id, chrono::Utc::now());
             }

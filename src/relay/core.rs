@@ -653,6 +653,11 @@ impl TurnServer {
         }
     }
 
+    /// Whether the client on `five` holds an allocation.
+    pub fn has_allocation(&self, five: &FiveTuple) -> bool {
+        self.allocations.contains_key(five)
+    }
+
     /// A TCP client went away: its allocation goes with it.
     pub fn client_closed(&mut self, five: FiveTuple, ports: &mut dyn RelayPorts) {
         self.remove(five, ports);

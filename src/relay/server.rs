@@ -38,6 +38,8 @@ struct Shared {
     udp: Arc<UdpSocket>,
     relays: Mutex<RelayMap>,
     tcp: Mutex<HashMap<FiveTuple, mpsc::Sender<Vec<u8>>>>,
+    /// Open TURN-over-TCP connections per client address.
+    tcp_per_ip: Mutex<HashMap<IpAddr, usize>>,
     relay_ip: IpAddr,
     ports: (u16, u16),
     cursor: Mutex<u16>,
@@ -234,11 +236,38 @@ async fn udp_loop(shared: Arc<Shared>, local: SocketAddr) {
     }
 }
 
+/// TURN-over-TCP connections one client address may hold.
+pub const MAX_TCP_PER_IP: usize = 64;
+/// How long a TCP client without an allocation may send nothing valid.
+pub const TCP_IDLE: Duration = Duration::from_secs(30);
+/// The same for a client holding an allocation (its refreshes keep it alive).
+pub const TCP_IDLE_ALLOCATED: Duration = Duration::from_secs(600);
+
 async fn tcp_accept(shared: Arc<Shared>, listener: TcpListener) {
+    let mut backoff = crate::net::AcceptBackoff::default();
     loop {
-        let Ok((stream, client)) = listener.accept().await else {
-            continue;
+        let (stream, client) = match listener.accept().await {
+            Ok(ok) => {
+                backoff.succeeded();
+                ok
+            }
+            Err(e) => {
+                if let Some(pause) = backoff.failed(&e) {
+                    tracing::warn!(error = %e, ?pause, "TURN accept failed; backing off");
+                    tokio::time::sleep(pause).await;
+                }
+                continue;
+            }
         };
+        {
+            let mut per_ip = shared.tcp_per_ip.lock().unwrap_or_else(|p| p.into_inner());
+            let n = per_ip.entry(client.ip()).or_default();
+            if *n >= MAX_TCP_PER_IP {
+                tracing::debug!(%client, "TURN TCP connection refused: too many from this address");
+                continue; // dropped: closed at once
+            }
+            *n += 1;
+        }
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(client);
         tokio::spawn(tcp_conn(
@@ -300,10 +329,23 @@ async fn tcp_conn(shared: Arc<Shared>, stream: TcpStream, five: FiveTuple) {
         }
     });
     let mut buf = Vec::with_capacity(2048);
-    // A client that sends nothing valid for a while is dropped.
-    while let Ok(Ok(Some(n))) =
-        tokio::time::timeout(Duration::from_secs(600), read_frame(&mut rd, &mut buf)).await
-    {
+    // A client that sends nothing valid for a while is dropped: soon when it
+    // holds no allocation, after the longest allocation lifetime when it does.
+    loop {
+        let allocated = shared
+            .core
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .has_allocation(&five);
+        let idle = if allocated {
+            TCP_IDLE_ALLOCATED
+        } else {
+            TCP_IDLE
+        };
+        let Ok(Ok(Some(n))) = tokio::time::timeout(idle, read_frame(&mut rd, &mut buf)).await
+        else {
+            break;
+        };
         let out = shared.with_core(|core, ports| core.handle_client(now(), five, &buf[..n], ports));
         if let Some(out) = out {
             shared.dispatch(out).await;
@@ -316,6 +358,13 @@ async fn tcp_conn(shared: Arc<Shared>, stream: TcpStream, five: FiveTuple) {
         .remove(&five);
     shared.with_core(|core, ports| core.client_closed(five, ports));
     writer.abort();
+    let mut per_ip = shared.tcp_per_ip.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(n) = per_ip.get_mut(&five.client.ip()) {
+        *n -= 1;
+        if *n == 0 {
+            per_ip.remove(&five.client.ip());
+        }
+    }
 }
 
 async fn timer(shared: Arc<Shared>) {
@@ -352,6 +401,7 @@ pub async fn start(listen: Listen, config: TurnConfig) -> io::Result<TurnHandle>
         udp: Arc::new(udp),
         relays: Mutex::new(HashMap::new()),
         tcp: Mutex::new(HashMap::new()),
+        tcp_per_ip: Mutex::new(HashMap::new()),
         relay_ip: listen.relay_ip,
         ports: listen.ports,
         cursor: Mutex::new(start),
