@@ -3,18 +3,23 @@
 //! `TCP_NODELAY` (so every small Socket.IO frame waited for Nagle).
 //!
 //! Per accepted connection: `TCP_NODELAY`, the peer address as axum's
-//! `ConnectInfo`, HTTP/1 with upgrades (WebSocket) or HTTP/2, and a
-//! header-read timeout that also bounds how long a keep-alive connection may
-//! sit idle. Accept errors (out of file descriptors) back off instead of
-//! spinning.
+//! `ConnectInfo`, HTTP/1.1 with upgrades (WebSocket), and a header-read
+//! timeout that runs from the moment the connection is idle: it bounds a
+//! slow request head, a connection that never sends a byte, and a
+//! keep-alive connection left idle. Accept errors (out of file descriptors)
+//! back off instead of spinning.
+//!
+//! HTTP/1.1 only: browsers reach us over HTTP/1.1 (or through nginx, which
+//! speaks HTTP/1.1 upstream); cleartext HTTP/2 needs prior knowledge, and
+//! sniffing for it would read the first bytes with no timeout.
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
 use axum::{Router, extract::ConnectInfo};
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto::Builder, graceful::GracefulShutdown},
+    rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
 use tokio::net::TcpListener;
@@ -29,13 +34,15 @@ pub async fn serve(
     header_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut builder = Builder::new(TokioExecutor::new());
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
         .keep_alive(true);
-    let graceful = GracefulShutdown::new();
+    // Connections watch `stop`; each holds a clone of `open`, so `closed`
+    // ends once every connection has finished.
+    let (stop, _) = tokio::sync::watch::channel(false);
+    let (open, mut closed) = tokio::sync::mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
     let mut backoff = crate::net::AcceptBackoff::default();
     loop {
@@ -69,15 +76,26 @@ pub async fn serve(
                 req
             });
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc))
-            .into_owned();
-        let conn = graceful.watch(conn);
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc))
+            .with_upgrades();
+        let (mut stopping, open) = (stop.subscribe(), open.clone());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            tokio::pin!(conn);
+            let res = tokio::select! {
+                res = conn.as_mut() => res,
+                _ = async { let _ = stopping.wait_for(|s| *s).await; } => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = res {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
+            drop(open);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = stop.send(true);
+    drop(open);
+    let _ = closed.recv().await;
 }

@@ -151,6 +151,30 @@ fn proc_stats(pid: Option<u32>) -> (u64, f64) {
     (rss, cpu)
 }
 
+/// A token for user `i`: a real guest account where the server has the
+/// route (Tandem refuses tokens of accounts it does not know), else minted.
+async fn user_token(args: &Args, i: usize) -> Result<String, String> {
+    if !args.guest_accounts {
+        return Ok(token(&args.jwt_secret, i));
+    }
+    match http::post_json(&args.url, "/api/auth/guest", &json!({}), None).await? {
+        (201, body) => body["data"]["token"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| "guest: no token".to_string()),
+        (status, body) => Err(format!("guest: {status} {body}")),
+    }
+}
+
+/// Whether the server creates guest accounts (Tandem does; the Node
+/// baseline takes any token signed with the secret).
+async fn has_guest_route(url: &str) -> bool {
+    matches!(
+        http::post_json(url, "/api/auth/guest", &json!({}), None).await,
+        Ok((201, _))
+    )
+}
+
 async fn connect_many(args: &Args, n: usize, offset: usize) -> Vec<sio::Client> {
     let sem = Arc::new(Semaphore::new(args.concurrency));
     let done = Arc::new(AtomicU64::new(0));
@@ -230,7 +254,7 @@ async fn connections(args: &Args) -> Value {
     let stats = http::get_json(
         &args.url,
         "/api/socket/stats",
-        &token(&args.jwt_secret, usize::MAX >> 1),
+        &user_token(args, usize::MAX >> 1).await.unwrap_or_default(),
     )
     .await
     .ok()
@@ -527,7 +551,7 @@ async fn upload(args: &Args) -> Value {
     for i in 0..args.uploads {
         let (url, tok, size) = (
             args.url.clone(),
-            token(&args.jwt_secret, i),
+            user_token(args, i).await.unwrap_or_default(),
             args.upload_size,
         );
         tasks.push(tokio::spawn(async move {
@@ -629,7 +653,10 @@ async fn match_storm(args: &Args) -> Value {
 
 #[tokio::main]
 async fn main() {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if !args.guest_accounts {
+        args.guest_accounts = has_guest_route(&args.url).await;
+    }
     let result = match args.scenario {
         Scenario::Connections => connections(&args).await,
         Scenario::Relay => relay(&args).await,

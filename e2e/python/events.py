@@ -1,0 +1,105 @@
+"""Drives Tandem with python-socketio the way Python apps call it: every
+event of the contract with no argument, with None and with {}, with and
+without an ack, over long-polling and over WebSocket; then a matched pair
+where `webrtc:hangup` is sent with no argument and must reach the partner.
+
+Usage: events.py BASE_URL   (exit status 0 when every check passed)
+"""
+import json
+import sys
+import threading
+import urllib.request
+
+import socketio
+
+BASE = sys.argv[1]
+EVENTS = [
+    "user:match", "user:cancel", "user:skip", "user:end", "user:block",
+    "chat:message", "chat:typing", "chat:clear",
+    "webrtc:offer", "webrtc:answer", "webrtc:ice-candidate", "webrtc:hangup",
+]
+failures = []
+
+
+def guest():
+    req = urllib.request.Request(
+        BASE + "/api/auth/guest", data=b"{}", method="POST",
+        headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as res:
+        return json.load(res)["data"]
+
+
+def client(token, transport):
+    sio = socketio.Client(reconnection=False)
+    established = threading.Event()
+    errors = []
+    sio.on("connection:established", lambda info: established.set())
+    sio.on("error", lambda e: errors.append(e))
+    sio.connect(BASE, auth={"token": token}, transports=[transport], wait_timeout=10)
+    if not established.wait(10):
+        raise RuntimeError("no connection:established")
+    return sio, errors
+
+
+def check(what, err):
+    if err and ("unreadable" in err.get("message", "") or "first element" in err.get("message", "")):
+        failures.append(f"{what}: {err}")
+
+
+FORMS = {
+    # python-socketio sends no argument for data=None, and a tuple's items
+    # as separate arguments: (None,) is one null argument.
+    "none": None,
+    "null": (None,),
+    "empty": {},
+}
+
+for transport in ["polling", "websocket"]:
+    g = guest()
+    sio, errors = client(g["token"], transport)
+    for event in EVENTS:
+        for form, data in FORMS.items():
+            res = sio.call(event, data, timeout=10)
+            err = None if res.get("success") else res.get("error")
+            check(f"{transport} {event} {form} (ack)", err)
+            if event == "user:match" and not res.get("success"):
+                failures.append(f"{transport} user:match {form}: {res}")
+            before = len(errors)
+            sio.emit(event, data)
+            sio.call("user:cancel", timeout=10)  # answered after the event above
+            for e in errors[before:]:
+                check(f"{transport} {event} {form} (no ack)", e)
+        sio.call("user:cancel", timeout=10)
+    sio.disconnect()
+
+    # A matched pair: hang-up with no argument reaches the partner.
+    ga, gb = guest(), guest()
+    a, _ = client(ga["token"], transport)
+    b, _ = client(gb["token"], transport)
+    matched = threading.Event()
+    hung = []
+    got_hangup = threading.Event()
+    b.on("user:matched", lambda m: matched.set())
+    b.on("webrtc:hangup", lambda m: (hung.append(m), got_hangup.set()))
+    first = a.call("user:match", timeout=10)
+    second = b.call("user:match", timeout=10)
+    if first.get("data", {}).get("status") != "waiting" or second.get("data", {}).get("status") != "matched":
+        failures.append(f"{transport} pairing: {first} {second}")
+    elif not matched.wait(10):
+        failures.append(f"{transport}: no user:matched")
+    else:
+        a.emit("webrtc:hangup")
+        if not got_hangup.wait(10):
+            failures.append(f"{transport}: webrtc:hangup with no argument did not reach the partner")
+        elif hung[0].get("from") != ga["user"]["id"]:
+            failures.append(f"{transport}: hangup from {hung[0]}")
+        skipped = a.call("user:skip", timeout=10)
+        if not skipped.get("success"):
+            failures.append(f"{transport}: user:skip with no argument: {skipped}")
+    a.disconnect()
+    b.disconnect()
+
+for f in failures:
+    print("FAIL", f)
+print(f"python-socketio: {len(failures)} failures")
+sys.exit(1 if failures else 0)
