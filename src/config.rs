@@ -200,6 +200,16 @@ pub struct Config {
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s")]
     pub shutdown_grace: DurationArg,
 
+    /// Page cache of the embedded store, in bytes: memory stays flat while
+    /// the file grows.
+    #[arg(long, env = "STORE_CACHE_SIZE", default_value_t = 16 * 1024 * 1024)]
+    pub store_cache_size: usize,
+
+    /// Guest accounts not seen for this long are removed, with their refresh
+    /// tokens and devices (registered accounts never are).
+    #[arg(long, env = "GUEST_TTL", default_value = "7d")]
+    pub guest_ttl: DurationArg,
+
     /// Engine.IO ping interval: how often the server pings each client.
     #[arg(long, env = "PING_INTERVAL", default_value = "25s")]
     pub ping_interval: DurationArg,
@@ -319,6 +329,7 @@ impl Config {
             ("UPLOAD_TIMEOUT", self.upload_timeout.0),
             ("PING_INTERVAL", self.ping_interval.0),
             ("PING_TIMEOUT", self.ping_timeout.0),
+            ("GUEST_TTL", self.guest_ttl.0),
         ] {
             if d < Duration::from_millis(100) {
                 return Err(ConfigError(format!("{name} must be at least 100ms")));

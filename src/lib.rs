@@ -280,6 +280,7 @@ async fn serve<A: socketioxide::adapter::Adapter>(
 
     let ticker = tokio::spawn(realtime::match_ticker(io.clone(), state.clone()));
     let sweeper = tokio::spawn(sweep_files(state.clone()));
+    let guest_sweeper = tokio::spawn(sweep_guests(state.clone()));
     let last_seen = {
         let state = state.clone();
         tokio::spawn(async move { state.last_seen.run(state.store.clone()).await })
@@ -304,11 +305,37 @@ async fn serve<A: socketioxide::adapter::Adapter>(
     }
     ticker.abort();
     sweeper.abort();
+    guest_sweeper.abort();
     state.last_seen.close();
     let _ = last_seen.await;
     state.turn.shutdown();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Removes guests idle past GUEST_TTL, every tenth of the TTL (between
+/// 1 s and 10 min), and once at start.
+async fn sweep_guests(state: AppState) {
+    let ttl = state.config.guest_ttl.0;
+    let every = (ttl / 10).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(600),
+    );
+    loop {
+        match store::expiry::sweep_guests(
+            state.store.as_ref(),
+            state.presence.as_ref(),
+            ttl,
+            chrono::Utc::now(),
+        )
+        .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "removed expired guest accounts"),
+            Err(e) => tracing::warn!(error = %e, "guest expiry failed"),
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 /// Removes uploads older than FILE_TTL, every half TTL (at most 10 min).

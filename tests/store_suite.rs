@@ -170,6 +170,85 @@ async fn behaviour(store: Arc<dyn UserStore>) {
     store.insert_refresh("hash-2", rec.clone()).await.unwrap();
     let (a, b) = tokio::join!(store.take_refresh("hash-2"), store.take_refresh("hash-2"));
     assert_eq!(a.unwrap().is_some() as u8 + b.unwrap().is_some() as u8, 1);
+
+    guest_expiry(store.as_ref()).await;
+}
+
+/// Guests idle past the TTL go with their tokens and devices; registered
+/// accounts and guests online now stay. Time is simulated: activity is
+/// stamped in the past and sweeps run at chosen instants.
+async fn guest_expiry(store: &dyn UserStore) {
+    use tandem::presence::{MemoryPresence, Presence, SessionUser};
+    use tandem::store::expiry::sweep_guests;
+    let ttl = std::time::Duration::from_secs(7 * 86_400);
+    let now = Utc::now();
+    let presence = MemoryPresence::default();
+    let make = |name: &str| new_user(name, None);
+    let old = store.create_user(make("OldGuest")).await.unwrap();
+    let recent = store.create_user(make("RecentGuest")).await.unwrap();
+    let never = store.create_user(make("NeverSeen")).await.unwrap();
+    let online = store.create_user(make("OnlineGuest")).await.unwrap();
+    let member = store
+        .create_user(new_user("Member", Some("member@example.com")))
+        .await
+        .unwrap();
+    store.set_last_seen(&old.id, now - Duration::days(8)).await.unwrap();
+    store.set_last_seen(&recent.id, now - Duration::days(1)).await.unwrap();
+    store.set_last_seen(&online.id, now - Duration::days(30)).await.unwrap();
+    store.set_last_seen(&member.id, now - Duration::days(100)).await.unwrap();
+    presence
+        .connect(
+            &SessionUser {
+                id: online.id.clone(),
+                username: online.username.clone(),
+                is_guest: true,
+            },
+            "sid-1",
+        )
+        .await
+        .unwrap();
+    for (hash, user) in [("old-token", &old.id), ("member-token", &member.id)] {
+        let rec = RefreshRecord {
+            user_id: user.clone(),
+            expires_at: now + Duration::days(30),
+        };
+        store.insert_refresh(hash, rec).await.unwrap();
+    }
+    store
+        .upsert_device(Device {
+            user_id: old.id.clone(),
+            device_id: "phone".into(),
+            user_agent: None,
+            ip: None,
+            last_seen: now,
+        })
+        .await
+        .unwrap();
+
+    let removed = sweep_guests(store, &presence, ttl, now).await.unwrap();
+    assert_eq!(removed, 1, "only the guest idle for 8 days");
+    assert!(store.user_by_id(&old.id).await.unwrap().is_none());
+    assert!(store.take_refresh("old-token").await.unwrap().is_none());
+    assert!(store.devices_of(&old.id).await.unwrap().is_empty());
+    for u in [&recent, &never, &online, &member] {
+        assert!(store.user_by_id(&u.id).await.unwrap().is_some(), "{}", u.username);
+    }
+    // The online guest was not removed but stamped as seen now.
+    assert!(last_seen(store, &online.id).await >= now - Duration::seconds(1));
+    // Its name is free again.
+    let again = store.create_user(make("oldguest")).await.unwrap();
+
+    // Eight days on: every guest idle since is gone, the member stays.
+    let later = now + Duration::days(8);
+    presence.disconnect(&online.id, "sid-1").await.unwrap();
+    let removed = sweep_guests(store, &presence, ttl, later).await.unwrap();
+    assert!(removed >= 4, "{removed}");
+    for u in [&recent, &never, &online, &again] {
+        assert!(store.user_by_id(&u.id).await.unwrap().is_none(), "{}", u.username);
+    }
+    assert!(store.user_by_id(&member.id).await.unwrap().is_some());
+    assert!(store.take_refresh("member-token").await.unwrap().is_some());
+    assert_eq!(store.count_users().await.unwrap().guests, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -83,3 +83,16 @@ test('tandem-bench connections --guest-accounts uses real accounts and reports t
   assert.equal(r.connections, 20);
   assert.ok(r.disconnectBusySec >= 0 && r.disconnectCpuSec >= 0);
 });
+
+test('scripts/bench alternates both servers over rounds and prints medians side by side', async () => {
+  const out = await new Promise((resolve, reject) => {
+    execFile(path.join(ROOT, 'scripts', 'bench'), ['relay', '--pairs', '3', '--rate', '20', '--window', '1', '--duration', '1'],
+      { timeout: 180000, env: { ...process.env, BENCH_PROFILE: 'debug', ROUNDS: '2' } },
+      (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+  });
+  assert.match(out, /median of 2 round\(s\)/);
+  const p50 = out.split('\n').find((l) => l.startsWith('p50Ms'));
+  assert.ok(p50, out);
+  const [, t, n] = p50.trim().split(/\s+/);
+  assert.ok(Number(t) > 0 && Number(n) > 0, out);
+});

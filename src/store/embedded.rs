@@ -24,6 +24,11 @@ const GUESTS: TableDefinition<&str, ()> = TableDefinition::new("guests");
 const REFRESH: TableDefinition<&str, &[u8]> = TableDefinition::new("refresh_tokens");
 /// "user id \0 device id" → JSON of [`Device`].
 const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("devices");
+/// "last active (unix seconds, 16 hex digits) \0 id" of every guest: the
+/// guests idle longest come first, for expiry.
+const GUEST_ACTIVE: TableDefinition<&str, ()> = TableDefinition::new("guest_active");
+/// "user id \0 token hash" of every refresh token, to remove a user's tokens.
+const REFRESH_BY_USER: TableDefinition<&str, ()> = TableDefinition::new("refresh_by_user");
 
 pub struct EmbeddedStore {
     db: Arc<Database>,
@@ -41,9 +46,27 @@ fn encode<T: serde::Serialize>(v: &T) -> StoreResult<Vec<u8>> {
     serde_json::to_vec(v).map_err(other)
 }
 
+/// redb's page cache when none is configured.
+pub const DEFAULT_CACHE_SIZE: usize = 16 * 1024 * 1024;
+
+/// The index key of a guest last active at `at`.
+fn active_key(at: DateTime<Utc>, id: &str) -> String {
+    format!("{:016x}\0{id}", at.timestamp().max(0))
+}
+
+/// When an account was last active: last seen, else created.
+fn last_active(u: &User) -> DateTime<Utc> {
+    u.last_seen.unwrap_or(u.created_at)
+}
+
 impl EmbeddedStore {
     /// Opens (or creates) the database file, creating its directory.
     pub async fn open(path: &Path) -> StoreResult<Self> {
+        Self::open_with_cache(path, DEFAULT_CACHE_SIZE).await
+    }
+
+    /// Opens with a page cache of `cache_size` bytes (`STORE_CACHE_SIZE`).
+    pub async fn open_with_cache(path: &Path, cache_size: usize) -> StoreResult<Self> {
         let path = path.to_path_buf();
         tokio::task::spawn_blocking(move || {
             if let Some(dir) = path.parent() {
@@ -51,11 +74,15 @@ impl EmbeddedStore {
                     StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
                 })?;
             }
-            let db = Database::create(&path).map_err(|e| {
-                StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
-            })?;
+            let db = redb::Builder::new()
+                .set_cache_size(cache_size)
+                .create(&path)
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
+                })?;
             let tx = db.begin_write().map_err(other)?;
             create_tables(&tx).map_err(other)?;
+            index_existing_guests(&tx)?;
             tx.commit().map_err(other)?;
             Ok(EmbeddedStore { db: Arc::new(db) })
         })
@@ -75,18 +102,95 @@ impl EmbeddedStore {
     }
 }
 
-/// Sets a user's last-seen time in an open table; false if there is no such user.
-fn stamp_last_seen(
-    users: &mut redb::Table<&str, &[u8]>,
-    id: &str,
-    at: DateTime<Utc>,
-) -> StoreResult<bool> {
+/// Sets a user's last-seen time (and a guest's place in the expiry index);
+/// false if there is no such user.
+fn stamp_last_seen(tx: &WriteTransaction, id: &str, at: DateTime<Utc>) -> StoreResult<bool> {
+    let mut users = tx.open_table(USERS).map_err(other)?;
     let mut user: User = match users.get(id).map_err(other)? {
         Some(v) => decode(v.value())?,
         None => return Ok(false),
     };
+    if user.is_guest {
+        let mut active = tx.open_table(GUEST_ACTIVE).map_err(other)?;
+        active
+            .remove(active_key(last_active(&user), id).as_str())
+            .map_err(other)?;
+        active
+            .insert(active_key(at, id).as_str(), ())
+            .map_err(other)?;
+    }
     user.last_seen = Some(at);
     users.insert(id, encode(&user)?.as_slice()).map_err(other)?;
+    Ok(true)
+}
+
+/// Files written before the expiry index existed: index their guests once.
+fn index_existing_guests(tx: &WriteTransaction) -> StoreResult<()> {
+    let mut active = tx.open_table(GUEST_ACTIVE).map_err(other)?;
+    let guests = tx.open_table(GUESTS).map_err(other)?;
+    if !active.is_empty().map_err(other)? || guests.is_empty().map_err(other)? {
+        return Ok(());
+    }
+    let users = tx.open_table(USERS).map_err(other)?;
+    for row in guests.iter().map_err(other)? {
+        let (id, _) = row.map_err(other)?;
+        if let Some(v) = users.get(id.value()).map_err(other)? {
+            let user: User = decode(v.value())?;
+            active
+                .insert(active_key(last_active(&user), &user.id).as_str(), ())
+                .map_err(other)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes one account and everything keyed by it; false if unknown.
+fn delete_user(tx: &WriteTransaction, id: &str) -> StoreResult<bool> {
+    let mut users = tx.open_table(USERS).map_err(other)?;
+    let user: User = match users.remove(id).map_err(other)? {
+        Some(v) => decode(v.value())?,
+        None => return Ok(false),
+    };
+    tx.open_table(USERNAMES)
+        .map_err(other)?
+        .remove(user.username.to_lowercase().as_str())
+        .map_err(other)?;
+    if let Some(email) = &user.email {
+        tx.open_table(EMAILS)
+            .map_err(other)?
+            .remove(email.to_lowercase().as_str())
+            .map_err(other)?;
+    }
+    if user.is_guest {
+        tx.open_table(GUESTS).map_err(other)?.remove(id).map_err(other)?;
+        tx.open_table(GUEST_ACTIVE)
+            .map_err(other)?
+            .remove(active_key(last_active(&user), id).as_str())
+            .map_err(other)?;
+    }
+    let (start, end) = (format!("{id}\0"), format!("{id}\u{1}"));
+    let mut by_user = tx.open_table(REFRESH_BY_USER).map_err(other)?;
+    let mut refresh = tx.open_table(REFRESH).map_err(other)?;
+    let keys: Vec<String> = by_user
+        .range(start.as_str()..end.as_str())
+        .map_err(other)?
+        .map(|row| row.map(|(k, _)| k.value().to_string()).map_err(other))
+        .collect::<StoreResult<_>>()?;
+    for k in keys {
+        if let Some((_, hash)) = k.split_once('\0') {
+            refresh.remove(hash).map_err(other)?;
+        }
+        by_user.remove(k.as_str()).map_err(other)?;
+    }
+    let mut devices = tx.open_table(DEVICES).map_err(other)?;
+    let keys: Vec<String> = devices
+        .range(start.as_str()..end.as_str())
+        .map_err(other)?
+        .map(|row| row.map(|(k, _)| k.value().to_string()).map_err(other))
+        .collect::<StoreResult<_>>()?;
+    for k in keys {
+        devices.remove(k.as_str()).map_err(other)?;
+    }
     Ok(true)
 }
 
@@ -97,6 +201,8 @@ fn create_tables(tx: &WriteTransaction) -> Result<(), TableError> {
     tx.open_table(GUESTS)?;
     tx.open_table(REFRESH)?;
     tx.open_table(DEVICES)?;
+    tx.open_table(GUEST_ACTIVE)?;
+    tx.open_table(REFRESH_BY_USER)?;
     Ok(())
 }
 
@@ -156,6 +262,10 @@ impl UserStore for EmbeddedStore {
                 if user.is_guest {
                     let mut guests = tx.open_table(GUESTS).map_err(other)?;
                     guests.insert(user.id.as_str(), ()).map_err(other)?;
+                    let mut active = tx.open_table(GUEST_ACTIVE).map_err(other)?;
+                    active
+                        .insert(active_key(user.created_at, &user.id).as_str(), ())
+                        .map_err(other)?;
                 }
             }
             tx.commit().map_err(other)?;
@@ -189,11 +299,8 @@ impl UserStore for EmbeddedStore {
         let id = id.to_string();
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(other)?;
-            {
-                let mut users = tx.open_table(USERS).map_err(other)?;
-                if !stamp_last_seen(&mut users, &id, at)? {
-                    return Err(StoreError::NotFound);
-                }
+            if !stamp_last_seen(&tx, &id, at)? {
+                return Err(StoreError::NotFound);
             }
             tx.commit().map_err(other)
         })
@@ -204,11 +311,8 @@ impl UserStore for EmbeddedStore {
     async fn set_last_seen_many(&self, entries: Vec<(String, DateTime<Utc>)>) -> StoreResult<()> {
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(other)?;
-            {
-                let mut users = tx.open_table(USERS).map_err(other)?;
-                for (id, at) in entries {
-                    stamp_last_seen(&mut users, &id, at)?;
-                }
+            for (id, at) in entries {
+                stamp_last_seen(&tx, &id, at)?;
             }
             tx.commit().map_err(other)
         })
@@ -264,6 +368,10 @@ impl UserStore for EmbeddedStore {
                 let mut t = tx.open_table(REFRESH).map_err(other)?;
                 t.insert(key.as_str(), encode(&record)?.as_slice())
                     .map_err(other)?;
+                let mut by_user = tx.open_table(REFRESH_BY_USER).map_err(other)?;
+                by_user
+                    .insert(format!("{}\0{key}", record.user_id).as_str(), ())
+                    .map_err(other)?;
             }
             tx.commit().map_err(other)
         })
@@ -282,6 +390,12 @@ impl UserStore for EmbeddedStore {
                     None => None,
                 }
             };
+            if let Some(r) = &taken {
+                tx.open_table(REFRESH_BY_USER)
+                    .map_err(other)?
+                    .remove(format!("{}\0{key}", r.user_id).as_str())
+                    .map_err(other)?;
+            }
             tx.commit().map_err(other)?;
             Ok(taken)
         })
@@ -291,5 +405,36 @@ impl UserStore for EmbeddedStore {
     async fn ping(&self) -> StoreResult<()> {
         self.blocking(|db| db.begin_read().map(|_| ()).map_err(other))
             .await
+    }
+
+    async fn expired_guests(&self, cutoff: DateTime<Utc>, limit: usize) -> StoreResult<Vec<String>> {
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(other)?;
+            let active = tx.open_table(GUEST_ACTIVE).map_err(other)?;
+            let end = format!("{:016x}", cutoff.timestamp().max(0));
+            let mut out = Vec::new();
+            for row in active.range(..end.as_str()).map_err(other)?.take(limit) {
+                let (k, _) = row.map_err(other)?;
+                if let Some((_, id)) = k.value().split_once('\0') {
+                    out.push(id.to_string());
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// One transaction for the batch.
+    async fn delete_users(&self, ids: Vec<String>) -> StoreResult<usize> {
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(other)?;
+            let mut n = 0;
+            for id in &ids {
+                n += usize::from(delete_user(&tx, id)?);
+            }
+            tx.commit().map_err(other)?;
+            Ok(n)
+        })
+        .await
     }
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub mod embedded;
+pub mod expiry;
 pub mod last_seen;
 pub mod mongo;
 
@@ -107,6 +108,15 @@ pub trait UserStore: Send + Sync + 'static {
 
     /// Cheap round trip proving the store answers.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Up to `limit` guest accounts last active (last seen, or created if
+    /// never seen) before `cutoff`, oldest first. Registered accounts never.
+    async fn expired_guests(&self, cutoff: DateTime<Utc>, limit: usize) -> StoreResult<Vec<String>>;
+
+    /// Removes the accounts with their refresh tokens and devices; their
+    /// usernames (and emails) become free. Unknown ids are skipped. Returns
+    /// how many accounts were removed.
+    async fn delete_users(&self, ids: Vec<String>) -> StoreResult<usize>;
 }
 
 pub type DynUserStore = Arc<dyn UserStore>;
@@ -120,7 +130,7 @@ pub async fn open(config: &crate::Config) -> Result<DynUserStore, StoreError> {
         }
         None => {
             let path = config.data_dir.join("tandem.redb");
-            let store = embedded::EmbeddedStore::open(&path).await?;
+            let store = embedded::EmbeddedStore::open_with_cache(&path, config.store_cache_size).await?;
             Ok(Arc::new(store))
         }
     }

@@ -44,6 +44,9 @@ struct UserDoc {
     created_at: bson::DateTime,
     #[serde(default)]
     last_seen: Option<bson::DateTime>,
+    /// Last activity (created, then last seen): what guest expiry sorts by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    active_at: Option<bson::DateTime>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -180,6 +183,34 @@ impl MongoStore {
             .create_index(IndexModel::builder().keys(doc! { "userId": 1 }).build())
             .await
             .map_err(classify)?;
+        // Guest expiry walks guests by last activity.
+        self.users
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "isGuest": 1, "activeAt": 1 })
+                    .build(),
+            )
+            .await
+            .map_err(classify)?;
+        self.refresh
+            .create_index(IndexModel::builder().keys(doc! { "userId": 1 }).build())
+            .await
+            .map_err(classify)?;
+        // Expired refresh tokens (of any account) are removed by MongoDB.
+        self.refresh
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "expiresAt": 1 })
+                    .options(
+                        IndexOptions::builder()
+                            .expire_after(Duration::ZERO)
+                            .name("refresh_ttl".to_string())
+                            .build(),
+                    )
+                    .build(),
+            )
+            .await
+            .map_err(classify)?;
         self.indexes_ready.store(true, Ordering::Release);
         Ok(())
     }
@@ -216,6 +247,7 @@ impl UserStore for MongoStore {
             is_guest: new.is_guest,
             created_at: to_bson(now),
             last_seen: None,
+            active_at: Some(to_bson(now)),
         };
         match self.users.insert_one(&doc).await {
             Ok(_) => Ok(User::from(doc)),
@@ -247,7 +279,7 @@ impl UserStore for MongoStore {
             .users
             .update_one(
                 doc! { "_id": id },
-                doc! { "$set": { "lastSeen": to_bson(at) } },
+                doc! { "$set": { "lastSeen": to_bson(at), "activeAt": to_bson(at) } },
             )
             .await
             .map_err(classify)?;
@@ -324,6 +356,49 @@ impl UserStore for MongoStore {
             user_id: d.user_id,
             expires_at: from_bson(d.expires_at),
         }))
+    }
+
+    async fn expired_guests(&self, cutoff: DateTime<Utc>, limit: usize) -> StoreResult<Vec<String>> {
+        self.ensure_indexes().await?;
+        let mut cursor = self
+            .db
+            .collection::<bson::Document>("users")
+            .find(doc! { "isGuest": true, "activeAt": { "$lt": to_bson(cutoff) } })
+            .sort(doc! { "activeAt": 1 })
+            .limit(limit as i64)
+            .projection(doc! { "_id": 1 })
+            .await
+            .map_err(classify)?;
+        let mut out = Vec::new();
+        while cursor.advance().await.map_err(classify)? {
+            let d = cursor.deserialize_current().map_err(classify)?;
+            if let Ok(id) = d.get_str("_id") {
+                out.push(id.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete_users(&self, ids: Vec<String>) -> StoreResult<usize> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        // Tokens and devices first: a crash in between leaves an account
+        // that the next sweep removes, never orphans.
+        self.refresh
+            .delete_many(doc! { "userId": { "$in": &ids } })
+            .await
+            .map_err(classify)?;
+        self.devices
+            .delete_many(doc! { "userId": { "$in": &ids } })
+            .await
+            .map_err(classify)?;
+        let res = self
+            .users
+            .delete_many(doc! { "_id": { "$in": &ids } })
+            .await
+            .map_err(classify)?;
+        Ok(res.deleted_count as usize)
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -22,6 +22,7 @@ use tokio::sync::Semaphore;
 
 mod http;
 mod sio;
+mod soak;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Scenario {
@@ -35,6 +36,9 @@ enum Scenario {
     LoginStorm,
     /// C concurrent uploads; the server's RSS growth.
     Upload,
+    /// U virtual users churning (guests come and go) for M minutes; RSS,
+    /// fds, threads, store size and upload files sampled every minute.
+    Soak,
 }
 
 /// Load generator for Tandem and the Node baseline.
@@ -91,6 +95,21 @@ struct Args {
     /// Connections opened at once.
     #[arg(long, default_value_t = 256)]
     concurrency: usize,
+    /// `soak`: how long the load runs, in minutes.
+    #[arg(long, default_value_t = 30.0)]
+    minutes: f64,
+    /// `soak`: seconds between samples.
+    #[arg(long, default_value_t = 60.0)]
+    sample_secs: f64,
+    /// `soak`: seconds to wait after the load before the last sample.
+    #[arg(long, default_value_t = 15.0)]
+    settle: f64,
+    /// `soak`: the server's store file, to sample its size.
+    #[arg(long)]
+    store_file: Option<std::path::PathBuf>,
+    /// `soak`: the server's upload directory, to count its files.
+    #[arg(long)]
+    upload_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(serde::Serialize)]
@@ -663,6 +682,22 @@ async fn main() {
         Scenario::MatchStorm => match_storm(&args).await,
         Scenario::LoginStorm => login_storm(&args).await,
         Scenario::Upload => upload(&args).await,
+        Scenario::Soak => {
+            let secret = args.jwt_secret.clone();
+            soak::run(soak::Soak {
+                url: args.url.clone(),
+                users: args.users,
+                minutes: args.minutes,
+                sample_secs: args.sample_secs,
+                settle_secs: args.settle,
+                pid: args.server_pid,
+                store_file: args.store_file.clone(),
+                upload_dir: args.upload_dir.clone(),
+                guest_accounts: args.guest_accounts,
+                mint: Arc::new(move |i| token(&secret, i)),
+            })
+            .await
+        }
     };
     println!("RESULT {result}");
 }

@@ -1,0 +1,366 @@
+//! `soak`: virtual users come and go for M minutes the way an anonymous
+//! chat's guests do — a fresh guest account 4 times in 5, connect, match,
+//! 5–20 messages at ~2/s, sometimes a 20 KB file, then skip, end or an
+//! abrupt drop — while the server's RSS, open fds, threads, store file size
+//! and upload files are sampled. Prints a table and a summary.
+
+use std::{
+    collections::{HashMap, HashSet},
+    path::PathBuf,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use rand::Rng;
+use serde_json::{Value, json};
+
+use crate::{http, sio};
+
+#[derive(Default)]
+struct Counters {
+    sessions: AtomicU64,
+    guests: AtomicU64,
+    matched: AtomicU64,
+    acked: AtomicU64,
+    ack_timeouts: AtomicU64,
+    files: AtomicU64,
+    drops: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// Per chat: what each sender had acked, what each receiver got, and who
+/// dropped abruptly (messages to them may die in their socket: not counted).
+#[derive(Default)]
+struct RoomLog {
+    acked: Vec<(String, String)>, // (receiver, message id)
+    received: HashSet<(String, String)>,
+    dropped: HashSet<String>,
+}
+
+type Rooms = Arc<Mutex<HashMap<String, RoomLog>>>;
+
+pub struct Sample {
+    pub at_min: f64,
+    pub rss: u64,
+    pub fds: usize,
+    pub threads: u64,
+    pub store_bytes: u64,
+    pub upload_files: usize,
+    pub sessions: u64,
+}
+
+pub struct Soak {
+    pub url: String,
+    pub users: usize,
+    pub minutes: f64,
+    pub sample_secs: f64,
+    pub settle_secs: f64,
+    pub pid: Option<u32>,
+    pub store_file: Option<PathBuf>,
+    pub upload_dir: Option<PathBuf>,
+    pub guest_accounts: bool,
+    pub mint: Arc<dyn Fn(usize) -> String + Send + Sync>,
+}
+
+fn proc_field(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn sample(s: &Soak, start: Instant, c: &Counters) -> Sample {
+    let pid = s.pid.unwrap_or(0);
+    Sample {
+        at_min: start.elapsed().as_secs_f64() / 60.0,
+        rss: proc_field(pid, "VmRSS:") * 1024,
+        fds: std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(0),
+        threads: proc_field(pid, "Threads:"),
+        store_bytes: s
+            .store_file
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map_or(0, |m| m.len()),
+        upload_files: s
+            .upload_dir
+            .as_ref()
+            .and_then(|d| std::fs::read_dir(d).ok())
+            .map_or(0, |d| d.count()),
+        sessions: c.sessions.load(Ordering::Relaxed),
+    }
+}
+
+/// Sends `event` and waits for its ack, recording chat messages that
+/// arrive meanwhile; None on timeout. Stops early (None) when the partner
+/// goes, if `stop_on_partner` is set.
+async fn ack_while_reading(
+    c: &mut sio::Client,
+    event: &str,
+    data: &Value,
+    me: &str,
+    room: &str,
+    rooms: &Rooms,
+) -> Option<Value> {
+    let mut rx = c.request(event, data);
+    let deadline = tokio::time::sleep(Duration::from_secs(5));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            ack = &mut rx => return ack.ok(),
+            ev = c.events.recv() => match ev {
+                Some((name, body)) => note(&name, &body, me, room, rooms),
+                None => return None,
+            },
+            () = &mut deadline => return None,
+        }
+    }
+}
+
+fn note(name: &str, body: &Value, me: &str, room: &str, rooms: &Rooms) {
+    if name == "chat:message"
+        && let Some(id) = body["id"].as_str()
+    {
+        rooms
+            .lock()
+            .unwrap()
+            .entry(room.to_string())
+            .or_default()
+            .received
+            .insert((me.to_string(), id.to_string()));
+    }
+}
+
+async fn session(s: &Soak, i: usize, token: &mut Option<String>, c: &Counters, rooms: &Rooms) -> Result<(), String> {
+    let coin = rand::rng().random_bool(0.8);
+    let fresh = token.is_none() || coin;
+    if fresh {
+        *token = Some(if s.guest_accounts {
+            match http::post_json(&s.url, "/api/auth/guest", &json!({}), None).await? {
+                (201, b) => b["data"]["token"].as_str().ok_or("no token")?.to_string(),
+                (st, b) => return Err(format!("guest: {st} {b}")),
+            }
+        } else {
+            (s.mint)(i * 1_000_000 + c.sessions.load(Ordering::Relaxed) as usize)
+        });
+        c.guests.fetch_add(1, Ordering::Relaxed);
+    }
+    let tok = token.clone().unwrap_or_default();
+    let mut client = sio::connect(&s.url, &tok, None).await?;
+    let est = tokio::time::timeout(Duration::from_secs(10), client.wait_for("connection:established"))
+        .await
+        .map_err(|_| "no connection:established")?
+        .ok_or("closed")?;
+    let me = est["userId"].as_str().unwrap_or("").to_string();
+    c.sessions.fetch_add(1, Ordering::Relaxed);
+    let r = tokio::time::timeout(Duration::from_secs(10), client.request("user:match", &json!({})))
+        .await
+        .map_err(|_| "match: no ack")?
+        .map_err(|_| "match: closed")?;
+    let matched = if r["data"]["status"] == "matched" || r["data"]["status"] == "waiting" {
+        tokio::time::timeout(Duration::from_secs(15), client.wait_for("user:matched"))
+            .await
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+    let Some(m) = matched else {
+        let _ = tokio::time::timeout(Duration::from_secs(5), client.request("user:cancel", &json!({}))).await;
+        return Ok(());
+    };
+    c.matched.fetch_add(1, Ordering::Relaxed);
+    let room = m["roomId"].as_str().unwrap_or("").to_string();
+    let partner = m["matchedUser"]["id"].as_str().unwrap_or("").to_string();
+    let n: u32 = rand::rng().random_range(5..=20);
+    let mut partner_gone = false;
+    for k in 0..n {
+        let pause: u64 = rand::rng().random_range(300..700);
+        let pause = Duration::from_millis(pause);
+        let until = tokio::time::sleep(pause);
+        tokio::pin!(until);
+        loop {
+            tokio::select! {
+                () = &mut until => break,
+                ev = client.events.recv() => match ev {
+                    Some((name, body)) => {
+                        if name == "partner:left" || name == "partner:reconnecting" {
+                            partner_gone = true;
+                        }
+                        note(&name, &body, &me, &room, rooms);
+                    }
+                    None => return Ok(()),
+                },
+            }
+        }
+        if partner_gone {
+            break;
+        }
+        let with_file = rand::rng().random_bool(0.05);
+        let payload = if with_file {
+            match http::upload_text(&s.url, "/api/files", &tok, 20 * 1024).await {
+                Ok((201, b)) => {
+                    c.files.fetch_add(1, Ordering::Relaxed);
+                    json!({ "type": "file", "fileId": b["data"]["id"] })
+                }
+                _ => json!({ "type": "text", "content": format!("m{k}") }),
+            }
+        } else {
+            json!({ "type": "text", "content": format!("message {k} from {i}") })
+        };
+        match ack_while_reading(&mut client, "chat:message", &payload, &me, &room, rooms).await {
+            Some(ack) if ack["success"] == true => {
+                c.acked.fetch_add(1, Ordering::Relaxed);
+                if let Some(id) = ack["data"]["id"].as_str() {
+                    rooms
+                        .lock()
+                        .unwrap()
+                        .entry(room.clone())
+                        .or_default()
+                        .acked
+                        .push((partner.clone(), id.to_string()));
+                }
+            }
+            Some(_) => break, // the chat ended under us
+            None => {
+                c.ack_timeouts.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+        }
+    }
+    let leave: u32 = rand::rng().random_range(0..100);
+    match leave {
+        0..45 => {
+            ack_while_reading(&mut client, "user:end", &json!({}), &me, &room, rooms).await;
+        }
+        45..80 => {
+            ack_while_reading(&mut client, "user:skip", &json!({}), &me, &room, rooms).await;
+            ack_while_reading(&mut client, "user:cancel", &json!({}), &me, &room, rooms).await;
+        }
+        _ => {
+            c.drops.fetch_add(1, Ordering::Relaxed);
+            rooms
+                .lock()
+                .unwrap()
+                .entry(room.clone())
+                .or_default()
+                .dropped
+                .insert(me.clone());
+        }
+    }
+    drop(client);
+    Ok(())
+}
+
+fn print_row(s: &Sample) {
+    println!(
+        "{:>6.1} {:>9.1} {:>6} {:>8} {:>10.1} {:>8} {:>9}",
+        s.at_min,
+        s.rss as f64 / 1e6,
+        s.fds,
+        s.threads,
+        s.store_bytes as f64 / 1e6,
+        s.upload_files,
+        s.sessions
+    );
+}
+
+pub async fn run(s: Soak) -> Value {
+    let s = Arc::new(s);
+    let counters = Arc::new(Counters::default());
+    let rooms: Rooms = Arc::default();
+    let start = Instant::now();
+    let end = start + Duration::from_secs_f64(s.minutes * 60.0);
+    println!("{:>6} {:>9} {:>6} {:>8} {:>10} {:>8} {:>9}", "min", "rss MB", "fds", "threads", "store MB", "uploads", "sessions");
+    let first = sample(&s, start, &counters);
+    print_row(&first);
+    let mut samples = vec![first];
+    let mut vus = Vec::new();
+    for i in 0..s.users {
+        let (s, c, rooms) = (s.clone(), counters.clone(), rooms.clone());
+        vus.push(tokio::spawn(async move {
+            // Spread the starts over a few seconds.
+            tokio::time::sleep(Duration::from_millis((i as u64 * 20) % 5000)).await;
+            let mut token = None;
+            while Instant::now() < end {
+                if let Err(e) = session(&s, i, &mut token, &c, &rooms).await {
+                    c.errors.fetch_add(1, Ordering::Relaxed);
+                    if c.errors.load(Ordering::Relaxed) < 10 {
+                        eprintln!("  session error: {e}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }));
+    }
+    let every = Duration::from_secs_f64(s.sample_secs);
+    let mut next = start + every;
+    while next <= end {
+        tokio::time::sleep_until(next.into()).await;
+        let smp = sample(&s, start, &counters);
+        print_row(&smp);
+        samples.push(smp);
+        next += every;
+    }
+    for v in vus {
+        let _ = v.await;
+    }
+    // Load is over and every socket closed: let the server settle.
+    tokio::time::sleep(Duration::from_secs_f64(s.settle_secs)).await;
+    let after = sample(&s, start, &counters);
+    print!("after: ");
+    print_row(&after);
+
+    let (mut lost, mut checked) = (0u64, 0u64);
+    for log in rooms.lock().unwrap().values() {
+        for (to, id) in &log.acked {
+            if log.dropped.contains(to) {
+                continue;
+            }
+            checked += 1;
+            if !log.received.contains(&(to.clone(), id.clone())) {
+                lost += 1;
+            }
+        }
+    }
+    let at5 = samples
+        .iter()
+        .find(|x| x.at_min >= 5.0 - 1e-6)
+        .or(samples.get(1))
+        .unwrap_or(&samples[0]);
+    let last = samples.last().unwrap_or(&samples[0]);
+    let c = &counters;
+    let growth = |a: u64, b: u64| if a == 0 { f64::NAN } else { (b as f64 / a as f64 - 1.0) * 100.0 };
+    println!(
+        "soak: {} users, {:.1} min: {} sessions, {} guests, {} chats, {} acked messages ({} checked, {} lost), {} ack timeouts, {} files, {} drops, {} errors",
+        s.users, s.minutes,
+        c.sessions.load(Ordering::Relaxed), c.guests.load(Ordering::Relaxed), c.matched.load(Ordering::Relaxed) / 2,
+        c.acked.load(Ordering::Relaxed), checked, lost, c.ack_timeouts.load(Ordering::Relaxed),
+        c.files.load(Ordering::Relaxed), c.drops.load(Ordering::Relaxed), c.errors.load(Ordering::Relaxed)
+    );
+    println!(
+        "RSS {:.1} MB at start, {:.1} MB at minute {:.0}, {:.1} MB at the end ({:+.1} %), {:.1} MB after the load; fds {} -> {} -> {}; upload files {} -> {}",
+        samples[0].rss as f64 / 1e6, at5.rss as f64 / 1e6, at5.at_min, last.rss as f64 / 1e6, growth(at5.rss, last.rss),
+        after.rss as f64 / 1e6, samples[0].fds, last.fds, after.fds, samples[0].upload_files, after.upload_files
+    );
+    json!({
+        "scenario": "soak", "users": s.users, "minutes": s.minutes,
+        "sessions": c.sessions.load(Ordering::Relaxed), "guests": c.guests.load(Ordering::Relaxed),
+        "acked": c.acked.load(Ordering::Relaxed), "checked": checked, "lost": lost,
+        "ackTimeouts": c.ack_timeouts.load(Ordering::Relaxed), "errors": c.errors.load(Ordering::Relaxed),
+        "rssStart": samples[0].rss, "rssAt5": at5.rss, "rssEnd": last.rss, "rssAfter": after.rss,
+        "rssGrowthPct": growth(at5.rss, last.rss),
+        "fdsStart": samples[0].fds, "fdsAfter": after.fds,
+        "uploadsStart": samples[0].upload_files, "uploadsAfter": after.upload_files,
+        "storeBytesEnd": last.store_bytes,
+    })
+}
