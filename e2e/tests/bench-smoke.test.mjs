@@ -96,3 +96,24 @@ test('scripts/bench alternates both servers over rounds and prints medians side 
   const [, t, n] = p50.trim().split(/\s+/);
   assert.ok(Number(t) > 0 && Number(n) > 0, out);
 });
+
+test('tandem-bench soak: guests churn for a minute, nothing acked is lost, fds come back', async () => {
+  const r = await new Promise((resolve, reject) => {
+    execFile(BENCH, ['soak', '--url', tandem.url, '--jwt-secret', JWT_SECRET, '--server-pid', String(tandem.proc.pid),
+      '--users', '20', '--minutes', '1', '--sample-secs', '15', '--settle', '3',
+      '--store-file', path.join(tandem.dir, 'data', 'tandem.redb'), '--upload-dir', path.join(tandem.dir, 'uploads')],
+    { timeout: 150000 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`${err.message}\n${stderr}`));
+      const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
+      resolve({ ...JSON.parse(line.slice(7)), stdout });
+    });
+  });
+  assert.equal(r.scenario, 'soak');
+  assert.ok(r.sessions > 20, r.stdout);
+  assert.ok(r.guests > 10, r.stdout);
+  assert.ok(r.acked > 50, r.stdout);
+  assert.equal(r.lost, 0, r.stdout);
+  assert.equal(r.ackTimeouts, 0, r.stdout);
+  assert.ok(r.fdsAfter <= r.fdsStart + 2, r.stdout);
+  assert.match(r.stdout, /rss MB/);
+});

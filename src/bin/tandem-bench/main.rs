@@ -406,7 +406,10 @@ async fn relay_phase(
         senders.push(tokio::spawn(async move {
             let mut inflight = std::collections::VecDeque::new();
             let gap = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
-            let mut next = Instant::now();
+            // Paced senders start at random phases: all starting together
+            // would send in bursts of every sender at once (queueing that
+            // light load should not have).
+            let mut next = Instant::now() + gap.map_or(Duration::ZERO, |g| g.mul_f64(rand::random::<f64>()));
             while Instant::now() < end {
                 if inflight.len() >= window {
                     let rx: tokio::sync::oneshot::Receiver<Value> = inflight.pop_front().unwrap();
