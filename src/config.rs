@@ -202,7 +202,7 @@ pub struct Config {
 
     /// Page cache of the embedded store, in bytes: memory stays flat while
     /// the file grows.
-    #[arg(long, env = "STORE_CACHE_SIZE", default_value_t = 16 * 1024 * 1024)]
+    #[arg(long, env = "STORE_CACHE_SIZE", default_value_t = 8 * 1024 * 1024)]
     pub store_cache_size: usize,
 
     /// Guest accounts not seen for this long are removed, with their refresh

@@ -171,6 +171,15 @@ async fn behaviour(store: Arc<dyn UserStore>) {
     let (a, b) = tokio::join!(store.take_refresh("hash-2"), store.take_refresh("hash-2"));
     assert_eq!(a.unwrap().is_some() as u8 + b.unwrap().is_some() as u8, 1);
 
+    // Blocks are idempotent and per user.
+    store.add_block(&alice.id, "someone").await.unwrap();
+    store.add_block(&alice.id, "someone").await.unwrap();
+    store.add_block(&alice.id, "other").await.unwrap();
+    let mut blocks = store.blocks_of(&alice.id).await.unwrap();
+    blocks.sort();
+    assert_eq!(blocks, vec!["other".to_string(), "someone".to_string()]);
+    assert!(store.blocks_of("someone").await.unwrap().is_empty());
+
     guest_expiry(store.as_ref()).await;
 }
 
@@ -214,6 +223,7 @@ async fn guest_expiry(store: &dyn UserStore) {
         };
         store.insert_refresh(hash, rec).await.unwrap();
     }
+    store.add_block(&old.id, &member.id).await.unwrap();
     store
         .upsert_device(Device {
             user_id: old.id.clone(),
@@ -230,6 +240,7 @@ async fn guest_expiry(store: &dyn UserStore) {
     assert!(store.user_by_id(&old.id).await.unwrap().is_none());
     assert!(store.take_refresh("old-token").await.unwrap().is_none());
     assert!(store.devices_of(&old.id).await.unwrap().is_empty());
+    assert!(store.blocks_of(&old.id).await.unwrap().is_empty());
     for u in [&recent, &never, &online, &member] {
         assert!(store.user_by_id(&u.id).await.unwrap().is_some(), "{}", u.username);
     }

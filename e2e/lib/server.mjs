@@ -35,12 +35,15 @@ export function baseEnv(dir) {
  * Starts a server. `env` entries override the base; a value of null removes it.
  * Returns {url, port, dir, proc, output(), stop()}.
  */
-export async function startServer(env = {}, { dir, timeoutMs = 20000 } = {}) {
+export async function startServer(env = {}, { dir, timeoutMs = 20000, wrap = [] } = {}) {
   dir = dir || mkdtempSync(path.join(tmpdir(), 'tandem-e2e-'));
   const merged = { ...process.env, ...baseEnv(dir), ...env };
   for (const [k, v] of Object.entries(merged)) if (v === null) delete merged[k];
   delete merged.RUST_LOG;
-  const proc = spawn(BIN, [], { env: merged, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  // `wrap`: a command that execs the binary (e.g. prlimit), so the pid is the server's.
+  const proc = wrap.length
+    ? spawn(wrap[0], [...wrap.slice(1), BIN], { env: merged, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(BIN, [], { env: merged, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout.on('data', (d) => { out += d; });
   proc.stderr.on('data', (d) => { out += d; });

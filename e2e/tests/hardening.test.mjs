@@ -4,6 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { readdirSync, readFileSync } from 'node:fs';
 import { startServer, JWT_SECRET } from '../lib/server.mjs';
 import { api, guest, connect, once, request, matchedPair, upload, signJwt, eventually } from '../lib/client.mjs';
 import { png } from '../lib/fixtures.mjs';
@@ -195,7 +196,6 @@ test('an upload trickling its body is answered 408 and leaves no file behind', a
   });
   assert.match(answer, /^HTTP\/1.1 408/);
   assert.match(answer, /"code":"request_timeout"/);
-  const { readdirSync } = await import('node:fs');
   await eventually(() => !readdirSync(`${srv.dir}/uploads`).some((f) => f.endsWith('.part')), 3000, 'the partial upload to go');
 });
 
@@ -290,3 +290,37 @@ function binding() {
   for (let i = 8; i < 20; i++) m[i] = i;
   return m;
 }
+
+/** CPU seconds (user + system) the process has used. */
+function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+test('out of file descriptors, the accept loops back off instead of spinning', async () => {
+  const tight = await startServer({ TURN_MODE: 'internal', TURN_PORT: '0' }, { wrap: ['prlimit', '--nofile=64:64'] });
+  const held = [];
+  try {
+    // Fill the descriptor table through both listeners, then keep
+    // connecting: the kernel queues these, every accept() fails (EMFILE).
+    for (let i = 0; i < 90; i++) {
+      for (const port of [tight.port, tight.turnPort]) {
+        const s = net.connect(port, '127.0.0.1');
+        s.on('error', () => {});
+        held.push(s);
+      }
+    }
+    await eventually(() => readdirSync(`/proc/${tight.proc.pid}/fd`).length >= 60, 5000, 'the fd table to fill');
+    const before = cpuSeconds(tight.proc.pid);
+    await new Promise((r) => setTimeout(r, 2000)); // the window the CPU is measured over
+    const used = cpuSeconds(tight.proc.pid) - before;
+    // A spinning accept loop burns a whole core (2 s); backing off, a few ms.
+    assert.ok(used < 0.5, `server used ${used} s of CPU in 2 s with its fds exhausted`);
+  } finally {
+    for (const s of held) s.destroy();
+  }
+  // Once descriptors free up, it serves again.
+  await eventually(async () => (await api(tight.url, 'GET', '/health').catch(() => ({}))).status === 200, 10000, 'health');
+  await tight.stop();
+});

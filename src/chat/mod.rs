@@ -1,5 +1,6 @@
 //! Chats between two matched users: who is in which room, the files shared
-//! there, who stepped away (session recovery), blocks and last partners.
+//! there, who stepped away (session recovery) and last partners. (Blocks
+//! live in the account store: they outlast sessions and processes.)
 //!
 //! Behind the [`ChatRooms`] trait so a cluster can keep it in Redis; this
 //! module holds the in-memory single-node implementation.
@@ -23,13 +24,11 @@ pub mod text;
 pub const RECOVERY_BUFFER: usize = 20;
 
 /// How long a chat's partner is avoided by the matcher after it closed. It
-/// only matters for the next match, so it goes soon: memory follows the
-/// users active lately, not every user ever seen.
+/// only matters for the next match: it is also forgotten when the user goes
+/// offline, so memory follows the users present, not every user ever seen.
 pub const LAST_PARTNER_TTL: Duration = Duration::from_secs(10 * 60);
-/// How long a block lasts after the user last blocked someone.
-pub const BLOCK_TTL: Duration = Duration::from_secs(30 * 86_400);
-/// Expired last partners and blocks are swept when a map reaches this
-/// size (then twice what the sweep left).
+/// Expired last partners are swept when the map reaches this size (then
+/// twice what the sweep left).
 const SWEEP_MIN: usize = 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -113,9 +112,10 @@ pub trait ChatRooms: Send + Sync + 'static {
         token: u64,
     ) -> RoomsResult<Option<Closed>>;
 
-    async fn block(&self, user_id: &str, other: &str) -> RoomsResult<()>;
-    /// The users `user_id` must not be matched with: blocked ones and the last partner.
+    /// The user `user_id` must not be matched with next: the last partner.
     async fn avoid_set(&self, user_id: &str) -> RoomsResult<HashSet<String>>;
+    /// The user went offline: what only mattered for their next match goes.
+    async fn forget_user(&self, user_id: &str) -> RoomsResult<()>;
 }
 
 struct RoomState {
@@ -185,7 +185,6 @@ struct Inner {
     rooms: HashMap<String, RoomState>,
     user_room: HashMap<String, String>,
     last_partner: Expiring<String>,
-    blocks: Expiring<HashSet<String>>,
     next_token: u64,
 }
 
@@ -195,7 +194,6 @@ impl Default for Inner {
             rooms: HashMap::new(),
             user_room: HashMap::new(),
             last_partner: Expiring::new(LAST_PARTNER_TTL),
-            blocks: Expiring::new(BLOCK_TTL),
             next_token: 0,
         }
     }
@@ -345,22 +343,18 @@ impl ChatRooms for MemoryRooms {
         Ok(if still_away { g.close(room_id) } else { None })
     }
 
-    async fn block(&self, user_id: &str, other: &str) -> RoomsResult<()> {
-        self.lock()
-            .blocks
-            .touch(user_id, Instant::now())
-            .insert(other.to_string());
-        Ok(())
-    }
-
     async fn avoid_set(&self, user_id: &str) -> RoomsResult<HashSet<String>> {
         let g = self.lock();
-        let now = Instant::now();
-        let mut set = g.blocks.get(user_id, now).cloned().unwrap_or_default();
-        if let Some(p) = g.last_partner.get(user_id, now) {
-            set.insert(p.clone());
-        }
-        Ok(set)
+        Ok(g.last_partner
+            .get(user_id, Instant::now())
+            .cloned()
+            .into_iter()
+            .collect())
+    }
+
+    async fn forget_user(&self, user_id: &str) -> RoomsResult<()> {
+        self.lock().last_partner.map.remove(user_id);
+        Ok(())
     }
 }
 
@@ -409,23 +403,22 @@ mod tests {
         assert!(r.close("r1").await.unwrap().is_none());
         assert!(r.room_of("a").await.unwrap().is_none());
         assert!(r.avoid_set("a").await.unwrap().contains("b"));
-        r.block("a", "z").await.unwrap();
-        assert_eq!(r.avoid_set("a").await.unwrap().len(), 2);
+        r.forget_user("a").await.unwrap();
+        assert!(r.avoid_set("a").await.unwrap().is_empty(), "gone offline");
+        assert!(r.avoid_set("b").await.unwrap().contains("a"));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn last_partners_and_blocks_expire_and_are_swept() {
+    async fn last_partners_expire_and_are_swept() {
         let r = MemoryRooms::default();
         r.open(room("r1", "a", "b")).await.unwrap();
         r.close("r1").await.unwrap();
-        r.block("a", "z").await.unwrap();
-        assert_eq!(r.avoid_set("a").await.unwrap().len(), 2);
+        assert_eq!(r.avoid_set("a").await.unwrap().len(), 1);
         tokio::time::advance(LAST_PARTNER_TTL).await;
-        let avoid = r.avoid_set("a").await.unwrap();
-        assert!(!avoid.contains("b"), "the last partner is forgotten");
-        assert!(avoid.contains("z"), "blocks last longer");
-        tokio::time::advance(BLOCK_TTL).await;
-        assert!(r.avoid_set("a").await.unwrap().is_empty());
+        assert!(
+            r.avoid_set("a").await.unwrap().is_empty(),
+            "the last partner is forgotten"
+        );
         // Many one-off users: the maps are bounded by those seen lately.
         for i in 0..(3 * SWEEP_MIN) {
             let id = format!("r{i}");
@@ -443,7 +436,6 @@ mod tests {
             "{}",
             g.last_partner.len()
         );
-        assert!(g.blocks.len() <= 1);
     }
 
     #[tokio::test]

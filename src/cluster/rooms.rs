@@ -1,6 +1,6 @@
 //! Chat state in Redis, so a chat survives its members moving between
 //! nodes: rooms, who is in which, shared files, away members with their
-//! kept messages, last partners and blocks. Multi-key changes are Lua
+//! kept messages and last partners. Multi-key changes are Lua
 //! scripts, hence atomic.
 
 use std::collections::HashSet;
@@ -272,27 +272,21 @@ impl ChatRooms for RedisRooms {
         closed(out)
     }
 
-    async fn block(&self, user_id: &str, other: &str) -> RoomsResult<()> {
-        let key = format!("{P}blocks:{user_id}");
-        let _: () = redis::pipe()
-            .sadd(&key, other)
-            .ignore()
-            .expire(&key, crate::chat::BLOCK_TTL.as_secs() as i64)
-            .ignore()
-            .query_async(&mut self.c())
+    async fn avoid_set(&self, user_id: &str) -> RoomsResult<HashSet<String>> {
+        let last: Option<String> = self
+            .c()
+            .get(format!("{P}lastpartner:{user_id}"))
+            .await
+            .map_err(err)?;
+        Ok(last.into_iter().collect())
+    }
+
+    async fn forget_user(&self, user_id: &str) -> RoomsResult<()> {
+        let _: () = self
+            .c()
+            .del(format!("{P}lastpartner:{user_id}"))
             .await
             .map_err(err)?;
         Ok(())
-    }
-
-    async fn avoid_set(&self, user_id: &str) -> RoomsResult<HashSet<String>> {
-        let (mut set, last): (HashSet<String>, Option<String>) = redis::pipe()
-            .smembers(format!("{P}blocks:{user_id}"))
-            .get(format!("{P}lastpartner:{user_id}"))
-            .query_async(&mut self.c())
-            .await
-            .map_err(err)?;
-        set.extend(last);
-        Ok(set)
     }
 }

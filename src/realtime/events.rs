@@ -241,7 +241,15 @@ async fn enqueue<A: Adapter>(
     user: &SessionUser,
     prefs: MatchPrefs,
 ) -> EventResult {
-    let avoid = state.rooms.avoid_set(&user.id).await.map_err(unavailable)?;
+    // Blocks (from the store) and the last partner: never matched again.
+    let mut avoid = state.rooms.avoid_set(&user.id).await.map_err(unavailable)?;
+    avoid.extend(
+        state
+            .store
+            .blocks_of(&user.id)
+            .await
+            .map_err(unavailable)?,
+    );
     let ticket = Ticket {
         user_id: user.id.clone(),
         username: user.username.clone(),
@@ -359,8 +367,8 @@ async fn user_block<A: Adapter>(
         return Err(invalid("you cannot block yourself"));
     }
     state
-        .rooms
-        .block(&user.id, &other)
+        .store
+        .add_block(&user.id, &other)
         .await
         .map_err(unavailable)?;
     if let Some(room) = state.rooms.room_of(&user.id).await.map_err(unavailable)?

@@ -219,6 +219,9 @@ async fn on_disconnect<A: Adapter>(
                     calls::step_away(&io, &state, &room.id, &user.id).await;
                 }
                 // The event budget is kept: reconnecting must not refill it.
+                if let Err(e) = state.rooms.forget_user(&user.id).await {
+                    tracing::debug!(error = %e, "could not forget the last partner");
+                }
                 state.typing.forget(&user.id);
                 state.last_seen.record(&user.id, chrono::Utc::now());
             }

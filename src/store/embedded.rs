@@ -27,6 +27,8 @@ const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("devices");
 /// "last active (unix seconds, 16 hex digits) \0 id" of every guest: the
 /// guests idle longest come first, for expiry.
 const GUEST_ACTIVE: TableDefinition<&str, ()> = TableDefinition::new("guest_active");
+/// "user id \0 blocked user id" of every block.
+const BLOCKS: TableDefinition<&str, ()> = TableDefinition::new("blocks");
 /// "user id \0 token hash" of every refresh token, to remove a user's tokens.
 const REFRESH_BY_USER: TableDefinition<&str, ()> = TableDefinition::new("refresh_by_user");
 
@@ -38,6 +40,11 @@ fn other(e: impl std::fmt::Display) -> StoreError {
     StoreError::Other(e.to_string())
 }
 
+/// [`other`], where a parameter is named `other`.
+fn other_err(e: impl std::fmt::Display) -> StoreError {
+    other(e)
+}
+
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
     serde_json::from_slice(bytes).map_err(other)
 }
@@ -47,7 +54,7 @@ fn encode<T: serde::Serialize>(v: &T) -> StoreResult<Vec<u8>> {
 }
 
 /// redb's page cache when none is configured.
-pub const DEFAULT_CACHE_SIZE: usize = 16 * 1024 * 1024;
+pub const DEFAULT_CACHE_SIZE: usize = 8 * 1024 * 1024;
 
 /// The index key of a guest last active at `at`.
 fn active_key(at: DateTime<Utc>, id: &str) -> String {
@@ -191,6 +198,15 @@ fn delete_user(tx: &WriteTransaction, id: &str) -> StoreResult<bool> {
     for k in keys {
         devices.remove(k.as_str()).map_err(other)?;
     }
+    let mut blocks = tx.open_table(BLOCKS).map_err(other)?;
+    let keys: Vec<String> = blocks
+        .range(start.as_str()..end.as_str())
+        .map_err(other)?
+        .map(|row| row.map(|(k, _)| k.value().to_string()).map_err(other))
+        .collect::<StoreResult<_>>()?;
+    for k in keys {
+        blocks.remove(k.as_str()).map_err(other)?;
+    }
     Ok(true)
 }
 
@@ -203,6 +219,7 @@ fn create_tables(tx: &WriteTransaction) -> Result<(), TableError> {
     tx.open_table(DEVICES)?;
     tx.open_table(GUEST_ACTIVE)?;
     tx.open_table(REFRESH_BY_USER)?;
+    tx.open_table(BLOCKS)?;
     Ok(())
 }
 
@@ -405,6 +422,36 @@ impl UserStore for EmbeddedStore {
     async fn ping(&self) -> StoreResult<()> {
         self.blocking(|db| db.begin_read().map(|_| ()).map_err(other))
             .await
+    }
+
+    async fn add_block(&self, user_id: &str, other: &str) -> StoreResult<()> {
+        let key = format!("{user_id}\0{other}");
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(other_err)?;
+            tx.open_table(BLOCKS)
+                .map_err(other_err)?
+                .insert(key.as_str(), ())
+                .map_err(other_err)?;
+            tx.commit().map_err(other_err)
+        })
+        .await
+    }
+
+    async fn blocks_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
+        let (start, end) = (format!("{user_id}\0"), format!("{user_id}\u{1}"));
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(other_err)?;
+            let blocks = tx.open_table(BLOCKS).map_err(other_err)?;
+            let mut out = Vec::new();
+            for row in blocks.range(start.as_str()..end.as_str()).map_err(other_err)? {
+                let (k, _) = row.map_err(other_err)?;
+                if let Some((_, id)) = k.value().split_once('\0') {
+                    out.push(id.to_string());
+                }
+            }
+            Ok(out)
+        })
+        .await
     }
 
     async fn expired_guests(&self, cutoff: DateTime<Utc>, limit: usize) -> StoreResult<Vec<String>> {

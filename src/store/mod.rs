@@ -109,11 +109,17 @@ pub trait UserStore: Send + Sync + 'static {
     /// Cheap round trip proving the store answers.
     async fn ping(&self) -> StoreResult<()>;
 
+    /// Records that `user_id` blocked `other` (idempotent). Blocks last as
+    /// long as the blocking account.
+    async fn add_block(&self, user_id: &str, other: &str) -> StoreResult<()>;
+    /// The users `user_id` blocked.
+    async fn blocks_of(&self, user_id: &str) -> StoreResult<Vec<String>>;
+
     /// Up to `limit` guest accounts last active (last seen, or created if
     /// never seen) before `cutoff`, oldest first. Registered accounts never.
     async fn expired_guests(&self, cutoff: DateTime<Utc>, limit: usize) -> StoreResult<Vec<String>>;
 
-    /// Removes the accounts with their refresh tokens and devices; their
+    /// Removes the accounts with their refresh tokens, devices and blocks; their
     /// usernames (and emails) become free. Unknown ids are skipped. Returns
     /// how many accounts were removed.
     async fn delete_users(&self, ids: Vec<String>) -> StoreResult<usize>;

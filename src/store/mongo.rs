@@ -21,6 +21,7 @@ use super::{Device, NewUser, RefreshRecord, StoreError, StoreResult, User, UserC
 
 pub struct MongoStore {
     db: Database,
+    blocks: Collection<BlockDoc>,
     users: Collection<UserDoc>,
     refresh: Collection<RefreshDoc>,
     devices: Collection<DeviceDoc>,
@@ -56,6 +57,15 @@ struct RefreshDoc {
     hash: String,
     user_id: String,
     expires_at: bson::DateTime,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BlockDoc {
+    #[serde(rename = "_id")]
+    key: String,
+    user_id: String,
+    blocked_id: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -140,6 +150,7 @@ impl MongoStore {
             users: db.collection("users"),
             refresh: db.collection("refresh_tokens"),
             devices: db.collection("devices"),
+            blocks: db.collection("blocks"),
             db,
             indexes_ready: AtomicBool::new(false),
         };
@@ -180,6 +191,10 @@ impl MongoStore {
             .await
             .map_err(classify)?;
         self.devices
+            .create_index(IndexModel::builder().keys(doc! { "userId": 1 }).build())
+            .await
+            .map_err(classify)?;
+        self.blocks
             .create_index(IndexModel::builder().keys(doc! { "userId": 1 }).build())
             .await
             .map_err(classify)?;
@@ -358,6 +373,32 @@ impl UserStore for MongoStore {
         }))
     }
 
+    async fn add_block(&self, user_id: &str, other: &str) -> StoreResult<()> {
+        let key = format!("{user_id}\0{other}");
+        self.blocks
+            .update_one(
+                doc! { "_id": &key },
+                doc! { "$set": { "userId": user_id, "blockedId": other } },
+            )
+            .upsert(true)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn blocks_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
+        let mut cursor = self
+            .blocks
+            .find(doc! { "userId": user_id })
+            .await
+            .map_err(classify)?;
+        let mut out = Vec::new();
+        while cursor.advance().await.map_err(classify)? {
+            out.push(cursor.deserialize_current().map_err(classify)?.blocked_id);
+        }
+        Ok(out)
+    }
+
     async fn expired_guests(&self, cutoff: DateTime<Utc>, limit: usize) -> StoreResult<Vec<String>> {
         self.ensure_indexes().await?;
         let mut cursor = self
@@ -390,6 +431,10 @@ impl UserStore for MongoStore {
             .await
             .map_err(classify)?;
         self.devices
+            .delete_many(doc! { "userId": { "$in": &ids } })
+            .await
+            .map_err(classify)?;
+        self.blocks
             .delete_many(doc! { "userId": { "$in": &ids } })
             .await
             .map_err(classify)?;
