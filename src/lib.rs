@@ -22,6 +22,7 @@ pub mod http;
 pub mod matching;
 pub mod net;
 pub mod presence;
+pub mod protocol;
 pub mod ratelimit;
 pub mod realtime;
 pub mod relay;

@@ -201,10 +201,22 @@ async fn guest_expiry(store: &dyn UserStore) {
         .create_user(new_user("Member", Some("member@example.com")))
         .await
         .unwrap();
-    store.set_last_seen(&old.id, now - Duration::days(8)).await.unwrap();
-    store.set_last_seen(&recent.id, now - Duration::days(1)).await.unwrap();
-    store.set_last_seen(&online.id, now - Duration::days(30)).await.unwrap();
-    store.set_last_seen(&member.id, now - Duration::days(100)).await.unwrap();
+    store
+        .set_last_seen(&old.id, now - Duration::days(8))
+        .await
+        .unwrap();
+    store
+        .set_last_seen(&recent.id, now - Duration::days(1))
+        .await
+        .unwrap();
+    store
+        .set_last_seen(&online.id, now - Duration::days(30))
+        .await
+        .unwrap();
+    store
+        .set_last_seen(&member.id, now - Duration::days(100))
+        .await
+        .unwrap();
     presence
         .connect(
             &SessionUser {
@@ -242,7 +254,11 @@ async fn guest_expiry(store: &dyn UserStore) {
     assert!(store.devices_of(&old.id).await.unwrap().is_empty());
     assert!(store.blocks_of(&old.id).await.unwrap().is_empty());
     for u in [&recent, &never, &online, &member] {
-        assert!(store.user_by_id(&u.id).await.unwrap().is_some(), "{}", u.username);
+        assert!(
+            store.user_by_id(&u.id).await.unwrap().is_some(),
+            "{}",
+            u.username
+        );
     }
     // The online guest was not removed but stamped as seen now.
     assert!(last_seen(store, &online.id).await >= now - Duration::seconds(1));
@@ -255,7 +271,11 @@ async fn guest_expiry(store: &dyn UserStore) {
     let removed = sweep_guests(store, &presence, ttl, later).await.unwrap();
     assert!(removed >= 4, "{removed}");
     for u in [&recent, &never, &online, &again] {
-        assert!(store.user_by_id(&u.id).await.unwrap().is_none(), "{}", u.username);
+        assert!(
+            store.user_by_id(&u.id).await.unwrap().is_none(),
+            "{}",
+            u.username
+        );
     }
     assert!(store.user_by_id(&member.id).await.unwrap().is_some());
     assert!(store.take_refresh("member-token").await.unwrap().is_some());

@@ -9,11 +9,10 @@ use std::{
 };
 
 use redis::{AsyncCommands, aio::ConnectionManager};
-use serde_json::json;
 use socketioxide::SocketIo;
 use tokio::task::JoinHandle;
 
-use crate::{AppState, realtime::calls};
+use crate::{AppState, protocol::ServerEvent, realtime::calls};
 
 pub mod driver;
 pub mod matcher;
@@ -107,23 +106,19 @@ async fn heartbeat(state: AppState, io: SocketIo<IoAdapter>) {
         match (was, &ok) {
             (true, Err(e)) => {
                 tracing::error!(error = %e, "Redis unreachable: matching is unavailable");
-                let _ = io
-                    .local()
-                    .emit(
-                        "server:degraded",
-                        &json!({ "redis": "down", "matching": false }),
-                    )
-                    .await;
+                let ev = ServerEvent::ServerDegraded {
+                    redis: "down",
+                    matching: false,
+                };
+                let _ = io.local().emit(ev.name(), &ev).await;
             }
             (false, Ok(())) => {
                 tracing::info!("Redis is back");
-                let _ = io
-                    .local()
-                    .emit(
-                        "server:recovered",
-                        &json!({ "redis": "up", "matching": true }),
-                    )
-                    .await;
+                let ev = ServerEvent::ServerRecovered {
+                    redis: "up",
+                    matching: true,
+                };
+                let _ = io.local().emit(ev.name(), &ev).await;
             }
             _ => {}
         }

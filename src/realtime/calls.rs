@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use serde_json::{Value, json};
 use socketioxide::{SocketIo, adapter::Adapter, extract::SocketRef};
 
 use super::user_room;
@@ -14,12 +13,14 @@ use crate::{
     chat::{Closed, Member, RoomInfo, RoomsError},
     matching::{Joined, Pairing, Ticket},
     presence::{SessionUser, Status},
+    protocol::{ServerEvent, ServerEventKind, UserId, server::Member as WireMember},
 };
 
 /// Sends `event` to every socket of a user (on any node).
-pub async fn emit_to_user<A: Adapter>(io: &SocketIo<A>, user_id: &str, event: &str, data: &Value) {
-    if let Err(e) = io.to(user_room(user_id)).emit(event, data).await {
-        tracing::debug!(error = %e, event, "emit to user failed");
+pub async fn emit_to_user<A: Adapter>(io: &SocketIo<A>, user_id: &str, event: &ServerEvent) {
+    let name = event.name();
+    if let Err(e) = io.to(user_room(user_id)).emit(name, event).await {
+        tracing::debug!(error = %e, event = name, "emit to user failed");
     }
 }
 
@@ -29,15 +30,19 @@ async fn set_status(state: &AppState, user_id: &str, status: Status) {
     }
 }
 
-/// The `user:matched` payload as `user_id` sees the room.
-pub fn matched_payload(room: &RoomInfo, user_id: &str) -> Option<Value> {
+/// `user:matched` as `user_id` sees the room.
+pub fn matched_event(room: &RoomInfo, user_id: &str, recovered: bool) -> Option<ServerEvent> {
     let (partner, role) = room.seen_by(user_id)?;
-    Some(json!({
-        "roomId": room.id,
-        "matchedUser": { "id": partner.id, "username": partner.username },
-        "role": role,
-        "commonInterests": room.common_interests,
-    }))
+    Some(ServerEvent::UserMatched {
+        room_id: room.id.clone().into(),
+        matched_user: WireMember {
+            id: UserId(partner.id.clone()),
+            username: partner.username.clone(),
+        },
+        role,
+        common_interests: room.common_interests.clone(),
+        recovered,
+    })
 }
 
 /// Opens the room of a pairing and tells both users. Returns the room id.
@@ -81,8 +86,8 @@ pub async fn start_chat<A: Adapter>(
     tracing::info!(room = %room.id, caller = %room.caller.id, callee = %room.callee.id, "matched");
     for member in [&room.caller, &room.callee] {
         set_status(state, &member.id, Status::InChat).await;
-        if let Some(payload) = matched_payload(&room, &member.id) {
-            emit_to_user(io, &member.id, "user:matched", &payload).await;
+        if let Some(event) = matched_event(&room, &member.id, false) {
+            emit_to_user(io, &member.id, &event).await;
         }
     }
     // Someone who dropped while being paired gets the usual grace period.
@@ -122,7 +127,7 @@ pub async fn finish_chat<A: Adapter>(
     state: &AppState,
     closed: Closed,
     ended_by: Option<&str>,
-    reason: &str,
+    reason: &'static str,
 ) {
     let room = &closed.info;
     tracing::info!(room = %room.id, reason, "chat ended");
@@ -131,8 +136,10 @@ pub async fn finish_chat<A: Adapter>(
             emit_to_user(
                 io,
                 &member.id,
-                "partner:left",
-                &json!({ "reason": reason, "roomId": room.id }),
+                &ServerEvent::PartnerLeft {
+                    reason,
+                    room_id: room.id.clone().into(),
+                },
             )
             .await;
         }
@@ -166,8 +173,10 @@ pub async fn step_away<A: Adapter>(
         emit_to_user(
             io,
             &partner.id,
-            "partner:reconnecting",
-            &json!({ "roomId": room.id, "graceSeconds": grace.as_secs_f64() }),
+            &ServerEvent::PartnerReconnecting {
+                room_id: room.id.clone().into(),
+                grace_seconds: grace.as_secs_f64(),
+            },
         )
         .await;
     }
@@ -212,21 +221,22 @@ pub async fn resume<A: Adapter>(
         .ok()
         .flatten();
     set_status(state, &user.id, Status::InChat).await;
-    if let Some(mut payload) = matched_payload(&room, &user.id) {
-        payload["recovered"] = json!(true);
-        let _ = socket.emit("user:matched", &payload);
+    if let Some(event) = matched_event(&room, &user.id, true) {
+        let _ = socket.emit(event.name(), &event);
     }
     if let Some(kept) = kept {
         tracing::info!(room = %room.id, kept = kept.len(), "member came back");
         emit_to_user(
             io,
             &partner.id,
-            "partner:reconnected",
-            &json!({ "roomId": room.id }),
+            &ServerEvent::PartnerReconnected {
+                room_id: room.id.clone().into(),
+            },
         )
         .await;
+        // Kept as serialized `chat:message` events.
         for event in kept {
-            let _ = socket.emit("chat:message", &event);
+            let _ = socket.emit(ServerEventKind::ChatMessage.name(), &event);
         }
     }
 }

@@ -1,14 +1,15 @@
 //! Client events of the call loop: matching (`user:*`), chat (`chat:*`) and
-//! WebRTC signaling (`webrtc:*`). Each checks the user's event budget,
-//! validates its payload and answers through [`Reply`].
+//! WebRTC signaling (`webrtc:*`). Each event is charged to the user's
+//! budget, parsed once into a typed [`Command`] and answered through
+//! [`Reply`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use socketioxide::{
-    ParserError, SocketIo,
+    SocketIo,
     adapter::Adapter,
     extract::{Event, SocketRef, State, TryData},
 };
@@ -18,16 +19,14 @@ use crate::{
     AppState,
     chat::{RoomInfo, text},
     files::ShareError,
-    matching::{Joined, Mode, Ticket},
+    matching::{Joined, Ticket},
     presence::{SessionUser, Status},
+    protocol::{
+        ClientEvent, Command, ServerEvent, UserId,
+        client::{MatchPrefs, MessageBody, PayloadError},
+        server::ChatMessage,
+    },
 };
-
-/// Largest SDP (offer or answer) relayed.
-pub const MAX_SDP_BYTES: usize = 64 * 1024;
-/// Largest ICE candidate relayed.
-pub const MAX_CANDIDATE_BYTES: usize = 4 * 1024;
-const MAX_INTERESTS: usize = 10;
-const MAX_INTEREST_CHARS: usize = 30;
 
 type EventResult = Result<Value, EventError>;
 
@@ -60,19 +59,10 @@ impl<'de> serde::Deserialize<'de> for FirstArg {
     }
 }
 
-/// Signaling events, forwarded to the partner: (event, required field and its size limit).
-const SIGNALS: [(&str, Option<(&str, usize)>); 4] = [
-    ("webrtc:offer", Some(("offer", MAX_SDP_BYTES))),
-    ("webrtc:answer", Some(("answer", MAX_SDP_BYTES))),
-    (
-        "webrtc:ice-candidate",
-        Some(("candidate", MAX_CANDIDATE_BYTES)),
-    ),
-    ("webrtc:hangup", None),
-];
-
-/// Every client event, dispatched by name: one handler per socket (a
-/// handler map per socket costs ~1 KiB of every idle connection).
+/// Every client event: one handler per socket (a handler map per socket
+/// costs ~1 KiB of every idle connection). The event is charged to the
+/// user's budget (unknown names too), its payload parsed into a
+/// [`Command`], and the command run.
 pub async fn dispatch<A: Adapter>(
     s: SocketRef<A>,
     io: SocketIo<A>,
@@ -81,34 +71,84 @@ pub async fn dispatch<A: Adapter>(
     TryData(data): TryData<FirstArg>,
     reply: Reply<A>,
 ) {
-    // socketioxide spawns this future per event, so its size is copied every
-    // time: the frequent chat events run inline, the rest (larger, rarer)
-    // boxed, so they do not make every event's future as large as theirs.
-    let result = match event.as_str() {
-        "chat:message" => chat_message(s, io, state, data).await,
-        "chat:typing" => chat_typing(s, io, state, data).await,
-        "user:match" => Box::pin(user_match(s, io, state, data)).await,
-        "user:cancel" => Box::pin(user_cancel(s, state)).await,
-        "user:skip" => Box::pin(user_skip(s, io, state, data)).await,
-        "user:end" => Box::pin(user_end(s, io, state)).await,
-        "user:block" => Box::pin(user_block(s, io, state, data)).await,
-        "chat:clear" => Box::pin(chat_clear(s, io, state)).await,
-        other => match SIGNALS.iter().find(|(name, _)| *name == other) {
-            Some(&(name, field)) => Box::pin(signal(&s, &io, &state, name, data, field)).await,
-            // Unknown names cost a token too: they are work all the same.
-            None => begin(&s, &state).and_then(|_| {
-                Err(EventError::new(
-                    "unknown_event",
-                    format!("unknown event '{other}'"),
-                ))
-            }),
+    let result = match begin(&s, &state) {
+        Err(e) => Err(e),
+        Ok(user) => match ClientEvent::from_name(&event) {
+            None => Err(EventError::new(
+                "unknown_event",
+                format!("unknown event '{event}'"),
+            )),
+            Some(ev) => match data {
+                Err(e) => Err(invalid(format!("unreadable payload: {e}"))),
+                Ok(FirstArg(arg)) => match Command::parse(ev, arg) {
+                    Err(e) => Err(payload_error(e)),
+                    Ok(cmd) => run(s, io, state, user, cmd).await,
+                },
+            },
         },
     };
     reply.send(result);
 }
 
+/// Runs a command. socketioxide spawns this future per event, so its size
+/// is copied every time: the frequent chat events run inline, the rest
+/// (larger, rarer) boxed.
+async fn run<A: Adapter>(
+    s: SocketRef<A>,
+    io: SocketIo<A>,
+    state: AppState,
+    user: Arc<SessionUser>,
+    cmd: Command,
+) -> EventResult {
+    match cmd {
+        Command::Message(body) => chat_message(io, state, user, body).await,
+        Command::Typing(is_typing) => chat_typing(io, state, user, is_typing).await,
+        Command::Match(prefs) => Box::pin(user_match(s, io, state, user, prefs)).await,
+        Command::Cancel => Box::pin(user_cancel(state, user)).await,
+        Command::Skip(prefs) => Box::pin(user_skip(s, io, state, user, prefs)).await,
+        Command::End => Box::pin(user_end(io, state, user)).await,
+        Command::Block(other) => Box::pin(user_block(s, io, state, user, other)).await,
+        Command::Clear => Box::pin(chat_clear(io, state, user)).await,
+        Command::Offer { offer, kind } => {
+            Box::pin(signal(&io, &state, &user, |from| {
+                ServerEvent::WebrtcOffer {
+                    from,
+                    offer,
+                    kind: kind.as_str(),
+                }
+            }))
+            .await
+        }
+        Command::Answer(answer) => {
+            Box::pin(signal(&io, &state, &user, |from| {
+                ServerEvent::WebrtcAnswer { from, answer }
+            }))
+            .await
+        }
+        Command::Candidate(candidate) => {
+            Box::pin(signal(&io, &state, &user, |from| {
+                ServerEvent::WebrtcIceCandidate { from, candidate }
+            }))
+            .await
+        }
+        Command::Hangup => {
+            Box::pin(signal(&io, &state, &user, |from| {
+                ServerEvent::WebrtcHangup { from }
+            }))
+            .await
+        }
+    }
+}
+
 fn invalid(message: impl Into<String>) -> EventError {
     EventError::new("invalid_payload", message)
+}
+
+fn payload_error(e: PayloadError) -> EventError {
+    match e {
+        PayloadError::Invalid(m) => invalid(m),
+        PayloadError::TooLarge(m) => EventError::new("payload_too_large", m),
+    }
 }
 
 fn not_in_chat() -> EventError {
@@ -138,18 +178,6 @@ fn begin<A: Adapter>(s: &SocketRef<A>, state: &AppState) -> Result<Arc<SessionUs
     Ok(user)
 }
 
-/// The payload as an object; no argument or `null` counts as `{}`.
-fn object(
-    data: Result<FirstArg, impl std::fmt::Display>,
-) -> Result<Map<String, Value>, EventError> {
-    match data {
-        Ok(FirstArg(Some(Value::Object(m)))) => Ok(m),
-        Ok(FirstArg(None | Some(Value::Null))) => Ok(Map::new()),
-        Ok(_) => Err(invalid("the payload must be an object")),
-        Err(e) => Err(invalid(format!("unreadable payload: {e}"))),
-    }
-}
-
 async fn current_room(state: &AppState, user_id: &str) -> Result<RoomInfo, EventError> {
     state
         .rooms
@@ -165,73 +193,12 @@ async fn end_chat<A: Adapter>(
     state: &AppState,
     room_id: &str,
     by: &str,
-    reason: &str,
+    reason: &'static str,
 ) -> Result<(), EventError> {
     if let Some(closed) = state.rooms.close(room_id).await.map_err(unavailable)? {
         calls::finish_chat(io, state, closed, Some(by), reason).await;
     }
     Ok(())
-}
-
-/// What `user:match` asked for, kept on the socket for `user:skip`.
-#[derive(Debug, Clone, Default)]
-pub struct MatchPrefs {
-    interests: Vec<String>,
-    language: Option<String>,
-    mode: Option<Mode>,
-}
-
-fn parse_prefs(m: &Map<String, Value>) -> Result<MatchPrefs, EventError> {
-    let mut prefs = MatchPrefs::default();
-    match m.get("interests") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(items)) => {
-            if items.len() > MAX_INTERESTS {
-                return Err(invalid(format!("at most {MAX_INTERESTS} interests")));
-            }
-            for item in items {
-                let Some(s) = item.as_str() else {
-                    return Err(invalid("interests must be strings"));
-                };
-                let s = s.trim().to_lowercase();
-                if s.is_empty()
-                    || s.chars().count() > MAX_INTEREST_CHARS
-                    || s.chars().any(char::is_control)
-                {
-                    return Err(invalid(format!(
-                        "each interest must be 1 to {MAX_INTEREST_CHARS} characters"
-                    )));
-                }
-                prefs.interests.push(s);
-            }
-            prefs.interests.sort();
-            prefs.interests.dedup();
-        }
-        Some(_) => return Err(invalid("interests must be an array of strings")),
-    }
-    match m.get("language") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) => {
-            let s = s.trim().to_lowercase();
-            if s.is_empty()
-                || s.len() > 16
-                || !s.chars().all(|c| c.is_ascii_alphabetic() || c == '-')
-            {
-                return Err(invalid(
-                    "language must be a language tag such as 'en' or 'pt-br'",
-                ));
-            }
-            prefs.language = Some(s);
-        }
-        Some(_) => return Err(invalid("language must be a string")),
-    }
-    prefs.mode = match m.get("mode") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s == "text" => Some(Mode::Text),
-        Some(Value::String(s)) if s == "video" => Some(Mode::Video),
-        Some(_) => return Err(invalid("mode must be 'text' or 'video'")),
-    };
-    Ok(prefs)
 }
 
 /// Queues the user with `prefs`; the ack data says where they stand.
@@ -243,13 +210,7 @@ async fn enqueue<A: Adapter>(
 ) -> EventResult {
     // Blocks (from the store) and the last partner: never matched again.
     let mut avoid = state.rooms.avoid_set(&user.id).await.map_err(unavailable)?;
-    avoid.extend(
-        state
-            .store
-            .blocks_of(&user.id)
-            .await
-            .map_err(unavailable)?,
-    );
+    avoid.extend(state.store.blocks_of(&user.id).await.map_err(unavailable)?);
     let ticket = Ticket {
         user_id: user.id.clone(),
         username: user.username.clone(),
@@ -274,10 +235,9 @@ async fn user_match<A: Adapter>(
     s: SocketRef<A>,
     io: SocketIo<A>,
     state: AppState,
-    data: Result<FirstArg, ParserError>,
+    user: Arc<SessionUser>,
+    prefs: MatchPrefs,
 ) -> EventResult {
-    let user = begin(&s, &state)?;
-    let prefs = parse_prefs(&object(data)?)?;
     if state
         .rooms
         .room_of(&user.id)
@@ -294,8 +254,7 @@ async fn user_match<A: Adapter>(
     enqueue(&io, &state, &user, prefs).await
 }
 
-async fn user_cancel<A: Adapter>(s: SocketRef<A>, state: AppState) -> EventResult {
-    let user = begin(&s, &state)?;
+async fn user_cancel(state: AppState, user: Arc<SessionUser>) -> EventResult {
     let was_queued = state.matcher.leave(&user.id).await.map_err(unavailable)?;
     if was_queued {
         let _ = state.presence.set_status(&user.id, Status::Idle).await;
@@ -307,16 +266,15 @@ async fn user_skip<A: Adapter>(
     s: SocketRef<A>,
     io: SocketIo<A>,
     state: AppState,
-    data: Result<FirstArg, ParserError>,
+    user: Arc<SessionUser>,
+    prefs: Option<MatchPrefs>,
 ) -> EventResult {
-    let user = begin(&s, &state)?;
-    let payload = object(data)?;
-    let prefs = if payload.is_empty() {
-        s.extensions.get::<MatchPrefs>().unwrap_or_default()
-    } else {
-        let p = parse_prefs(&payload)?;
-        s.extensions.insert(p.clone());
-        p
+    let prefs = match prefs {
+        None => s.extensions.get::<MatchPrefs>().unwrap_or_default(),
+        Some(p) => {
+            s.extensions.insert(p.clone());
+            p
+        }
     };
     match state.rooms.room_of(&user.id).await.map_err(unavailable)? {
         Some(room) => {
@@ -332,8 +290,11 @@ async fn user_skip<A: Adapter>(
     enqueue(&io, &state, &user, prefs).await
 }
 
-async fn user_end<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, state: AppState) -> EventResult {
-    let user = begin(&s, &state)?;
+async fn user_end<A: Adapter>(
+    io: SocketIo<A>,
+    state: AppState,
+    user: Arc<SessionUser>,
+) -> EventResult {
     match state.rooms.room_of(&user.id).await.map_err(unavailable)? {
         Some(room) => {
             end_chat(&io, &state, &room.id, &user.id, "ended").await?;
@@ -352,17 +313,10 @@ async fn user_block<A: Adapter>(
     s: SocketRef<A>,
     io: SocketIo<A>,
     state: AppState,
-    data: Result<FirstArg, ParserError>,
+    user: Arc<SessionUser>,
+    other: UserId,
 ) -> EventResult {
-    let user = begin(&s, &state)?;
-    let payload = object(data)?;
-    let other = payload
-        .get("userId")
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|id| !id.is_empty() && id.len() <= 64)
-        .ok_or_else(|| invalid("userId must be a user id"))?
-        .to_string();
+    let other = other.0;
     if other == user.id {
         return Err(invalid("you cannot block yourself"));
     }
@@ -389,64 +343,58 @@ async fn user_block<A: Adapter>(
     Ok(json!({ "blocked": other }))
 }
 
-/// Delivers a chat event to the partner, keeping it if they are away.
+/// Delivers a chat message to the partner, keeping it if they are away.
 async fn deliver<A: Adapter>(
     io: &SocketIo<A>,
     state: &AppState,
     room: &RoomInfo,
     partner: &str,
-    event: &str,
-    data: &Value,
+    event: &ServerEvent,
 ) {
-    if event == "chat:message"
-        && let Ok(true) = state.rooms.keep_if_away(&room.id, partner, data).await
+    if let Ok(kept) = serde_json::to_value(event)
+        && let Ok(true) = state.rooms.keep_if_away(&room.id, partner, &kept).await
     {
         return;
     }
-    calls::emit_to_user(io, partner, event, data).await;
+    calls::emit_to_user(io, partner, event).await;
 }
 
 async fn chat_message<A: Adapter>(
-    s: SocketRef<A>,
     io: SocketIo<A>,
     state: AppState,
-    data: Result<FirstArg, ParserError>,
+    user: Arc<SessionUser>,
+    body: MessageBody,
 ) -> EventResult {
-    let user = begin(&s, &state)?;
-    let payload = object(data)?;
-    let kind = payload
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("text");
     let room = current_room(&state, &user.id).await?;
     let (partner, _) = room.seen_by(&user.id).ok_or_else(not_in_chat)?;
     let id = crate::files::new_id();
     let timestamp = Utc::now();
-    let mut event = json!({ "id": id, "from": user.id, "type": kind, "timestamp": timestamp });
-    match kind {
-        "text" => {
-            let raw = payload
-                .get("content")
-                .and_then(Value::as_str)
-                .ok_or_else(|| invalid("content must be a string"))?;
-            let content = text::sanitize(raw).map_err(|e| match e {
+    let mut message = ChatMessage {
+        id,
+        from: UserId(user.id.clone()),
+        kind: "text",
+        timestamp,
+        content: None,
+        file: None,
+    };
+    let voice = matches!(body, MessageBody::Voice(_));
+    match body {
+        MessageBody::Text(raw) => {
+            let content = text::sanitize(&raw).map_err(|e| match e {
                 text::TextError::Empty => EventError::new("empty_message", "the message is empty"),
                 text::TextError::TooLong => EventError::new(
                     "message_too_long",
                     format!("messages are at most {} characters", text::MAX_CHARS),
                 ),
             })?;
-            event["content"] = json!(content);
+            message.content = Some(content);
         }
-        "file" | "voice" => {
-            let file_id = payload
-                .get("fileId")
-                .and_then(Value::as_str)
-                .ok_or_else(|| invalid("fileId must be the id of an uploaded file"))?;
+        MessageBody::File(file_id) | MessageBody::Voice(file_id) => {
+            message.kind = if voice { "voice" } else { "file" };
             let members = [user.id.as_str(), partner.id.as_str()];
             let meta = state
                 .files
-                .share(file_id, &user.id, members, &room.id, kind == "voice")
+                .share(file_id.as_str(), &user.id, members, &room.id, voice)
                 .await
                 .map_err(|e| match e {
                     ShareError::NotFound | ShareError::NotOwner => {
@@ -462,18 +410,24 @@ async fn chat_message<A: Adapter>(
                 .add_file(&room.id, &meta.id)
                 .await
                 .map_err(unavailable)?;
-            event["file"] = meta.public_json();
+            message.file = Some(meta.public_json());
         }
-        _ => return Err(invalid("type must be 'text', 'file' or 'voice'")),
     }
-    deliver(&io, &state, &room, &partner.id, "chat:message", &event).await;
-    let mut ack = json!({ "id": id, "timestamp": timestamp });
-    if let Some(file) = event.get("file") {
+    let mut ack = json!({ "id": message.id, "timestamp": message.timestamp });
+    if let Some(file) = &message.file {
         ack["file"] = file.clone();
     }
-    if let Some(content) = event.get("content") {
-        ack["content"] = content.clone();
+    if let Some(content) = &message.content {
+        ack["content"] = json!(content);
     }
+    deliver(
+        &io,
+        &state,
+        &room,
+        &partner.id,
+        &ServerEvent::ChatMessage(message),
+    )
+    .await;
     Ok(ack)
 }
 
@@ -507,25 +461,21 @@ impl Typing {
 }
 
 async fn chat_typing<A: Adapter>(
-    s: SocketRef<A>,
     io: SocketIo<A>,
     state: AppState,
-    data: Result<FirstArg, ParserError>,
+    user: Arc<SessionUser>,
+    is_typing: bool,
 ) -> EventResult {
-    let user = begin(&s, &state)?;
-    let payload = object(data)?;
-    let is_typing = payload
-        .get("isTyping")
-        .and_then(Value::as_bool)
-        .ok_or_else(|| invalid("isTyping must be true or false"))?;
     let room = current_room(&state, &user.id).await?;
     let (partner, _) = room.seen_by(&user.id).ok_or_else(not_in_chat)?;
     let generation = state.typing.bump(&user.id);
     calls::emit_to_user(
         &io,
         &partner.id,
-        "chat:typing",
-        &json!({ "isTyping": is_typing, "from": user.id }),
+        &ServerEvent::ChatTyping {
+            is_typing,
+            from: UserId(user.id.clone()),
+        },
     )
     .await;
     if is_typing {
@@ -544,8 +494,10 @@ async fn chat_typing<A: Adapter>(
                 calls::emit_to_user(
                     &io,
                     &partner_id,
-                    "chat:typing",
-                    &json!({ "isTyping": false, "from": user_id }),
+                    &ServerEvent::ChatTyping {
+                        is_typing: false,
+                        from: UserId(user_id.clone()),
+                    },
                 )
                 .await;
             }
@@ -554,8 +506,11 @@ async fn chat_typing<A: Adapter>(
     Ok(json!({ "isTyping": is_typing }))
 }
 
-async fn chat_clear<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, state: AppState) -> EventResult {
-    let user = begin(&s, &state)?;
+async fn chat_clear<A: Adapter>(
+    io: SocketIo<A>,
+    state: AppState,
+    user: Arc<SessionUser>,
+) -> EventResult {
     let room = current_room(&state, &user.id).await?;
     let (partner, _) = room.seen_by(&user.id).ok_or_else(not_in_chat)?;
     let files = state
@@ -569,54 +524,25 @@ async fn chat_clear<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, state: AppStat
     calls::emit_to_user(
         &io,
         &partner.id,
-        "chat:cleared",
-        &json!({ "roomId": room.id, "by": user.id }),
+        &ServerEvent::ChatCleared {
+            room_id: room.id.clone().into(),
+            by: UserId(user.id.clone()),
+        },
     )
     .await;
     Ok(json!({ "deletedFiles": files.len() }))
 }
 
-/// Forwards a signaling message to the current partner with `from`.
+/// Forwards a signaling message, built by `event` from the sender's id, to
+/// the current partner.
 async fn signal<A: Adapter>(
-    s: &SocketRef<A>,
     io: &SocketIo<A>,
     state: &AppState,
-    event: &str,
-    data: Result<FirstArg, impl std::fmt::Display>,
-    field: Option<(&str, usize)>,
+    user: &SessionUser,
+    event: impl FnOnce(UserId) -> ServerEvent,
 ) -> EventResult {
-    let user = begin(s, state)?;
-    let payload = object(data)?;
     let room = current_room(state, &user.id).await?;
     let (partner, _) = room.seen_by(&user.id).ok_or_else(not_in_chat)?;
-    let mut out = json!({ "from": user.id });
-    if let Some((name, max)) = field {
-        let value = payload
-            .get(name)
-            .ok_or_else(|| invalid(format!("{name} is required")))?;
-        if !(value.is_object() || value.is_string() || (value.is_null() && name == "candidate")) {
-            return Err(invalid(format!("{name} must be an object")));
-        }
-        if serde_json::to_string(value)
-            .map(|s| s.len())
-            .unwrap_or(usize::MAX)
-            > max
-        {
-            return Err(EventError::new(
-                "payload_too_large",
-                format!("{name} is larger than {max} bytes"),
-            ));
-        }
-        out[name] = value.clone();
-    }
-    if event == "webrtc:offer" {
-        let kind = match payload.get("type") {
-            None | Some(Value::Null) => "video",
-            Some(Value::String(t)) if t == "audio" || t == "video" => t.as_str(),
-            Some(_) => return Err(invalid("type must be 'audio' or 'video'")),
-        };
-        out["type"] = json!(kind);
-    }
-    calls::emit_to_user(io, &partner.id, event, &out).await;
+    calls::emit_to_user(io, &partner.id, &event(UserId(user.id.clone()))).await;
     Ok(json!({ "delivered": true }))
 }

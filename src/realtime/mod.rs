@@ -6,7 +6,7 @@ use std::{
     sync::{Arc, atomic::Ordering},
 };
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use socketioxide::{
     ParserConfig, SocketIo, SocketIoBuilder,
     adapter::{Adapter, LocalAdapter},
@@ -17,7 +17,11 @@ use socketioxide::{
 };
 use tracing::Instrument;
 
-use crate::{AppState, presence::SessionUser};
+use crate::{
+    AppState,
+    presence::SessionUser,
+    protocol::{ServerEvent, ServerEventKind, UserId},
+};
 
 pub mod calls;
 pub mod events;
@@ -111,9 +115,8 @@ pub async fn match_ticker<A: Adapter>(io: SocketIo<A>, state: AppState) {
 
 /// Tells every client the server is going away, then closes their sockets.
 pub async fn shutdown<A: Adapter>(io: &SocketIo<A>) {
-    let _ = io
-        .emit("server:shutdown", &json!({ "reconnect": true }))
-        .await;
+    let bye = ServerEvent::ServerShutdown { reconnect: true };
+    let _ = io.emit(bye.name(), &bye).await;
     // Long-polling clients between two polls pick the notice up on their next
     // poll: leave them a moment before closing.
     tokio::time::sleep(std::time::Duration::from_millis(250)).await;
@@ -184,10 +187,12 @@ async fn on_connect<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, State(state): 
             tracing::warn!(error = %e, "presence update failed");
         }
         tracing::info!(transport = ?s.transport_type(), "connected");
-        let _ = s.emit(
-            "connection:established",
-            &json!({ "userId": user.id, "username": user.username, "socketId": s.id.to_string() }),
-        );
+        let hello = ServerEvent::ConnectionEstablished {
+            user_id: UserId(user.id.clone()),
+            username: user.username.clone(),
+            socket_id: s.id.to_string(),
+        };
+        let _ = s.emit(hello.name(), &hello);
         s.on_disconnect(on_disconnect);
         s.on_fallback(events::dispatch);
         calls::resume(&io, &state, &s, &user).await;
@@ -313,7 +318,7 @@ impl<A: Adapter> Reply<A> {
                         error: Some(error),
                     });
                 } else {
-                    let _ = self.socket.emit("error", &error);
+                    let _ = self.socket.emit(ServerEventKind::Error.name(), &error);
                 }
             }
         }

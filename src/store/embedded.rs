@@ -169,7 +169,10 @@ fn delete_user(tx: &WriteTransaction, id: &str) -> StoreResult<bool> {
             .map_err(other)?;
     }
     if user.is_guest {
-        tx.open_table(GUESTS).map_err(other)?.remove(id).map_err(other)?;
+        tx.open_table(GUESTS)
+            .map_err(other)?
+            .remove(id)
+            .map_err(other)?;
         tx.open_table(GUEST_ACTIVE)
             .map_err(other)?
             .remove(active_key(last_active(&user), id).as_str())
@@ -443,7 +446,10 @@ impl UserStore for EmbeddedStore {
             let tx = db.begin_read().map_err(other_err)?;
             let blocks = tx.open_table(BLOCKS).map_err(other_err)?;
             let mut out = Vec::new();
-            for row in blocks.range(start.as_str()..end.as_str()).map_err(other_err)? {
+            for row in blocks
+                .range(start.as_str()..end.as_str())
+                .map_err(other_err)?
+            {
                 let (k, _) = row.map_err(other_err)?;
                 if let Some((_, id)) = k.value().split_once('\0') {
                     out.push(id.to_string());
@@ -454,7 +460,11 @@ impl UserStore for EmbeddedStore {
         .await
     }
 
-    async fn expired_guests(&self, cutoff: DateTime<Utc>, limit: usize) -> StoreResult<Vec<String>> {
+    async fn expired_guests(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
         self.blocking(move |db| {
             let tx = db.begin_read().map_err(other)?;
             let active = tx.open_table(GUEST_ACTIVE).map_err(other)?;

@@ -23,7 +23,9 @@ pub async fn sweep_guests(
     now: DateTime<Utc>,
 ) -> StoreResult<usize> {
     let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-    let cutoff = now.checked_sub_signed(ttl).unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let cutoff = now
+        .checked_sub_signed(ttl)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
     let mut removed = 0;
     loop {
         let ids = store.expired_guests(cutoff, BATCH).await?;

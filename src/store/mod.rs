@@ -117,7 +117,8 @@ pub trait UserStore: Send + Sync + 'static {
 
     /// Up to `limit` guest accounts last active (last seen, or created if
     /// never seen) before `cutoff`, oldest first. Registered accounts never.
-    async fn expired_guests(&self, cutoff: DateTime<Utc>, limit: usize) -> StoreResult<Vec<String>>;
+    async fn expired_guests(&self, cutoff: DateTime<Utc>, limit: usize)
+    -> StoreResult<Vec<String>>;
 
     /// Removes the accounts with their refresh tokens, devices and blocks; their
     /// usernames (and emails) become free. Unknown ids are skipped. Returns
@@ -136,7 +137,8 @@ pub async fn open(config: &crate::Config) -> Result<DynUserStore, StoreError> {
         }
         None => {
             let path = config.data_dir.join("tandem.redb");
-            let store = embedded::EmbeddedStore::open_with_cache(&path, config.store_cache_size).await?;
+            let store =
+                embedded::EmbeddedStore::open_with_cache(&path, config.store_cache_size).await?;
             Ok(Arc::new(store))
         }
     }

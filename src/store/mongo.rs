@@ -399,7 +399,11 @@ impl UserStore for MongoStore {
         Ok(out)
     }
 
-    async fn expired_guests(&self, cutoff: DateTime<Utc>, limit: usize) -> StoreResult<Vec<String>> {
+    async fn expired_guests(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
         self.ensure_indexes().await?;
         let mut cursor = self
             .db

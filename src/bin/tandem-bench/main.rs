@@ -409,7 +409,8 @@ async fn relay_phase(
             // Paced senders start at random phases: all starting together
             // would send in bursts of every sender at once (queueing that
             // light load should not have).
-            let mut next = Instant::now() + gap.map_or(Duration::ZERO, |g| g.mul_f64(rand::random::<f64>()));
+            let mut next =
+                Instant::now() + gap.map_or(Duration::ZERO, |g| g.mul_f64(rand::random::<f64>()));
             while Instant::now() < end {
                 if inflight.len() >= window {
                     let rx: tokio::sync::oneshot::Receiver<Value> = inflight.pop_front().unwrap();

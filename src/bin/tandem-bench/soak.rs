@@ -140,7 +140,13 @@ fn note(name: &str, body: &Value, me: &str, room: &str, rooms: &Rooms) {
     }
 }
 
-async fn session(s: &Soak, i: usize, token: &mut Option<String>, c: &Counters, rooms: &Rooms) -> Result<(), String> {
+async fn session(
+    s: &Soak,
+    i: usize,
+    token: &mut Option<String>,
+    c: &Counters,
+    rooms: &Rooms,
+) -> Result<(), String> {
     let coin = rand::rng().random_bool(0.8);
     let fresh = token.is_none() || coin;
     if fresh {
@@ -156,16 +162,22 @@ async fn session(s: &Soak, i: usize, token: &mut Option<String>, c: &Counters, r
     }
     let tok = token.clone().unwrap_or_default();
     let mut client = sio::connect(&s.url, &tok, None).await?;
-    let est = tokio::time::timeout(Duration::from_secs(10), client.wait_for("connection:established"))
-        .await
-        .map_err(|_| "no connection:established")?
-        .ok_or("closed")?;
+    let est = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.wait_for("connection:established"),
+    )
+    .await
+    .map_err(|_| "no connection:established")?
+    .ok_or("closed")?;
     let me = est["userId"].as_str().unwrap_or("").to_string();
     c.sessions.fetch_add(1, Ordering::Relaxed);
-    let r = tokio::time::timeout(Duration::from_secs(10), client.request("user:match", &json!({})))
-        .await
-        .map_err(|_| "match: no ack")?
-        .map_err(|_| "match: closed")?;
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.request("user:match", &json!({})),
+    )
+    .await
+    .map_err(|_| "match: no ack")?
+    .map_err(|_| "match: closed")?;
     let matched = if r["data"]["status"] == "matched" || r["data"]["status"] == "waiting" {
         tokio::time::timeout(Duration::from_secs(15), client.wait_for("user:matched"))
             .await
@@ -175,7 +187,11 @@ async fn session(s: &Soak, i: usize, token: &mut Option<String>, c: &Counters, r
         None
     };
     let Some(m) = matched else {
-        let _ = tokio::time::timeout(Duration::from_secs(5), client.request("user:cancel", &json!({}))).await;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.request("user:cancel", &json!({})),
+        )
+        .await;
         return Ok(());
     };
     c.matched.fetch_add(1, Ordering::Relaxed);
@@ -280,7 +296,10 @@ pub async fn run(s: Soak) -> Value {
     let rooms: Rooms = Arc::default();
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(s.minutes * 60.0);
-    println!("{:>6} {:>9} {:>6} {:>8} {:>10} {:>8} {:>9}", "min", "rss MB", "fds", "threads", "store MB", "uploads", "sessions");
+    println!(
+        "{:>6} {:>9} {:>6} {:>8} {:>10} {:>8} {:>9}",
+        "min", "rss MB", "fds", "threads", "store MB", "uploads", "sessions"
+    );
     let first = sample(&s, start, &counters);
     print_row(&first);
     let mut samples = vec![first];
@@ -339,18 +358,41 @@ pub async fn run(s: Soak) -> Value {
         .unwrap_or(&samples[0]);
     let last = samples.last().unwrap_or(&samples[0]);
     let c = &counters;
-    let growth = |a: u64, b: u64| if a == 0 { f64::NAN } else { (b as f64 / a as f64 - 1.0) * 100.0 };
+    let growth = |a: u64, b: u64| {
+        if a == 0 {
+            f64::NAN
+        } else {
+            (b as f64 / a as f64 - 1.0) * 100.0
+        }
+    };
     println!(
         "soak: {} users, {:.1} min: {} sessions, {} guests, {} chats, {} acked messages ({} checked, {} lost), {} ack timeouts, {} files, {} drops, {} errors",
-        s.users, s.minutes,
-        c.sessions.load(Ordering::Relaxed), c.guests.load(Ordering::Relaxed), c.matched.load(Ordering::Relaxed) / 2,
-        c.acked.load(Ordering::Relaxed), checked, lost, c.ack_timeouts.load(Ordering::Relaxed),
-        c.files.load(Ordering::Relaxed), c.drops.load(Ordering::Relaxed), c.errors.load(Ordering::Relaxed)
+        s.users,
+        s.minutes,
+        c.sessions.load(Ordering::Relaxed),
+        c.guests.load(Ordering::Relaxed),
+        c.matched.load(Ordering::Relaxed) / 2,
+        c.acked.load(Ordering::Relaxed),
+        checked,
+        lost,
+        c.ack_timeouts.load(Ordering::Relaxed),
+        c.files.load(Ordering::Relaxed),
+        c.drops.load(Ordering::Relaxed),
+        c.errors.load(Ordering::Relaxed)
     );
     println!(
         "RSS {:.1} MB at start, {:.1} MB at minute {:.0}, {:.1} MB at the end ({:+.1} %), {:.1} MB after the load; fds {} -> {} -> {}; upload files {} -> {}",
-        samples[0].rss as f64 / 1e6, at5.rss as f64 / 1e6, at5.at_min, last.rss as f64 / 1e6, growth(at5.rss, last.rss),
-        after.rss as f64 / 1e6, samples[0].fds, last.fds, after.fds, samples[0].upload_files, after.upload_files
+        samples[0].rss as f64 / 1e6,
+        at5.rss as f64 / 1e6,
+        at5.at_min,
+        last.rss as f64 / 1e6,
+        growth(at5.rss, last.rss),
+        after.rss as f64 / 1e6,
+        samples[0].fds,
+        last.fds,
+        after.fds,
+        samples[0].upload_files,
+        after.upload_files
     );
     json!({
         "scenario": "soak", "users": s.users, "minutes": s.minutes,

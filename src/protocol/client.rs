@@ -1,0 +1,436 @@
+//! Client events: names declared once in [`ClientEvent`], each payload
+//! parsed once into a typed [`Command`]. The payload is the event's first
+//! argument; none, `null` and `{}` are the same empty object.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::ids::{FileId, UserId};
+use crate::matching::Mode;
+
+/// Largest SDP (offer or answer) relayed.
+pub const MAX_SDP_BYTES: usize = 64 * 1024;
+/// Largest ICE candidate relayed.
+pub const MAX_CANDIDATE_BYTES: usize = 4 * 1024;
+const MAX_INTERESTS: usize = 10;
+const MAX_INTEREST_CHARS: usize = 30;
+
+macro_rules! events {
+    ($($variant:ident => $name:literal),* $(,)?) => {
+        /// Every event a client may send.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ClientEvent {
+            $($variant),*
+        }
+
+        impl ClientEvent {
+            pub const ALL: &'static [ClientEvent] = &[$(ClientEvent::$variant),*];
+
+            /// The event's name on the wire.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(ClientEvent::$variant => $name),*
+                }
+            }
+
+            pub fn from_name(name: &str) -> Option<Self> {
+                match name {
+                    $($name => Some(ClientEvent::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+events! {
+    UserMatch => "user:match",
+    UserCancel => "user:cancel",
+    UserSkip => "user:skip",
+    UserEnd => "user:end",
+    UserBlock => "user:block",
+    ChatMessage => "chat:message",
+    ChatTyping => "chat:typing",
+    ChatClear => "chat:clear",
+    WebrtcOffer => "webrtc:offer",
+    WebrtcAnswer => "webrtc:answer",
+    WebrtcIceCandidate => "webrtc:ice-candidate",
+    WebrtcHangup => "webrtc:hangup",
+}
+
+/// Why a payload was refused: the `invalid_payload` (or
+/// `payload_too_large`) error's message, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadError {
+    Invalid(String),
+    TooLarge(String),
+}
+
+fn invalid(message: impl Into<String>) -> PayloadError {
+    PayloadError::Invalid(message.into())
+}
+
+/// Matching preferences, validated and normalised.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MatchPrefs {
+    pub interests: Vec<String>,
+    pub language: Option<String>,
+    pub mode: Option<Mode>,
+}
+
+/// What a chat message carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageBody {
+    /// Raw text; cleaned by the chat rules.
+    Text(String),
+    File(FileId),
+    Voice(FileId),
+}
+
+/// The kind of call an offer starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    Audio,
+    Video,
+}
+
+impl CallKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallKind::Audio => "audio",
+            CallKind::Video => "video",
+        }
+    }
+}
+
+/// A client event, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Match(MatchPrefs),
+    Cancel,
+    /// New preferences, or None to keep the last ones.
+    Skip(Option<MatchPrefs>),
+    End,
+    Block(UserId),
+    Message(MessageBody),
+    Typing(bool),
+    Clear,
+    Offer {
+        offer: Value,
+        kind: CallKind,
+    },
+    Answer(Value),
+    Candidate(Value),
+    Hangup,
+}
+
+#[derive(Deserialize, Default)]
+struct PrefsWire {
+    #[serde(default)]
+    interests: Option<Vec<String>>,
+    #[serde(default)]
+    language: Option<String>,
+    #[serde(default)]
+    mode: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BlockWire {
+    user_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageWire {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    content: Option<Value>,
+    #[serde(default)]
+    file_id: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TypingWire {
+    is_typing: bool,
+}
+
+/// A field that must be present (`null` counts as present).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+struct OfferWire {
+    #[serde(default, deserialize_with = "present")]
+    offer: Option<Value>,
+    #[serde(default, rename = "type")]
+    kind: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct AnswerWire {
+    #[serde(default, deserialize_with = "present")]
+    answer: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct CandidateWire {
+    #[serde(default, deserialize_with = "present")]
+    candidate: Option<Value>,
+}
+
+/// Deserializes the payload, naming the field that does not fit.
+fn wire<T: serde::de::DeserializeOwned>(payload: Value) -> Result<T, PayloadError> {
+    serde_path_to_error::deserialize(payload).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            invalid(inner.to_string())
+        } else {
+            invalid(format!("{path}: {inner}"))
+        }
+    })
+}
+
+fn prefs(w: PrefsWire) -> Result<MatchPrefs, PayloadError> {
+    let mut prefs = MatchPrefs::default();
+    if let Some(items) = w.interests {
+        if items.len() > MAX_INTERESTS {
+            return Err(invalid(format!("interests: at most {MAX_INTERESTS}")));
+        }
+        for item in items {
+            let s = item.trim().to_lowercase();
+            if s.is_empty()
+                || s.chars().count() > MAX_INTEREST_CHARS
+                || s.chars().any(char::is_control)
+            {
+                return Err(invalid(format!(
+                    "interests: each must be 1 to {MAX_INTEREST_CHARS} characters"
+                )));
+            }
+            prefs.interests.push(s);
+        }
+        prefs.interests.sort();
+        prefs.interests.dedup();
+    }
+    if let Some(s) = w.language {
+        let s = s.trim().to_lowercase();
+        if s.is_empty() || s.len() > 16 || !s.chars().all(|c| c.is_ascii_alphabetic() || c == '-') {
+            return Err(invalid(
+                "language: must be a language tag such as 'en' or 'pt-br'",
+            ));
+        }
+        prefs.language = Some(s);
+    }
+    prefs.mode = match w.mode.as_deref() {
+        None => None,
+        Some("text") => Some(Mode::Text),
+        Some("video") => Some(Mode::Video),
+        Some(_) => return Err(invalid("mode: must be 'text' or 'video'")),
+    };
+    Ok(prefs)
+}
+
+/// An SDP or candidate: an object or a string, of at most `max` bytes.
+fn signal(name: &str, v: Option<Value>, max: usize, null_ok: bool) -> Result<Value, PayloadError> {
+    let v = v.ok_or_else(|| invalid(format!("{name}: is required")))?;
+    if !(v.is_object() || v.is_string() || (v.is_null() && null_ok)) {
+        return Err(invalid(format!("{name}: must be an object")));
+    }
+    if serde_json::to_string(&v)
+        .map(|s| s.len())
+        .unwrap_or(usize::MAX)
+        > max
+    {
+        return Err(PayloadError::TooLarge(format!(
+            "{name} is larger than {max} bytes"
+        )));
+    }
+    Ok(v)
+}
+
+fn file_id(v: Option<Value>) -> Result<FileId, PayloadError> {
+    match v {
+        Some(Value::String(s)) => Ok(FileId(s)),
+        _ => Err(invalid("fileId: must be the id of an uploaded file")),
+    }
+}
+
+impl Command {
+    /// Parses `event`'s first argument (None when sent with none).
+    pub fn parse(event: ClientEvent, arg: Option<Value>) -> Result<Command, PayloadError> {
+        let payload = match arg {
+            None | Some(Value::Null) => Value::Object(Default::default()),
+            Some(v @ Value::Object(_)) => v,
+            Some(_) => return Err(invalid("the payload must be an object")),
+        };
+        let empty = payload.as_object().is_some_and(|m| m.is_empty());
+        Ok(match event {
+            ClientEvent::UserMatch => Command::Match(prefs(wire(payload)?)?),
+            ClientEvent::UserCancel => Command::Cancel,
+            ClientEvent::UserSkip if empty => Command::Skip(None),
+            ClientEvent::UserSkip => Command::Skip(Some(prefs(wire(payload)?)?)),
+            ClientEvent::UserEnd => Command::End,
+            ClientEvent::UserBlock => {
+                let w: BlockWire =
+                    wire(payload).map_err(|_| invalid("userId: must be a user id"))?;
+                let id = w.user_id.trim();
+                if id.is_empty() || id.len() > 64 {
+                    return Err(invalid("userId: must be a user id"));
+                }
+                Command::Block(UserId(id.to_string()))
+            }
+            ClientEvent::ChatMessage => {
+                let w: MessageWire = wire(payload)?;
+                match w.kind.as_deref().unwrap_or("text") {
+                    "text" => match w.content {
+                        Some(Value::String(s)) => Command::Message(MessageBody::Text(s)),
+                        _ => return Err(invalid("content: must be a string")),
+                    },
+                    "file" => Command::Message(MessageBody::File(file_id(w.file_id)?)),
+                    "voice" => Command::Message(MessageBody::Voice(file_id(w.file_id)?)),
+                    _ => return Err(invalid("type: must be 'text', 'file' or 'voice'")),
+                }
+            }
+            ClientEvent::ChatTyping => {
+                let w: TypingWire =
+                    wire(payload).map_err(|_| invalid("isTyping: must be true or false"))?;
+                Command::Typing(w.is_typing)
+            }
+            ClientEvent::ChatClear => Command::Clear,
+            ClientEvent::WebrtcOffer => {
+                let w: OfferWire = wire(payload)?;
+                let kind = match w.kind {
+                    None | Some(Value::Null) => CallKind::Video,
+                    Some(Value::String(t)) if t == "video" => CallKind::Video,
+                    Some(Value::String(t)) if t == "audio" => CallKind::Audio,
+                    Some(_) => return Err(invalid("type: must be 'audio' or 'video'")),
+                };
+                Command::Offer {
+                    offer: signal("offer", w.offer, MAX_SDP_BYTES, false)?,
+                    kind,
+                }
+            }
+            ClientEvent::WebrtcAnswer => {
+                let w: AnswerWire = wire(payload)?;
+                Command::Answer(signal("answer", w.answer, MAX_SDP_BYTES, false)?)
+            }
+            ClientEvent::WebrtcIceCandidate => {
+                let w: CandidateWire = wire(payload)?;
+                Command::Candidate(signal("candidate", w.candidate, MAX_CANDIDATE_BYTES, true)?)
+            }
+            ClientEvent::WebrtcHangup => Command::Hangup,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(e: ClientEvent, v: Value) -> Result<Command, PayloadError> {
+        Command::parse(e, Some(v))
+    }
+
+    #[test]
+    fn no_argument_null_and_empty_object_are_the_same() {
+        for e in ClientEvent::ALL {
+            let none = Command::parse(*e, None);
+            assert_eq!(none, Command::parse(*e, Some(Value::Null)), "{}", e.name());
+            assert_eq!(none, parse(*e, json!({})), "{}", e.name());
+        }
+        assert_eq!(
+            Command::parse(ClientEvent::UserMatch, None),
+            Ok(Command::Match(MatchPrefs::default()))
+        );
+        assert_eq!(
+            Command::parse(ClientEvent::UserSkip, None),
+            Ok(Command::Skip(None))
+        );
+        assert_eq!(
+            Command::parse(ClientEvent::WebrtcHangup, None),
+            Ok(Command::Hangup)
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let msg = |r: Result<Command, PayloadError>| match r {
+            Err(PayloadError::Invalid(m)) | Err(PayloadError::TooLarge(m)) => m,
+            Ok(c) => panic!("accepted {c:?}"),
+        };
+        assert!(
+            msg(parse(ClientEvent::ChatMessage, json!({"content": 42}))).starts_with("content")
+        );
+        assert!(
+            msg(parse(ClientEvent::ChatTyping, json!({"isTyping": "yes"}))).starts_with("isTyping")
+        );
+        assert!(
+            msg(parse(ClientEvent::UserMatch, json!({"interests": [1]}))).starts_with("interests")
+        );
+        assert!(
+            msg(parse(ClientEvent::UserMatch, json!({"mode": "hologram"}))).starts_with("mode")
+        );
+        assert!(
+            msg(parse(ClientEvent::WebrtcOffer, json!({"type": "video"}))).starts_with("offer")
+        );
+        assert!(
+            msg(parse(
+                ClientEvent::WebrtcOffer,
+                json!({"offer": {}, "type": "x"})
+            ))
+            .starts_with("type")
+        );
+        assert!(msg(parse(ClientEvent::UserBlock, json!({}))).starts_with("userId"));
+        assert_eq!(
+            parse(
+                ClientEvent::WebrtcIceCandidate,
+                json!({"candidate": "x".repeat(5000)})
+            ),
+            Err(PayloadError::TooLarge(format!(
+                "candidate is larger than {MAX_CANDIDATE_BYTES} bytes"
+            )))
+        );
+        assert!(matches!(
+            Command::parse(ClientEvent::ChatMessage, Some(json!("text"))),
+            Err(PayloadError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn typed_commands() {
+        assert_eq!(
+            parse(
+                ClientEvent::UserMatch,
+                json!({"interests": [" Music ", "music", "art"], "language": "EN", "mode": "video"})
+            ),
+            Ok(Command::Match(MatchPrefs {
+                interests: vec!["art".into(), "music".into()],
+                language: Some("en".into()),
+                mode: Some(Mode::Video)
+            }))
+        );
+        assert_eq!(
+            parse(
+                ClientEvent::ChatMessage,
+                json!({"type": "voice", "fileId": "f"})
+            ),
+            Ok(Command::Message(MessageBody::Voice(FileId("f".into()))))
+        );
+        assert_eq!(
+            parse(ClientEvent::WebrtcIceCandidate, json!({"candidate": null})),
+            Ok(Command::Candidate(Value::Null))
+        );
+        assert_eq!(
+            parse(ClientEvent::WebrtcOffer, json!({"offer": {"sdp": "v=0"}})),
+            Ok(Command::Offer {
+                offer: json!({"sdp": "v=0"}),
+                kind: CallKind::Video
+            })
+        );
+    }
+}

@@ -1,0 +1,218 @@
+//! Server events: names declared once in [`ServerEventKind`], payloads as
+//! typed values in [`ServerEvent`], serialized in one place
+//! ([`ServerEvent::name`] and its `Serialize`).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::ids::{RoomId, UserId};
+
+macro_rules! kinds {
+    ($($variant:ident => $name:literal),* $(,)?) => {
+        /// Every event the server emits.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ServerEventKind {
+            $($variant),*
+        }
+
+        impl ServerEventKind {
+            pub const ALL: &'static [ServerEventKind] = &[$(ServerEventKind::$variant),*];
+
+            /// The event's name on the wire.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(ServerEventKind::$variant => $name),*
+                }
+            }
+        }
+    };
+}
+
+kinds! {
+    ConnectionEstablished => "connection:established",
+    UserMatched => "user:matched",
+    PartnerLeft => "partner:left",
+    PartnerReconnecting => "partner:reconnecting",
+    PartnerReconnected => "partner:reconnected",
+    ChatMessage => "chat:message",
+    ChatTyping => "chat:typing",
+    ChatCleared => "chat:cleared",
+    WebrtcOffer => "webrtc:offer",
+    WebrtcAnswer => "webrtc:answer",
+    WebrtcIceCandidate => "webrtc:ice-candidate",
+    WebrtcHangup => "webrtc:hangup",
+    ServerShutdown => "server:shutdown",
+    ServerDegraded => "server:degraded",
+    ServerRecovered => "server:recovered",
+    Error => "error",
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Member {
+    pub id: UserId,
+    pub username: String,
+}
+
+/// A chat message as the partner receives it (also what recovery keeps).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ChatMessage {
+    pub id: String,
+    pub from: UserId,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub timestamp: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// The shared file's public JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<Value>,
+}
+
+/// Every server event with its payload.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum ServerEvent {
+    #[serde(rename_all = "camelCase")]
+    ConnectionEstablished {
+        user_id: UserId,
+        username: String,
+        socket_id: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    UserMatched {
+        room_id: RoomId,
+        matched_user: Member,
+        role: crate::chat::Role,
+        common_interests: Vec<String>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        recovered: bool,
+    },
+    #[serde(rename_all = "camelCase")]
+    PartnerLeft {
+        reason: &'static str,
+        room_id: RoomId,
+    },
+    #[serde(rename_all = "camelCase")]
+    PartnerReconnecting {
+        room_id: RoomId,
+        grace_seconds: f64,
+    },
+    #[serde(rename_all = "camelCase")]
+    PartnerReconnected {
+        room_id: RoomId,
+    },
+    ChatMessage(ChatMessage),
+    #[serde(rename_all = "camelCase")]
+    ChatTyping {
+        is_typing: bool,
+        from: UserId,
+    },
+    #[serde(rename_all = "camelCase")]
+    ChatCleared {
+        room_id: RoomId,
+        by: UserId,
+    },
+    WebrtcOffer {
+        from: UserId,
+        offer: Value,
+        #[serde(rename = "type")]
+        kind: &'static str,
+    },
+    WebrtcAnswer {
+        from: UserId,
+        answer: Value,
+    },
+    WebrtcIceCandidate {
+        from: UserId,
+        candidate: Value,
+    },
+    WebrtcHangup {
+        from: UserId,
+    },
+    ServerShutdown {
+        reconnect: bool,
+    },
+    ServerDegraded {
+        redis: &'static str,
+        matching: bool,
+    },
+    ServerRecovered {
+        redis: &'static str,
+        matching: bool,
+    },
+    Error {
+        code: &'static str,
+        message: String,
+    },
+}
+
+impl ServerEvent {
+    pub fn kind(&self) -> ServerEventKind {
+        use ServerEventKind as K;
+        match self {
+            ServerEvent::ConnectionEstablished { .. } => K::ConnectionEstablished,
+            ServerEvent::UserMatched { .. } => K::UserMatched,
+            ServerEvent::PartnerLeft { .. } => K::PartnerLeft,
+            ServerEvent::PartnerReconnecting { .. } => K::PartnerReconnecting,
+            ServerEvent::PartnerReconnected { .. } => K::PartnerReconnected,
+            ServerEvent::ChatMessage(_) => K::ChatMessage,
+            ServerEvent::ChatTyping { .. } => K::ChatTyping,
+            ServerEvent::ChatCleared { .. } => K::ChatCleared,
+            ServerEvent::WebrtcOffer { .. } => K::WebrtcOffer,
+            ServerEvent::WebrtcAnswer { .. } => K::WebrtcAnswer,
+            ServerEvent::WebrtcIceCandidate { .. } => K::WebrtcIceCandidate,
+            ServerEvent::WebrtcHangup { .. } => K::WebrtcHangup,
+            ServerEvent::ServerShutdown { .. } => K::ServerShutdown,
+            ServerEvent::ServerDegraded { .. } => K::ServerDegraded,
+            ServerEvent::ServerRecovered { .. } => K::ServerRecovered,
+            ServerEvent::Error { .. } => K::Error,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn payloads_keep_the_wire_shape() {
+        let ev = ServerEvent::PartnerReconnecting {
+            room_id: "r".into(),
+            grace_seconds: 30.0,
+        };
+        assert_eq!(ev.name(), "partner:reconnecting");
+        assert_eq!(
+            serde_json::to_value(&ev).unwrap(),
+            json!({"roomId": "r", "graceSeconds": 30.0})
+        );
+        let ev = ServerEvent::UserMatched {
+            room_id: "r".into(),
+            matched_user: Member {
+                id: "u".into(),
+                username: "n".into(),
+            },
+            role: crate::chat::Role::Caller,
+            common_interests: vec![],
+            recovered: false,
+        };
+        assert_eq!(
+            serde_json::to_value(&ev).unwrap(),
+            json!({"roomId": "r", "matchedUser": {"id": "u", "username": "n"}, "role": "caller", "commonInterests": []})
+        );
+        let ev = ServerEvent::WebrtcOffer {
+            from: "u".into(),
+            offer: json!({"sdp": "v=0"}),
+            kind: "video",
+        };
+        assert_eq!(
+            serde_json::to_value(&ev).unwrap(),
+            json!({"from": "u", "offer": {"sdp": "v=0"}, "type": "video"})
+        );
+    }
+}
