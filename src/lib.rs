@@ -212,7 +212,7 @@ fn persisted_secret(
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| StartupError::Secret(format!("{}: {e}", config.data_dir.display())))?;
     let bytes: [u8; 32] = rand::random();
-    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = hex::encode(bytes);
     write_private(&path, &secret)
         .map_err(|e| StartupError::Secret(format!("{}: {e}", path.display())))?;
     tracing::warn!(

@@ -88,14 +88,7 @@ pub struct FileService {
 /// A new id for a file, room or message: 128 random bits as 32 lower-case
 /// hex digits (unguessable, and safe as a path).
 pub fn new_id() -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let b: [u8; 16] = rand::random();
-    let mut id = String::with_capacity(32);
-    for x in b {
-        id.push(HEX[usize::from(x >> 4)] as char);
-        id.push(HEX[usize::from(x & 0xf)] as char);
-    }
-    id
+    hex::encode(rand::random::<[u8; 16]>())
 }
 
 pub fn valid_id(id: &str) -> bool {

@@ -42,10 +42,7 @@ async fn session(state: &AppState, user: &User) -> Result<Value, AppError> {
 }
 
 fn refresh_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 pub async fn register(

@@ -100,17 +100,15 @@ const SECURITY_HEADERS: &[(&str, &str)] = &[
 ];
 
 /// Helmet-like headers on every response, unless a handler set its own.
-pub async fn security_headers(req: Request, next: Next) -> Response {
-    let mut res = next.run(req).await;
-    let h = res.headers_mut();
-    for (name, value) in SECURITY_HEADERS {
-        let name = HeaderName::from_static(name);
-        if !h.contains_key(&name) {
-            h.insert(name, HeaderValue::from_static(value));
-        }
-    }
-    h.remove(header::SERVER);
-    res
+pub fn security_headers(app: axum::Router) -> axum::Router {
+    SECURITY_HEADERS.iter().fold(app, |app, (name, value)| {
+        app.layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            ),
+        )
+    })
 }
 
 /// Bounds a request's whole time, body included: past `limit` the handler

@@ -77,8 +77,7 @@ pub fn api_router(state: AppState) -> Router {
 
 /// Layers that wrap everything, Socket.IO included: security headers and CORS.
 pub fn outer_layers(app: Router, config: &Config) -> Router {
-    let app = app
-        .layer(axum::middleware::from_fn(middleware::security_headers))
+    let app = middleware::security_headers(app)
         .layer(axum::middleware::from_fn(middleware::detach_socket_head));
     match cors(config) {
         Some(cors) => app.layer(cors),

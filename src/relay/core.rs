@@ -192,11 +192,7 @@ impl TurnServer {
         mac.update(&unix.to_be_bytes());
         mac.update(client.to_string().as_bytes());
         let tag = mac.finalize().into_bytes();
-        let mut s = format!("{unix:016x}");
-        for b in &tag[..8] {
-            s.push_str(&format!("{b:02x}"));
-        }
-        s
+        format!("{unix:016x}{}", hex::encode(&tag[..8]))
     }
 
     fn nonce_fresh(&self, nonce: &str, now: Now, client: IpAddr) -> bool {

@@ -5,33 +5,14 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+/// An address block of `TURN_ALLOWED_PEERS`: a CIDR block or a single
+/// address (ipnet underneath).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    net: IpAddr,
-    bits: u8,
-}
+pub struct Cidr(ipnet::IpNet);
 
 impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.net, canonical(ip)) {
-            (IpAddr::V4(n), IpAddr::V4(i)) => {
-                let mask = if self.bits == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - self.bits)
-                };
-                u32::from(n) & mask == u32::from(i) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(i)) => {
-                let mask = if self.bits == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - self.bits)
-                };
-                u128::from(n) & mask == u128::from(i) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&canonical(ip))
     }
 }
 
@@ -40,23 +21,15 @@ impl std::str::FromStr for Cidr {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
-        let (ip, bits) = match s.split_once('/') {
-            Some((ip, bits)) => (ip, Some(bits)),
-            None => (s, None),
-        };
-        let net: IpAddr = ip
-            .parse()
-            .map_err(|_| format!("'{s}' is not an address or CIDR block"))?;
-        let max = if net.is_ipv4() { 32 } else { 128 };
-        let bits = match bits {
-            Some(b) => b
-                .parse::<u8>()
-                .ok()
-                .filter(|b| *b <= max)
-                .ok_or_else(|| format!("'{s}' has a bad prefix length"))?,
-            None => max,
-        };
-        Ok(Cidr { net, bits })
+        if s.contains('/') {
+            s.parse::<ipnet::IpNet>()
+                .map(|n| Cidr(n.trunc()))
+                .map_err(|_| format!("'{s}' is not an address or CIDR block"))
+        } else {
+            s.parse::<IpAddr>()
+                .map(|ip| Cidr(ipnet::IpNet::from(ip)))
+                .map_err(|_| format!("'{s}' is not an address or CIDR block"))
+        }
     }
 }
 

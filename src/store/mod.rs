@@ -144,14 +144,8 @@ pub async fn open(config: &crate::Config) -> Result<DynUserStore, StoreError> {
     }
 }
 
-/// A new account id: 4 bytes of seconds then 8 random bytes, as 24 hex
-/// digits (the shape of a MongoDB ObjectId, so ids sort by creation).
+/// A new account id: a MongoDB ObjectId as 24 hex digits (ids sort by
+/// creation), on both backends.
 pub fn new_id() -> String {
-    let secs = Utc::now().timestamp() as u32;
-    let random: [u8; 8] = rand::random();
-    let mut s = format!("{secs:08x}");
-    for b in random {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    mongodb::bson::oid::ObjectId::new().to_hex()
 }
