@@ -81,27 +81,44 @@ pub fn spawn_node_tasks(state: AppState, io: SocketIo<IoAdapter>) -> Vec<JoinHan
     ]
 }
 
-async fn beat(state: &AppState) -> Result<(), String> {
+/// Every this many heartbeats the node's whole user hash is rewritten, as a
+/// safety net: connects and disconnects update it one user at a time.
+const FULL_MIRROR_EVERY: u32 = 30;
+
+/// Keeps this node alive in Redis. The node's user hash is rewritten in
+/// full only when `full` is set (Redis was unreachable, or the periodic
+/// safety net), or when the hash is missing (Redis lost it): a heartbeat
+/// costs O(1), not O(users on the node).
+async fn beat(state: &AppState, full: bool) -> Result<(), String> {
     let cluster = state.cluster.as_ref().ok_or("not a cluster")?;
     let mut c = cluster.conn.clone();
-    let _: () = redis::pipe()
+    let (exists,): (bool,) = redis::pipe()
         .set_ex(alive_key(&state.node_id), "1", NODE_TTL.as_secs())
+        .ignore()
         .sadd(NODES, &state.node_id)
+        .ignore()
+        .exists(node_users_key(&state.node_id))
         .query_async(&mut c)
         .await
         .map_err(|e| e.to_string())?;
-    cluster
-        .presence
-        .mirror_all()
-        .await
-        .map_err(|e| e.to_string())
+    if full || !exists {
+        cluster
+            .presence
+            .mirror_all()
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 async fn heartbeat(state: AppState, io: SocketIo<IoAdapter>) {
     let mut tick = tokio::time::interval(HEARTBEAT);
+    let mut beats = 0u32;
     loop {
         tick.tick().await;
-        let ok = beat(&state).await;
+        let full = !state.redis_up.load(Ordering::Relaxed) || beats % FULL_MIRROR_EVERY == 0;
+        beats = beats.wrapping_add(1);
+        let ok = beat(&state, full).await;
         let was = state.redis_up.swap(ok.is_ok(), Ordering::Relaxed);
         match (was, &ok) {
             (true, Err(e)) => {

@@ -138,11 +138,7 @@ impl RedisPresence {
         }
         let statuses: HashMap<String, String> = c.hgetall(STATUS).await.map_err(err)?;
         for (id, u) in all.iter_mut() {
-            u.status = match statuses.get(id).map(String::as_str) {
-                Some("queued") => Status::Queued,
-                Some("inChat") => Status::InChat,
-                _ => Status::Idle,
-            };
+            u.status = parse_status(statuses.get(id).map(String::as_str));
         }
         Ok(all)
     }
@@ -156,6 +152,14 @@ fn mirror(u: &OnlineUser) -> String {
         sockets: u.sockets,
     })
     .unwrap_or_default()
+}
+
+fn parse_status(s: Option<&str>) -> Status {
+    match s {
+        Some("queued") => Status::Queued,
+        Some("inChat") => Status::InChat,
+        _ => Status::Idle,
+    }
 }
 
 fn status_str(s: Status) -> &'static str {
@@ -195,8 +199,46 @@ impl Presence for RedisPresence {
         Ok(())
     }
 
+    /// One user: an HGET per live node and one for the status, in one
+    /// round trip. Costs the same with 50,000 users online as with 10.
     async fn get(&self, user_id: &str) -> PresenceResult<Option<OnlineUser>> {
-        Ok(self.everyone().await?.remove(user_id))
+        let nodes = self.live_nodes().await?;
+        let mut pipe = redis::pipe();
+        for n in &nodes {
+            pipe.hget(node_users_key(n), user_id);
+        }
+        pipe.hget(STATUS, user_id);
+        let mut found: Vec<Option<String>> = pipe
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(err)?;
+        let status = found.pop().flatten();
+        let mut user: Option<OnlineUser> = None;
+        for raw in found.into_iter().flatten() {
+            let Ok(m) = serde_json::from_str::<Mirrored>(&raw) else {
+                continue;
+            };
+            match &mut user {
+                Some(u) => {
+                    u.sockets += m.sockets;
+                    u.online_since = u.online_since.min(m.since);
+                }
+                None => {
+                    user = Some(OnlineUser {
+                        id: user_id.to_string(),
+                        username: m.username,
+                        is_guest: m.is_guest,
+                        status: Status::Idle,
+                        online_since: m.since,
+                        sockets: m.sockets,
+                    })
+                }
+            }
+        }
+        Ok(user.map(|mut u| {
+            u.status = parse_status(status.as_deref());
+            u
+        }))
     }
 
     async fn list(&self, available_only: bool, limit: usize) -> PresenceResult<Vec<OnlineUser>> {
