@@ -20,6 +20,7 @@ pub mod error;
 pub mod files;
 pub mod http;
 pub mod matching;
+pub mod memory;
 pub mod net;
 pub mod presence;
 pub mod protocol;
@@ -282,6 +283,7 @@ async fn serve<A: socketioxide::adapter::Adapter>(
     let ticker = tokio::spawn(realtime::match_ticker(io.clone(), state.clone()));
     let sweeper = tokio::spawn(sweep_files(state.clone()));
     let guest_sweeper = tokio::spawn(sweep_guests(state.clone()));
+    let trimmer = tokio::spawn(memory::trim_periodically());
     let last_seen = {
         let state = state.clone();
         tokio::spawn(async move { state.last_seen.run(state.store.clone()).await })
@@ -307,6 +309,7 @@ async fn serve<A: socketioxide::adapter::Adapter>(
     ticker.abort();
     sweeper.abort();
     guest_sweeper.abort();
+    trimmer.abort();
     state.last_seen.close();
     let _ = last_seen.await;
     state.turn.shutdown();

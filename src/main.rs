@@ -5,6 +5,7 @@ use tokio::net::TcpListener;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    tandem::memory::limit_arenas();
     let config = match Config::load() {
         Ok(c) => c,
         Err(e) => {
