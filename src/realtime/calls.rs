@@ -86,10 +86,20 @@ pub async fn start_chat<A: Adapter>(
     tracing::info!(room = %room.id, caller = %room.caller.id, callee = %room.callee.id, "matched");
     for member in [&room.caller, &room.callee] {
         set_status(state, &member.id, Status::InChat).await;
-        if let Some(event) = matched_event(&room, &member.id, false) {
-            emit_to_user(io, &member.id, &event).await;
-        }
     }
+    // Both members are told together: one who already knows could write
+    // before the other learns of the chat, and its message would then
+    // arrive before that member's `user:matched`.
+    let tell = |member: &crate::chat::Member| {
+        let event = matched_event(&room, &member.id, false);
+        let id = member.id.clone();
+        async move {
+            if let Some(event) = event {
+                emit_to_user(io, &id, &event).await;
+            }
+        }
+    };
+    tokio::join!(tell(&room.caller), tell(&room.callee));
     // Someone who dropped while being paired gets the usual grace period.
     for member in [&room.caller, &room.callee] {
         if matches!(state.presence.get(&member.id).await, Ok(None)) {

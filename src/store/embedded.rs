@@ -178,39 +178,38 @@ fn delete_user(tx: &WriteTransaction, id: &str) -> StoreResult<bool> {
             .remove(active_key(last_active(&user), id).as_str())
             .map_err(other)?;
     }
-    let (start, end) = (format!("{id}\0"), format!("{id}\u{1}"));
-    let mut by_user = tx.open_table(REFRESH_BY_USER).map_err(other)?;
-    let mut refresh = tx.open_table(REFRESH).map_err(other)?;
-    let keys: Vec<String> = by_user
-        .range(start.as_str()..end.as_str())
-        .map_err(other)?
-        .map(|row| row.map(|(k, _)| k.value().to_string()).map_err(other))
-        .collect::<StoreResult<_>>()?;
-    for k in keys {
+    let prefix = format!("{id}\0");
+    for k in remove_prefixed(tx, REFRESH_BY_USER, &prefix)? {
         if let Some((_, hash)) = k.split_once('\0') {
-            refresh.remove(hash).map_err(other)?;
+            tx.open_table(REFRESH)
+                .map_err(other)?
+                .remove(hash)
+                .map_err(other)?;
         }
-        by_user.remove(k.as_str()).map_err(other)?;
     }
-    let mut devices = tx.open_table(DEVICES).map_err(other)?;
-    let keys: Vec<String> = devices
-        .range(start.as_str()..end.as_str())
-        .map_err(other)?
-        .map(|row| row.map(|(k, _)| k.value().to_string()).map_err(other))
-        .collect::<StoreResult<_>>()?;
-    for k in keys {
-        devices.remove(k.as_str()).map_err(other)?;
-    }
-    let mut blocks = tx.open_table(BLOCKS).map_err(other)?;
-    let keys: Vec<String> = blocks
-        .range(start.as_str()..end.as_str())
-        .map_err(other)?
-        .map(|row| row.map(|(k, _)| k.value().to_string()).map_err(other))
-        .collect::<StoreResult<_>>()?;
-    for k in keys {
-        blocks.remove(k.as_str()).map_err(other)?;
-    }
+    remove_prefixed(tx, DEVICES, &prefix)?;
+    remove_prefixed(tx, BLOCKS, &prefix)?;
     Ok(true)
+}
+
+/// Removes every row of `table` whose key starts with `prefix` (which ends
+/// in `\0`); returns their keys.
+fn remove_prefixed<V: redb::Value + 'static>(
+    tx: &WriteTransaction,
+    table: TableDefinition<&str, V>,
+    prefix: &str,
+) -> StoreResult<Vec<String>> {
+    let end = format!("{}\u{1}", prefix.trim_end_matches('\0'));
+    let mut t = tx.open_table(table).map_err(other)?;
+    let keys: Vec<String> = t
+        .range(prefix..end.as_str())
+        .map_err(other)?
+        .map(|row| row.map(|(k, _)| k.value().to_string()).map_err(other))
+        .collect::<StoreResult<_>>()?;
+    for k in &keys {
+        t.remove(k.as_str()).map_err(other)?;
+    }
+    Ok(keys)
 }
 
 fn create_tables(tx: &WriteTransaction) -> Result<(), TableError> {

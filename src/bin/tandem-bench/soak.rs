@@ -42,6 +42,11 @@ struct RoomLog {
 
 type Rooms = Arc<Mutex<HashMap<String, RoomLog>>>;
 
+/// Runs `f` on the log of `room`.
+fn with_room(rooms: &Rooms, room: &str, f: impl FnOnce(&mut RoomLog)) {
+    f(rooms.lock().unwrap().entry(room.to_string()).or_default());
+}
+
 pub struct Sample {
     pub at_min: f64,
     pub rss: u64,
@@ -130,13 +135,9 @@ fn note(name: &str, body: &Value, me: &str, room: &str, rooms: &Rooms) {
     if name == "chat:message"
         && let Some(id) = body["id"].as_str()
     {
-        rooms
-            .lock()
-            .unwrap()
-            .entry(room.to_string())
-            .or_default()
-            .received
-            .insert((me.to_string(), id.to_string()));
+        with_room(rooms, room, |log| {
+            log.received.insert((me.to_string(), id.to_string()));
+        });
     }
 }
 
@@ -178,11 +179,23 @@ async fn session(
     .await
     .map_err(|_| "match: no ack")?
     .map_err(|_| "match: closed")?;
+    // The partner may write before our `user:matched` arrives (the server
+    // tells the two members one after the other): keep what comes first.
+    let mut early = Vec::new();
     let matched = if r["data"]["status"] == "matched" || r["data"]["status"] == "waiting" {
-        tokio::time::timeout(Duration::from_secs(15), client.wait_for("user:matched"))
-            .await
-            .ok()
-            .flatten()
+        tokio::time::timeout(Duration::from_secs(15), async {
+            while let Some((name, body)) = client.events.recv().await {
+                match name.as_str() {
+                    "user:matched" => return Some(body),
+                    "chat:message" => early.push(body),
+                    _ => {}
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
     } else {
         None
     };
@@ -197,6 +210,9 @@ async fn session(
     c.matched.fetch_add(1, Ordering::Relaxed);
     let room = m["roomId"].as_str().unwrap_or("").to_string();
     let partner = m["matchedUser"]["id"].as_str().unwrap_or("").to_string();
+    for body in early {
+        note("chat:message", &body, &me, &room, rooms);
+    }
     let n: u32 = rand::rng().random_range(5..=20);
     let mut partner_gone = false;
     for k in 0..n {
@@ -237,13 +253,9 @@ async fn session(
             Some(ack) if ack["success"] == true => {
                 c.acked.fetch_add(1, Ordering::Relaxed);
                 if let Some(id) = ack["data"]["id"].as_str() {
-                    rooms
-                        .lock()
-                        .unwrap()
-                        .entry(room.clone())
-                        .or_default()
-                        .acked
-                        .push((partner.clone(), id.to_string()));
+                    with_room(rooms, &room, |log| {
+                        log.acked.push((partner.clone(), id.to_string()))
+                    });
                 }
             }
             Some(_) => break, // the chat ended under us
@@ -264,13 +276,9 @@ async fn session(
         }
         _ => {
             c.drops.fetch_add(1, Ordering::Relaxed);
-            rooms
-                .lock()
-                .unwrap()
-                .entry(room.clone())
-                .or_default()
-                .dropped
-                .insert(me.clone());
+            with_room(rooms, &room, |log| {
+                log.dropped.insert(me.clone());
+            });
         }
     }
     drop(client);
