@@ -49,23 +49,14 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, AppError> {
     let value = value
         .to_str()
         .map_err(|_| AppError::unauthorized("invalid_token", "the token is invalid"))?;
-    match value.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Ok(token.trim())
-        }
-        _ => Err(AppError::unauthorized(
+    crate::auth::bearer_value(value).ok_or_else(|| {
+        AppError::unauthorized(
             "invalid_token",
             "the Authorization header must be 'Bearer <token>'",
-        )),
-    }
+        )
+    })
 }
 
-/// The bearer token, if the headers carry a well-formed one.
-pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    bearer(headers).ok()
-}
 
 /// The client's address: the peer, or with TRUST_PROXY the X-Real-IP header
 /// (then the leftmost X-Forwarded-For) a trusted proxy set.

@@ -144,8 +144,14 @@ async fn authenticate<A: Adapter>(
     let from_auth = auth
         .ok()
         .and_then(|a| a.get("token").and_then(Value::as_str).map(str::to_string));
-    let token =
-        from_auth.or_else(|| crate::http::bearer_token(&s.req_parts().headers).map(str::to_string));
+    let token = from_auth.or_else(|| {
+        s.req_parts()
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::auth::bearer_value)
+            .map(str::to_string)
+    });
     let Some(token) = token else {
         tracing::debug!(sid = %s.id, "socket without token refused");
         return Err(Unauthorized);
