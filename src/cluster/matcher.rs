@@ -170,8 +170,15 @@ pub struct RedisMatcher {
     conn: ConnectionManager,
     node: String,
     fallback_ms: u64,
+    fallback: std::time::Duration,
     join: Script,
     poll: Script,
+    /// Fallback deadlines of the tickets that joined through this node,
+    /// earliest first: each node wakes for its own users' deadlines (the
+    /// poll script relaxes and pairs across the whole cluster).
+    deadlines:
+        std::sync::Mutex<std::collections::BinaryHeap<std::cmp::Reverse<tokio::time::Instant>>>,
+    joins: tokio::sync::Notify,
 }
 
 impl RedisMatcher {
@@ -180,6 +187,9 @@ impl RedisMatcher {
             conn,
             node,
             fallback_ms: fallback.as_millis() as u64,
+            fallback,
+            deadlines: Default::default(),
+            joins: tokio::sync::Notify::new(),
             join: Script::new(&format!("{HELPERS}{JOIN}")),
             poll: Script::new(&format!("{HELPERS}{POLL}")),
         }
@@ -216,7 +226,16 @@ impl Matcher for RedisMatcher {
             .await
             .map_err(err)?;
         match partner {
-            None => Ok(Joined::Waiting),
+            None => {
+                self.deadlines
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(std::cmp::Reverse(
+                        tokio::time::Instant::now() + self.fallback,
+                    ));
+                self.joins.notify_one();
+                Ok(Joined::Waiting)
+            }
             Some(raw) => Ok(Joined::Matched(Pairing::new(parse(&raw)?, ticket))),
         }
     }
@@ -233,6 +252,14 @@ impl Matcher for RedisMatcher {
     }
 
     async fn poll(&self) -> Result<Vec<Pairing>, MatchError> {
+        {
+            // The deadlines that have come are served by this poll.
+            let now = tokio::time::Instant::now();
+            let mut d = self.deadlines.lock().unwrap_or_else(|p| p.into_inner());
+            while d.peek().is_some_and(|r| r.0 <= now) {
+                d.pop();
+            }
+        }
         let raw: Vec<String> = self
             .poll
             .key(QUEUE)
@@ -266,5 +293,17 @@ impl Matcher for RedisMatcher {
             .query_async(&mut self.conn.clone())
             .await
             .map_err(err)
+    }
+
+    async fn next_wakeup(&self) -> Option<tokio::time::Instant> {
+        self.deadlines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .peek()
+            .map(|r| r.0)
+    }
+
+    fn joins(&self) -> &tokio::sync::Notify {
+        &self.joins
     }
 }

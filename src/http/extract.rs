@@ -57,7 +57,6 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, AppError> {
     })
 }
 
-
 /// The client's address: the peer, or with TRUST_PROXY the X-Real-IP header
 /// (then the leftmost X-Forwarded-For) a trusted proxy set.
 pub fn client_ip(

@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use tokio::time::Instant;
+use tokio::{sync::Notify, time::Instant};
 
 pub mod queue;
 
@@ -25,17 +25,62 @@ pub trait Matcher: Send + Sync + 'static {
     async fn poll(&self) -> Result<Vec<Pairing>, MatchError>;
     async fn is_queued(&self, user_id: &str) -> Result<bool, MatchError>;
     async fn queued(&self) -> Result<usize, MatchError>;
+    /// When [`Matcher::poll`] next has something to do (a waiter reaches
+    /// the fallback); None: nothing until someone joins.
+    async fn next_wakeup(&self) -> Option<Instant>;
+    /// Notified when someone joins and waits (their fallback is a new deadline).
+    fn joins(&self) -> &Notify;
+}
+
+/// Pairs waiters whose fallback has come, for as long as it runs: sleeps
+/// until the matcher's next deadline or until someone joins (no polling
+/// while nobody waits). `on_pair` starts each chat.
+pub async fn drive<F, Fut>(matcher: &dyn Matcher, mut on_pair: F)
+where
+    F: FnMut(Pairing) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        let joined = matcher.joins().notified();
+        tokio::pin!(joined);
+        joined.as_mut().enable();
+        let wake = matcher.next_wakeup().await;
+        let due = async {
+            match wake {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = due => {}
+            () = joined => continue,
+        }
+        match matcher.poll().await {
+            Ok(pairs) => {
+                for p in pairs {
+                    on_pair(p).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "match poll failed");
+                // Back off a little so a failing backend is not hammered.
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        }
+    }
 }
 
 /// The single-node matcher: the queue behind a mutex.
 pub struct LocalMatcher {
     queue: Mutex<MatchQueue>,
+    joins: Notify,
 }
 
 impl LocalMatcher {
     pub fn new(fallback: std::time::Duration) -> Self {
         LocalMatcher {
             queue: Mutex::new(MatchQueue::new(fallback)),
+            joins: Notify::new(),
         }
     }
 
@@ -47,7 +92,11 @@ impl LocalMatcher {
 #[async_trait]
 impl Matcher for LocalMatcher {
     async fn join(&self, ticket: Ticket) -> Result<Joined, MatchError> {
-        Ok(self.lock().join(ticket, Instant::now()))
+        let joined = self.lock().join(ticket, Instant::now());
+        if matches!(joined, Joined::Waiting) {
+            self.joins.notify_one();
+        }
+        Ok(joined)
     }
 
     async fn leave(&self, user_id: &str) -> Result<bool, MatchError> {
@@ -64,5 +113,74 @@ impl Matcher for LocalMatcher {
 
     async fn queued(&self) -> Result<usize, MatchError> {
         Ok(self.lock().len())
+    }
+
+    async fn next_wakeup(&self) -> Option<Instant> {
+        self.lock().next_wakeup()
+    }
+
+    fn joins(&self) -> &Notify {
+        &self.joins
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn ticket(id: &str, mode: Mode) -> Ticket {
+        Ticket {
+            user_id: id.into(),
+            username: id.into(),
+            interests: vec![],
+            language: None,
+            mode: Some(mode),
+            avoid: Default::default(),
+        }
+    }
+
+    /// The driver sleeps until the fallback deadline, not on a poll, and
+    /// pairs at it: on simulated time.
+    #[tokio::test(start_paused = true)]
+    async fn the_driver_wakes_at_the_fallback_deadline() {
+        let fallback = Duration::from_secs(5);
+        let m = std::sync::Arc::new(LocalMatcher::new(fallback));
+        let paired = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let start = Instant::now();
+        let driver = {
+            let (m, paired) = (m.clone(), paired.clone());
+            tokio::spawn(async move {
+                drive(m.as_ref(), |p| {
+                    paired.lock().unwrap().push((p, Instant::now()));
+                    async {}
+                })
+                .await
+            })
+        };
+        tokio::task::yield_now().await;
+        // Incompatible modes: they wait for the fallback. Paused time
+        // advances by itself to the next timer when every task is idle.
+        assert!(matches!(
+            m.join(ticket("a", Mode::Text)).await.unwrap(),
+            Joined::Waiting
+        ));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(matches!(
+            m.join(ticket("b", Mode::Video)).await.unwrap(),
+            Joined::Waiting
+        ));
+        tokio::time::sleep(Duration::from_millis(3_900)).await;
+        assert!(paired.lock().unwrap().is_empty(), "not before a's fallback");
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let got = paired.lock().unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            got[0].1.duration_since(start),
+            fallback,
+            "woken exactly at a's deadline"
+        );
+        drop(got);
+        driver.abort();
     }
 }

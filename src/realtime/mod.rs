@@ -96,21 +96,17 @@ pub async fn redis_layer(
     Ok((layer, io))
 }
 
-/// Pairs whoever waited past the match fallback, until the task is aborted.
+/// Pairs whoever waited past the match fallback, until the task is
+/// aborted: woken by the matcher's next deadline or a join, never by a poll.
 pub async fn match_ticker<A: Adapter>(io: SocketIo<A>, state: AppState) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        match state.matcher.poll().await {
-            Ok(pairs) => {
-                for p in pairs {
-                    calls::start_chat(&io, &state, p).await;
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "match poll failed"),
+    let matcher = state.matcher.clone();
+    crate::matching::drive(matcher.as_ref(), |p| {
+        let (io, state) = (io.clone(), state.clone());
+        async move {
+            calls::start_chat(&io, &state, p).await;
         }
-    }
+    })
+    .await
 }
 
 /// Tells every client the server is going away, then closes their sockets.
