@@ -281,6 +281,7 @@ async fn serve<A: socketioxide::adapter::Adapter>(
     let app = http::outer_layers(app, &state.config);
 
     let ticker = tokio::spawn(realtime::match_ticker(io.clone(), state.clone()));
+    let graces = tokio::spawn(realtime::calls::drive_graces(io.clone(), state.clone()));
     let sweeper = tokio::spawn(sweep_files(state.clone()));
     let guest_sweeper = tokio::spawn(sweep_guests(state.clone()));
     let trimmer = tokio::spawn(memory::trim_periodically());
@@ -307,6 +308,7 @@ async fn serve<A: socketioxide::adapter::Adapter>(
         }
     }
     ticker.abort();
+    graces.abort();
     sweeper.abort();
     guest_sweeper.abort();
     trimmer.abort();

@@ -96,9 +96,23 @@ pub trait ChatRooms: Send + Sync + 'static {
     async fn take_files(&self, room_id: &str) -> RoomsResult<Vec<String>>;
     async fn room_count(&self) -> RoomsResult<usize>;
 
-    /// Marks a member as away (their last socket dropped); returns a token
-    /// that [`ChatRooms::expire_away`] must present.
-    async fn mark_away(&self, room_id: &str, user_id: &str) -> RoomsResult<Option<u64>>;
+    /// Marks a member as away (their last socket dropped) until `deadline`;
+    /// returns a token that [`ChatRooms::expire_away`] must present. The
+    /// deadline is shared state: whichever process (in a cluster, node)
+    /// runs the grace driver honours it, so it survives the process that
+    /// saw the disconnect.
+    async fn mark_away(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        deadline: DateTime<Utc>,
+    ) -> RoomsResult<Option<u64>>;
+    /// The earliest grace deadline, if any member is away.
+    async fn next_grace(&self) -> RoomsResult<Option<DateTime<Utc>>>;
+    /// Members whose grace ended at `now`: (room id, user id, token).
+    async fn due_graces(&self, now: DateTime<Utc>) -> RoomsResult<Vec<(String, String, u64)>>;
+    /// Notified when this process adds a grace deadline.
+    fn graces_changed(&self) -> &tokio::sync::Notify;
     /// Keeps `event` for `user_id` if they are away; true if kept.
     async fn keep_if_away(&self, room_id: &str, user_id: &str, event: &Value) -> RoomsResult<bool>;
     /// The member came back: returns what was kept for them, or None if they
@@ -126,6 +140,7 @@ struct RoomState {
 
 struct Away {
     token: u64,
+    deadline: DateTime<Utc>,
     kept: VecDeque<Value>,
 }
 
@@ -221,6 +236,7 @@ impl Inner {
 #[derive(Default)]
 pub struct MemoryRooms {
     inner: Mutex<Inner>,
+    graces: tokio::sync::Notify,
 }
 
 impl MemoryRooms {
@@ -283,7 +299,12 @@ impl ChatRooms for MemoryRooms {
         Ok(self.lock().rooms.len())
     }
 
-    async fn mark_away(&self, room_id: &str, user_id: &str) -> RoomsResult<Option<u64>> {
+    async fn mark_away(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        deadline: DateTime<Utc>,
+    ) -> RoomsResult<Option<u64>> {
         let mut g = self.lock();
         g.next_token += 1;
         let token = g.next_token;
@@ -298,10 +319,37 @@ impl ChatRooms for MemoryRooms {
             .entry(user_id.to_string())
             .or_insert_with(|| Away {
                 token,
+                deadline,
                 kept: VecDeque::new(),
             });
         away.token = token;
+        away.deadline = deadline;
         Ok(Some(token))
+    }
+
+    async fn next_grace(&self) -> RoomsResult<Option<DateTime<Utc>>> {
+        let g = self.lock();
+        Ok(g.rooms
+            .values()
+            .flat_map(|r| r.away.values().map(|a| a.deadline))
+            .min())
+    }
+
+    fn graces_changed(&self) -> &tokio::sync::Notify {
+        &self.graces
+    }
+
+    async fn due_graces(&self, now: DateTime<Utc>) -> RoomsResult<Vec<(String, String, u64)>> {
+        let g = self.lock();
+        Ok(g.rooms
+            .iter()
+            .flat_map(|(room_id, r)| {
+                r.away
+                    .iter()
+                    .filter(|(_, a)| a.deadline <= now)
+                    .map(|(user, a)| (room_id.clone(), user.clone(), a.token))
+            })
+            .collect())
     }
 
     async fn keep_if_away(&self, room_id: &str, user_id: &str, event: &Value) -> RoomsResult<bool> {
@@ -408,6 +456,37 @@ mod tests {
         assert!(r.avoid_set("b").await.unwrap().contains("a"));
     }
 
+    #[tokio::test]
+    async fn grace_deadlines_come_due_at_their_time() {
+        let r = MemoryRooms::default();
+        r.open(room("r1", "a", "b")).await.unwrap();
+        let t0 = Utc::now();
+        let grace = chrono::Duration::seconds(30);
+        assert_eq!(r.next_grace().await.unwrap(), None);
+        let token = r.mark_away("r1", "b", t0 + grace).await.unwrap().unwrap();
+        assert_eq!(r.next_grace().await.unwrap(), Some(t0 + grace));
+        assert!(
+            r.due_graces(t0 + grace - chrono::Duration::milliseconds(1))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            r.due_graces(t0 + grace).await.unwrap(),
+            vec![("r1".to_string(), "b".to_string(), token)]
+        );
+        // Back in time: nothing is due any more.
+        r.mark_back("r1", "b").await.unwrap();
+        assert_eq!(r.next_grace().await.unwrap(), None);
+        assert!(r.due_graces(t0 + grace * 2).await.unwrap().is_empty());
+        // Away again, and expired: the room closes.
+        let token = r.mark_away("r1", "b", t0 + grace).await.unwrap().unwrap();
+        let (room_id, user, tok) = r.due_graces(t0 + grace).await.unwrap().remove(0);
+        assert_eq!(tok, token);
+        assert!(r.expire_away(&room_id, &user, tok).await.unwrap().is_some());
+        assert!(r.due_graces(t0 + grace).await.unwrap().is_empty());
+    }
+
     #[tokio::test(start_paused = true)]
     async fn last_partners_expire_and_are_swept() {
         let r = MemoryRooms::default();
@@ -443,7 +522,7 @@ mod tests {
         let r = MemoryRooms::default();
         r.open(room("r1", "a", "b")).await.unwrap();
         assert!(!r.keep_if_away("r1", "b", &json!(0)).await.unwrap());
-        let t1 = r.mark_away("r1", "b").await.unwrap().unwrap();
+        let t1 = r.mark_away("r1", "b", Utc::now()).await.unwrap().unwrap();
         for i in 0..25 {
             assert!(r.keep_if_away("r1", "b", &json!(i)).await.unwrap());
         }
@@ -454,14 +533,14 @@ mod tests {
             r.expire_away("r1", "b", t1).await.unwrap().is_none(),
             "came back in time"
         );
-        let t2 = r.mark_away("r1", "b").await.unwrap().unwrap();
-        let t3 = r.mark_away("r1", "b").await.unwrap().unwrap();
+        let t2 = r.mark_away("r1", "b", Utc::now()).await.unwrap().unwrap();
+        let t3 = r.mark_away("r1", "b", Utc::now()).await.unwrap().unwrap();
         assert!(
             r.expire_away("r1", "b", t2).await.unwrap().is_none(),
             "a newer drop wins"
         );
         assert!(r.expire_away("r1", "b", t3).await.unwrap().is_some());
         assert!(r.room_of("a").await.unwrap().is_none());
-        assert!(r.mark_away("r1", "zz").await.unwrap().is_none());
+        assert!(r.mark_away("r1", "zz", Utc::now()).await.unwrap().is_none());
     }
 }

@@ -41,6 +41,7 @@ local function close_room(room_id, prefix)
       redis.call('DEL', prefix .. 'userroom:' .. u)
     end
     redis.call('DEL', prefix .. 'away:' .. room_id .. ':' .. u, prefix .. 'kept:' .. room_id .. ':' .. u)
+    redis.call('ZREM', prefix .. 'graces', room_id .. '|' .. u)
   end
   redis.call('SET', prefix .. 'lastpartner:' .. a, b, 'EX', LAST_PARTNER_TTL)
   redis.call('SET', prefix .. 'lastpartner:' .. b, a, 'EX', LAST_PARTNER_TTL)
@@ -68,7 +69,8 @@ return false
 /// ARGV: room id, prefix.
 const CLOSE: &str = "return close_room(ARGV[1], ARGV[2])";
 
-/// ARGV: room id, user id, prefix.
+/// ARGV: room id, user id, prefix, deadline (unix ms). The deadline goes
+/// into the `graces` sorted set that every node's grace driver reads.
 const MARK_AWAY: &str = r#"
 local raw = redis.call('GET', ARGV[3] .. 'room:' .. ARGV[1])
 if not raw then return false end
@@ -76,7 +78,26 @@ local room = cjson.decode(raw)
 if room.caller.id ~= ARGV[2] and room.callee.id ~= ARGV[2] then return false end
 local token = redis.call('INCR', ARGV[3] .. 'awaytoken')
 redis.call('SET', ARGV[3] .. 'away:' .. ARGV[1] .. ':' .. ARGV[2], token)
+redis.call('ZADD', ARGV[3] .. 'graces', ARGV[4], ARGV[1] .. '|' .. ARGV[2])
 return token
+"#;
+
+/// ARGV: prefix, now (unix ms), limit. Returns {room, user, token, ...} of
+/// the graces that ended; entries whose member is no longer away go.
+const DUE: &str = r#"
+local due = redis.call('ZRANGEBYSCORE', ARGV[1] .. 'graces', '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, m in ipairs(due) do
+  local sep = string.find(m, '|', 1, true)
+  local room, user = string.sub(m, 1, sep - 1), string.sub(m, sep + 1)
+  local token = redis.call('GET', ARGV[1] .. 'away:' .. room .. ':' .. user)
+  if token then
+    table.insert(out, room); table.insert(out, user); table.insert(out, token)
+  else
+    redis.call('ZREM', ARGV[1] .. 'graces', m)
+  end
+end
+return out
 "#;
 
 /// ARGV: room id, user id, prefix, event json, buffer size.
@@ -92,6 +113,7 @@ return 1
 const BACK: &str = r#"
 local away = ARGV[3] .. 'away:' .. ARGV[1] .. ':' .. ARGV[2]
 if redis.call('DEL', away) == 0 then return false end
+redis.call('ZREM', ARGV[3] .. 'graces', ARGV[1] .. '|' .. ARGV[2])
 local k = ARGV[3] .. 'kept:' .. ARGV[1] .. ':' .. ARGV[2]
 local kept = redis.call('LRANGE', k, 0, -1)
 redis.call('DEL', k)
@@ -114,6 +136,8 @@ pub struct RedisRooms {
     keep: Script,
     back: Script,
     expire: Script,
+    due: Script,
+    graces: tokio::sync::Notify,
 }
 
 fn closed(out: Option<Vec<String>>) -> RoomsResult<Option<Closed>> {
@@ -139,6 +163,8 @@ impl RedisRooms {
             keep: Script::new(KEEP),
             back: Script::new(BACK),
             expire: Script::new(&format!("{}{EXPIRE}", close_fn())),
+            due: Script::new(DUE),
+            graces: tokio::sync::Notify::new(),
         }
     }
 
@@ -212,14 +238,56 @@ impl ChatRooms for RedisRooms {
         self.c().scard(ROOMS).await.map_err(err)
     }
 
-    async fn mark_away(&self, room_id: &str, user_id: &str) -> RoomsResult<Option<u64>> {
+    async fn mark_away(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        deadline: chrono::DateTime<chrono::Utc>,
+    ) -> RoomsResult<Option<u64>> {
         self.mark_away
             .arg(room_id)
             .arg(user_id)
             .arg(P)
+            .arg(deadline.timestamp_millis())
             .invoke_async(&mut self.c())
             .await
             .map_err(err)
+    }
+
+    async fn next_grace(&self) -> RoomsResult<Option<chrono::DateTime<chrono::Utc>>> {
+        let first: Vec<(String, f64)> = self
+            .c()
+            .zrange_withscores(format!("{P}graces"), 0, 0)
+            .await
+            .map_err(err)?;
+        Ok(first
+            .first()
+            .and_then(|(_, ms)| chrono::DateTime::from_timestamp_millis(*ms as i64)))
+    }
+
+    fn graces_changed(&self) -> &tokio::sync::Notify {
+        &self.graces
+    }
+
+    async fn due_graces(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> RoomsResult<Vec<(String, String, u64)>> {
+        let flat: Vec<String> = self
+            .due
+            .arg(P)
+            .arg(now.timestamp_millis())
+            .arg(100)
+            .invoke_async(&mut self.c())
+            .await
+            .map_err(err)?;
+        Ok(flat
+            .chunks(3)
+            .filter_map(|c| match c {
+                [room, user, token] => Some((room.clone(), user.clone(), token.parse().ok()?)),
+                _ => None,
+            })
+            .collect())
     }
 
     async fn keep_if_away(&self, room_id: &str, user_id: &str, event: &Value) -> RoomsResult<bool> {

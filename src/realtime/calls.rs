@@ -168,15 +168,16 @@ pub async fn step_away<A: Adapter>(
     room_id: &str,
     user_id: &str,
 ) {
-    let token = match state.rooms.mark_away(room_id, user_id).await {
-        Ok(Some(t)) => t,
+    let grace = state.config.reconnect_grace.0;
+    let deadline = Utc::now() + chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+    match state.rooms.mark_away(room_id, user_id, deadline).await {
+        Ok(Some(_)) => state.rooms.graces_changed().notify_one(),
         Ok(None) => return,
         Err(e) => {
             tracing::warn!(error = %e, "could not mark a member away");
             return;
         }
-    };
-    let grace = state.config.reconnect_grace.0;
+    }
     if let Ok(Some(room)) = state.rooms.room_of(user_id).await
         && let Some((partner, _)) = room.seen_by(user_id)
     {
@@ -190,18 +191,64 @@ pub async fn step_away<A: Adapter>(
         )
         .await;
     }
-    let (io, state) = (io.clone(), state.clone());
-    let (room_id, user_id) = (room_id.to_string(), user_id.to_string());
-    tokio::spawn(async move {
-        tokio::time::sleep(grace).await;
-        match state.rooms.expire_away(&room_id, &user_id, token).await {
-            Ok(Some(closed)) => {
-                finish_chat(&io, &state, closed, Some(&user_id), "disconnected").await
+}
+
+/// Ends the chats whose away member's grace ran out, until the task is
+/// aborted. Deadlines live in the chat state ([`ChatRooms::mark_away`]),
+/// not in a timer of the process that saw the disconnect: in a cluster
+/// every node runs this, so a grace is honoured even when the node that
+/// started it dies. Wakes at the next deadline, when this process adds one,
+/// and (in a cluster, where other nodes add them) at least every 2 s.
+pub async fn drive_graces<A: Adapter>(io: SocketIo<A>, state: AppState) {
+    let cap = state.cluster.is_some().then_some(Duration::from_secs(2));
+    loop {
+        let changed = state.rooms.graces_changed().notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let next = match state.rooms.next_grace().await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read grace deadlines");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
             }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "could not expire an away member"),
+        };
+        let until_next = next.map(|d| (d - Utc::now()).to_std().unwrap_or(Duration::ZERO));
+        let wait = match (until_next, cap) {
+            (Some(w), Some(c)) => Some(w.min(c)),
+            (w, c) => w.or(c),
+        };
+        let sleep = async {
+            match wait {
+                Some(w) => tokio::time::sleep(w).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = sleep => {}
+            () = changed => continue,
         }
-    });
+        let due = match state.rooms.due_graces(Utc::now()).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read grace deadlines");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        for (room_id, user_id, token) in due {
+            match state.rooms.expire_away(&room_id, &user_id, token).await {
+                Ok(Some(closed)) => {
+                    finish_chat(&io, &state, closed, Some(&user_id), "disconnected").await
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not expire an away member");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
 }
 
 /// A new socket of `user`: if they are in a chat, this socket rejoins it
