@@ -16,6 +16,17 @@ async function userOn(node) {
   return { ...g, socket };
 }
 
+/** A user on each node, matched with each other. */
+async function matchedAcross(nodeA, nodeB) {
+  const a = await userOn(nodeA);
+  const b = await userOn(nodeB);
+  const mb = once(b.socket, 'user:matched');
+  await request(a.socket, 'user:match');
+  await request(b.socket, 'user:match');
+  const { roomId } = await mb;
+  return { a, b, roomId };
+}
+
 test('a node killed mid-chat leaves no ghosts; its clients come back through nginx', { skip }, async () => {
   const c = await startCluster(3, { RECONNECT_GRACE: '3s' });
   try {
@@ -26,12 +37,7 @@ test('a node killed mid-chat leaves no ghosts; its clients come back through ngi
     assert.ok(victim, viaNginx.text);
     const survivor = c.nodes.find((n) => n !== victim);
 
-    const a = await userOn(survivor);
-    const b = await userOn(victim);
-    const mb = once(b.socket, 'user:matched');
-    await request(a.socket, 'user:match');
-    await request(b.socket, 'user:match');
-    const { roomId } = await mb;
+    const { a, b, roomId } = await matchedAcross(survivor, victim);
     const ghost = await userOn(victim);
     assert.equal((await request(ghost.socket, 'user:match')).data.status, 'waiting');
 
@@ -112,12 +118,7 @@ test('a node killed while its user is inside the reconnect grace: the partner is
   const c = await startCluster(2, { RECONNECT_GRACE: '3s' });
   try {
     const [survivor, victim] = c.nodes;
-    const a = await userOn(survivor);
-    const b = await userOn(victim);
-    const mb = once(b.socket, 'user:matched');
-    await request(a.socket, 'user:match');
-    await request(b.socket, 'user:match');
-    const { roomId } = await mb;
+    const { a, b, roomId } = await matchedAcross(survivor, victim);
 
     // b drops: its node starts the grace, then dies inside it.
     const reconnecting = once(a.socket, 'partner:reconnecting', 10000);

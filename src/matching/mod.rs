@@ -32,6 +32,24 @@ pub trait Matcher: Send + Sync + 'static {
     fn joins(&self) -> &Notify;
 }
 
+/// Sleeps until `wake` (forever if None); false if `notified` came first.
+/// The deadline drivers' one way of waiting: a deadline, or news of a new one.
+pub async fn sleep_or_notified(
+    wake: Option<Instant>,
+    notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+) -> bool {
+    let due = async {
+        match wake {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = due => true,
+        () = notified => false,
+    }
+}
+
 /// Pairs waiters whose fallback has come, for as long as it runs: sleeps
 /// until the matcher's next deadline or until someone joins (no polling
 /// while nobody waits). `on_pair` starts each chat.
@@ -45,15 +63,8 @@ where
         tokio::pin!(joined);
         joined.as_mut().enable();
         let wake = matcher.next_wakeup().await;
-        let due = async {
-            match wake {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            () = due => {}
-            () = joined => continue,
+        if !sleep_or_notified(wake, joined).await {
+            continue;
         }
         match matcher.poll().await {
             Ok(pairs) => {

@@ -218,15 +218,9 @@ pub async fn drive_graces<A: Adapter>(io: SocketIo<A>, state: AppState) {
             (Some(w), Some(c)) => Some(w.min(c)),
             (w, c) => w.or(c),
         };
-        let sleep = async {
-            match wait {
-                Some(w) => tokio::time::sleep(w).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            () = sleep => {}
-            () = changed => continue,
+        let wake = wait.map(|w| tokio::time::Instant::now() + w);
+        if !crate::matching::sleep_or_notified(wake, changed).await {
+            continue;
         }
         let due = match state.rooms.due_graces(Utc::now()).await {
             Ok(due) => due,
