@@ -10,6 +10,8 @@
 
 use std::time::Duration;
 
+/// Threads of tokio's blocking pool (its default is 512).
+pub const BLOCKING_THREADS: usize = 8;
 /// Arenas glibc may create (its default is 8 × cores).
 pub const ARENAS: i32 = 2;
 /// How often free heap pages go back to the kernel.
