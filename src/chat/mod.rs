@@ -144,8 +144,8 @@ struct Away {
     kept: VecDeque<Value>,
 }
 
-/// A map whose entries expire `ttl` after they were last written; expired
-/// ones are ignored at once and swept as the map grows.
+/// A map whose entries expire `ttl` after they were written; expired ones
+/// are ignored at once and swept as the map grows.
 struct Expiring<V> {
     map: HashMap<String, (V, Instant)>,
     ttl: Duration,
@@ -168,26 +168,13 @@ impl<V> Expiring<V> {
             .map(|(v, _)| v)
     }
 
-    /// The live entry for `key` (a fresh default if none), its time renewed.
-    fn touch(&mut self, key: &str, now: Instant) -> &mut V
-    where
-        V: Default,
-    {
+    fn insert(&mut self, key: &str, value: V, now: Instant) {
         if self.map.len() >= self.sweep_at && !self.map.contains_key(key) {
             let ttl = self.ttl;
             self.map.retain(|_, (_, at)| now.duration_since(*at) < ttl);
             self.sweep_at = (self.map.len() * 2).max(SWEEP_MIN);
         }
-        let ttl = self.ttl;
-        let entry = self
-            .map
-            .entry(key.to_string())
-            .or_insert_with(|| (V::default(), now));
-        if now.duration_since(entry.1) >= ttl {
-            entry.0 = V::default();
-        }
-        entry.1 = now;
-        &mut entry.0
+        self.map.insert(key.to_string(), (value, now));
     }
 
     #[cfg(test)]
@@ -224,8 +211,8 @@ impl Inner {
             }
         }
         let now = Instant::now();
-        *self.last_partner.touch(a, now) = b.clone();
-        *self.last_partner.touch(b, now) = a.clone();
+        self.last_partner.insert(a, b.clone(), now);
+        self.last_partner.insert(b, a.clone(), now);
         Some(Closed {
             info: room.info,
             files: room.files,

@@ -6,7 +6,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{AuthUser, users::user_json};
+use super::{AuthAccount, users::user_json};
 use crate::{
     AppState,
     auth::{password, rules},
@@ -172,12 +172,8 @@ pub async fn logout(
 
 pub async fn me(
     State(state): State<AppState>,
-    AuthUser(claims): AuthUser,
+    AuthAccount(user): AuthAccount,
 ) -> Result<Json<Value>, AppError> {
-    let user =
-        state.store.user_by_id(&claims.sub).await?.ok_or_else(|| {
-            AppError::unauthorized("invalid_token", "the account no longer exists")
-        })?;
     let online = state.presence.get(&user.id).await.ok().flatten().is_some();
     Ok(ok(
         "Current user",

@@ -7,37 +7,60 @@ use axum::{
     http::{Extensions, HeaderMap, header, request::Parts},
 };
 
-use crate::{AppState, auth::Claims, error::AppError};
+use crate::{
+    AppState,
+    auth::Claims,
+    error::AppError,
+    store::{StoreResult, User},
+};
+
+/// The claims of a valid `Authorization: Bearer <token>` and the account
+/// they name: a well-signed token of a deleted (or expired guest) account
+/// is refused with 401 `invalid_token`. The account is an error while the
+/// store is unreachable.
+async fn verify(parts: &Parts, state: &AppState) -> Result<(Claims, StoreResult<User>), AppError> {
+    let token = bearer(&parts.headers)?;
+    let claims = state
+        .jwt
+        .verify(token)
+        .map_err(|e| AppError::unauthorized(e.code(), e.to_string()))?;
+    match state.store.user_by_id(&claims.sub).await {
+        Ok(Some(user)) => Ok((claims, Ok(user))),
+        Ok(None) => Err(AppError::unauthorized(
+            "invalid_token",
+            "the account no longer exists",
+        )),
+        Err(e) => Ok((claims, Err(e))),
+    }
+}
 
 /// The verified claims of `Authorization: Bearer <token>`, for an account
-/// that still exists: a well-signed token of a deleted (or expired guest)
-/// account is refused with 401 `invalid_token`, as `/api/auth/me` does.
-/// While the store is unreachable the token alone is trusted.
+/// that still exists. While the store is unreachable the token alone is
+/// trusted, so token-only routes keep working through a store outage.
 pub struct AuthUser(pub Claims);
 
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let token = bearer(&parts.headers)?;
-        let claims = state
-            .jwt
-            .verify(token)
-            .map_err(|e| AppError::unauthorized(e.code(), e.to_string()))?;
-        match state.store.user_by_id(&claims.sub).await {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                return Err(AppError::unauthorized(
-                    "invalid_token",
-                    "the account no longer exists",
-                ));
-            }
-            // The store cannot say: a signed, unexpired token is trusted
-            // meanwhile, so token-only routes keep working through a store
-            // outage (the store answers "no such account" once it is back).
-            Err(e) => tracing::debug!(error = %e, "account check skipped: store unavailable"),
+        let (claims, account) = verify(parts, state).await?;
+        if let Err(e) = account {
+            tracing::debug!(error = %e, "account check skipped: store unavailable");
         }
         Ok(AuthUser(claims))
+    }
+}
+
+/// The account of a valid Bearer token, read once (503 while the store is
+/// unreachable).
+pub struct AuthAccount(pub User);
+
+impl FromRequestParts<AppState> for AuthAccount {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let (_, account) = verify(parts, state).await?;
+        Ok(AuthAccount(account?))
     }
 }
 

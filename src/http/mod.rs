@@ -23,7 +23,7 @@ pub mod server;
 mod users;
 mod web;
 
-pub use extract::{AuthUser, bearer, client_ip};
+pub use extract::{AuthAccount, AuthUser, bearer, client_ip};
 use middleware::{Limit, rate_limit, time_limit};
 
 /// Largest JSON body the API reads.
