@@ -7,7 +7,8 @@ wait_port() { # port, log: poll until the server accepts (at most 20 s)
   cat "$2" >&2; return 1
 }
 
-build_bins() { # sets BIN: release unless BENCH_PROFILE=debug
+build_bins() { # sets BIN: release unless BENCH_PROFILE=debug; BENCH_BIN=dir uses binaries built before
+  if [ -n "${BENCH_BIN:-}" ]; then BIN=$BENCH_BIN; return; fi
   local profile=${BENCH_PROFILE:-release}
   if [ "$profile" = release ]; then cargo build --release --locked --bins >&2; else cargo build --locked --bins >&2; fi
   BIN="$ROOT/target/$profile"

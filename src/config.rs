@@ -201,8 +201,8 @@ pub struct Config {
     pub shutdown_grace: DurationArg,
 
     /// Page cache of the embedded store, in bytes: memory stays flat while
-    /// the file grows.
-    #[arg(long, env = "STORE_CACHE_SIZE", default_value_t = 8 * 1024 * 1024)]
+    /// the file grows. Reads it misses come from the kernel's page cache.
+    #[arg(long, env = "STORE_CACHE_SIZE", default_value_t = crate::store::embedded::DEFAULT_CACHE_SIZE)]
     pub store_cache_size: usize,
 
     /// Guest accounts not seen for this long are removed, with their refresh

@@ -54,6 +54,8 @@ pub struct Shared {
     pub limiter: Arc<dyn RateLimiter>,
     pub matcher: Arc<dyn Matcher>,
     pub rooms: Arc<dyn ChatRooms>,
+    /// Orders each chat's deliveries against its close.
+    pub room_order: chat::RoomOrder,
     pub files: FileService,
     /// Per-user Socket.IO event budget.
     pub events: TokenBuckets,
@@ -161,6 +163,7 @@ impl AppState {
         Ok(AppState(Arc::new(Shared {
             matcher,
             rooms,
+            room_order: chat::RoomOrder::default(),
             redis,
             cluster,
             redis_up: std::sync::atomic::AtomicBool::new(true),
@@ -282,9 +285,10 @@ async fn serve<A: socketioxide::adapter::Adapter>(
 
     let ticker = tokio::spawn(realtime::match_ticker(io.clone(), state.clone()));
     let graces = tokio::spawn(realtime::calls::drive_graces(io.clone(), state.clone()));
+    let typing = tokio::spawn(realtime::events::drive_typing(io.clone(), state.clone()));
     let sweeper = tokio::spawn(sweep_files(state.clone()));
-    let guest_sweeper = tokio::spawn(sweep_guests(state.clone()));
     let trimmer = tokio::spawn(memory::trim_periodically());
+    let guest_sweeper = tokio::spawn(sweep_guests(state.clone()));
     let last_seen = {
         let state = state.clone();
         tokio::spawn(async move { state.last_seen.run(state.store.clone()).await })
@@ -309,9 +313,10 @@ async fn serve<A: socketioxide::adapter::Adapter>(
     }
     ticker.abort();
     graces.abort();
+    typing.abort();
     sweeper.abort();
-    guest_sweeper.abort();
     trimmer.abort();
+    guest_sweeper.abort();
     state.last_seen.close();
     let _ = last_seen.await;
     state.turn.shutdown();
@@ -344,19 +349,24 @@ async fn sweep_guests(state: AppState) {
     }
 }
 
-/// Removes uploads older than FILE_TTL, every half TTL (at most 10 min).
+/// Removes uploads as they pass FILE_TTL: sweeps, then sleeps until the
+/// next expiry the sweep saw (rules in `files::expiry`).
 async fn sweep_files(state: AppState) {
     let ttl = state.config.file_ttl.0;
-    let every = (ttl / 2).clamp(
-        std::time::Duration::from_millis(500),
-        std::time::Duration::from_secs(600),
-    );
     loop {
-        tokio::time::sleep(every).await;
-        match state.files.sweep(ttl).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "swept expired uploads"),
-            Err(e) => tracing::warn!(error = %e, "upload sweep failed"),
-        }
+        let now = std::time::SystemTime::now();
+        let next_due = match state.files.sweep(ttl, now).await {
+            Ok(swept) => {
+                if swept.removed > 0 {
+                    tracing::info!(removed = swept.removed, "swept expired uploads");
+                }
+                swept.next_due
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "upload sweep failed");
+                None
+            }
+        };
+        tokio::time::sleep(files::expiry::next_sweep_in(next_due, ttl, now)).await;
     }
 }

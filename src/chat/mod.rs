@@ -18,7 +18,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+pub mod order;
 pub mod text;
+pub mod typing;
+
+pub use order::RoomOrder;
 
 /// Messages kept for a member who dropped, delivered when they come back.
 pub const RECOVERY_BUFFER: usize = 20;
@@ -64,6 +68,17 @@ impl RoomInfo {
             None
         }
     }
+}
+
+/// Where an event for a room member goes (see [`ChatRooms::hold_if_away`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// The member is away: the event was kept for their return.
+    Kept,
+    /// The member is present: emit it now.
+    Deliver,
+    /// The room is closed: nothing to deliver to.
+    Gone,
 }
 
 /// A room that was closed, with the files that were shared in it.
@@ -113,8 +128,9 @@ pub trait ChatRooms: Send + Sync + 'static {
     async fn due_graces(&self, now: DateTime<Utc>) -> RoomsResult<Vec<(String, String, u64)>>;
     /// Notified when this process adds a grace deadline.
     fn graces_changed(&self) -> &tokio::sync::Notify;
-    /// Keeps `event` for `user_id` if they are away; true if kept.
-    async fn keep_if_away(&self, room_id: &str, user_id: &str, event: &Value) -> RoomsResult<bool>;
+    /// What to do with `event` for member `user_id`: keep it if they are
+    /// away, deliver it now, or refuse it because the room is gone.
+    async fn hold_if_away(&self, room_id: &str, user_id: &str, event: &Value) -> RoomsResult<Hold>;
     /// The member came back: returns what was kept for them, or None if they
     /// were not away.
     async fn mark_back(&self, room_id: &str, user_id: &str) -> RoomsResult<Option<Vec<Value>>>;
@@ -339,20 +355,19 @@ impl ChatRooms for MemoryRooms {
             .collect())
     }
 
-    async fn keep_if_away(&self, room_id: &str, user_id: &str, event: &Value) -> RoomsResult<bool> {
+    async fn hold_if_away(&self, room_id: &str, user_id: &str, event: &Value) -> RoomsResult<Hold> {
         let mut g = self.lock();
-        let Some(away) = g
-            .rooms
-            .get_mut(room_id)
-            .and_then(|r| r.away.get_mut(user_id))
-        else {
-            return Ok(false);
+        let Some(room) = g.rooms.get_mut(room_id) else {
+            return Ok(Hold::Gone);
+        };
+        let Some(away) = room.away.get_mut(user_id) else {
+            return Ok(Hold::Deliver);
         };
         if away.kept.len() == RECOVERY_BUFFER {
             away.kept.pop_front();
         }
         away.kept.push_back(event.clone());
-        Ok(true)
+        Ok(Hold::Kept)
     }
 
     async fn mark_back(&self, room_id: &str, user_id: &str) -> RoomsResult<Option<Vec<Value>>> {
@@ -508,10 +523,20 @@ mod tests {
     async fn away_members_keep_the_last_messages_and_expire_by_token() {
         let r = MemoryRooms::default();
         r.open(room("r1", "a", "b")).await.unwrap();
-        assert!(!r.keep_if_away("r1", "b", &json!(0)).await.unwrap());
+        assert_eq!(
+            r.hold_if_away("r1", "b", &json!(0)).await.unwrap(),
+            Hold::Deliver
+        );
+        assert_eq!(
+            r.hold_if_away("r9", "b", &json!(0)).await.unwrap(),
+            Hold::Gone
+        );
         let t1 = r.mark_away("r1", "b", Utc::now()).await.unwrap().unwrap();
         for i in 0..25 {
-            assert!(r.keep_if_away("r1", "b", &json!(i)).await.unwrap());
+            assert_eq!(
+                r.hold_if_away("r1", "b", &json!(i)).await.unwrap(),
+                Hold::Kept
+            );
         }
         let kept = r.mark_back("r1", "b").await.unwrap().unwrap();
         assert_eq!(kept.len(), RECOVERY_BUFFER);
@@ -528,6 +553,10 @@ mod tests {
         );
         assert!(r.expire_away("r1", "b", t3).await.unwrap().is_some());
         assert!(r.room_of("a").await.unwrap().is_none());
+        assert_eq!(
+            r.hold_if_away("r1", "a", &json!(0)).await.unwrap(),
+            Hold::Gone
+        );
         assert!(r.mark_away("r1", "zz", Utc::now()).await.unwrap().is_none());
     }
 }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use redis::{AsyncCommands, Script, aio::ConnectionManager};
 use serde_json::Value;
 
-use crate::chat::{ChatRooms, Closed, RECOVERY_BUFFER, RoomInfo, RoomsError, RoomsResult};
+use crate::chat::{ChatRooms, Closed, Hold, RECOVERY_BUFFER, RoomInfo, RoomsError, RoomsResult};
 
 const P: &str = "tandem:";
 const ROOMS: &str = "tandem:rooms";
@@ -101,7 +101,9 @@ return out
 "#;
 
 /// ARGV: room id, user id, prefix, event json, buffer size.
+/// Returns 2 if the room is gone, 1 if kept, 0 to deliver now.
 const KEEP: &str = r#"
+if redis.call('EXISTS', ARGV[3] .. 'room:' .. ARGV[1]) == 0 then return 2 end
 if redis.call('EXISTS', ARGV[3] .. 'away:' .. ARGV[1] .. ':' .. ARGV[2]) == 0 then return 0 end
 local k = ARGV[3] .. 'kept:' .. ARGV[1] .. ':' .. ARGV[2]
 redis.call('RPUSH', k, ARGV[4])
@@ -290,7 +292,7 @@ impl ChatRooms for RedisRooms {
             .collect())
     }
 
-    async fn keep_if_away(&self, room_id: &str, user_id: &str, event: &Value) -> RoomsResult<bool> {
+    async fn hold_if_away(&self, room_id: &str, user_id: &str, event: &Value) -> RoomsResult<Hold> {
         let kept: u32 = self
             .keep
             .arg(room_id)
@@ -301,7 +303,11 @@ impl ChatRooms for RedisRooms {
             .invoke_async(&mut self.c())
             .await
             .map_err(err)?;
-        Ok(kept == 1)
+        Ok(match kept {
+            1 => Hold::Kept,
+            2 => Hold::Gone,
+            _ => Hold::Deliver,
+        })
     }
 
     async fn mark_back(&self, room_id: &str, user_id: &str) -> RoomsResult<Option<Vec<Value>>> {

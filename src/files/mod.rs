@@ -193,35 +193,147 @@ impl FileService {
         let _ = tokio::fs::remove_file(self.data_path(id)).await;
     }
 
-    /// Removes files older than `ttl` and abandoned partial uploads; returns
-    /// how many entries went.
-    pub async fn sweep(&self, ttl: Duration) -> io::Result<usize> {
-        let now = SystemTime::now();
-        let mut removed = 0;
+    /// Removes what [`expiry`] says is due at `now` (files older than
+    /// `ttl`, abandoned partial uploads); returns how many entries went and
+    /// when the next one is due.
+    pub async fn sweep(&self, ttl: Duration, now: SystemTime) -> io::Result<Swept> {
+        let mut swept = Swept::default();
         let mut dir = tokio::fs::read_dir(&self.dir).await?;
         while let Some(entry) = dir.next_entry().await? {
             let name = entry.file_name();
-            let name = name.to_string_lossy();
-            let is_ours = valid_id(name.trim_end_matches(".json"))
-                || (name.starts_with(".upload-") && name.ends_with(".part"))
-                || (name.starts_with('.') && name.ends_with(".json.tmp"));
-            if !is_ours {
-                continue;
-            }
-            let Ok(modified) = entry.metadata().await.and_then(|m| m.modified()) else {
+            let Some(modified) = entry.metadata().await.ok().and_then(|m| m.modified().ok()) else {
                 continue;
             };
-            let age = now.duration_since(modified).unwrap_or_default();
-            let limit = if name.starts_with('.') {
-                ttl.max(Duration::from_secs(3600))
-            } else {
-                ttl
-            };
-            if age >= limit && tokio::fs::remove_file(entry.path()).await.is_ok() {
-                removed += 1;
+            match expiry::verdict(&name.to_string_lossy(), modified, ttl, now) {
+                Verdict::NotOurs => {}
+                Verdict::Due => {
+                    if tokio::fs::remove_file(entry.path()).await.is_ok() {
+                        swept.removed += 1;
+                    }
+                }
+                Verdict::At(at) => {
+                    swept.next_due = Some(swept.next_due.map_or(at, |n: SystemTime| n.min(at)))
+                }
             }
         }
-        Ok(removed)
+        Ok(swept)
+    }
+}
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Swept {
+    pub removed: usize,
+    /// The earliest expiry among what is left (None: nothing of ours left).
+    pub next_due: Option<SystemTime>,
+}
+
+pub use expiry::Verdict;
+
+/// The expiry rule, without I/O: what an entry of UPLOAD_DIR is and when
+/// it expires.
+pub mod expiry {
+    use std::time::{Duration, SystemTime};
+
+    /// Partial uploads and temporary sidecars are kept at least this long:
+    /// a slow upload must not lose its file halfway.
+    pub const PARTIAL_MIN: Duration = Duration::from_secs(3600);
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Verdict {
+        /// Not a name the server writes: never touched.
+        NotOurs,
+        /// Expired: remove it.
+        Due,
+        /// Expires at this time.
+        At(SystemTime),
+    }
+
+    pub fn verdict(name: &str, modified: SystemTime, ttl: Duration, now: SystemTime) -> Verdict {
+        let partial = (name.starts_with(".upload-") && name.ends_with(".part"))
+            || (name.starts_with('.') && name.ends_with(".json.tmp"));
+        let limit = if partial {
+            ttl.max(PARTIAL_MIN)
+        } else if super::valid_id(name.trim_end_matches(".json")) {
+            ttl
+        } else {
+            return Verdict::NotOurs;
+        };
+        let at = modified.checked_add(limit).unwrap_or(modified);
+        if at <= now {
+            Verdict::Due
+        } else {
+            Verdict::At(at)
+        }
+    }
+
+    /// How long the sweeper sleeps after a sweep: until the next expiry,
+    /// but at least `min` (so a burst of files is swept in batches) and at
+    /// most `ttl` (a file uploaded now is due then).
+    pub fn next_sweep_in(next_due: Option<SystemTime>, ttl: Duration, now: SystemTime) -> Duration {
+        let min = Duration::from_millis(500);
+        let until = next_due
+            .map(|at| at.duration_since(now).unwrap_or_default())
+            .unwrap_or(ttl);
+        until.min(ttl).max(min)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn files_expire_after_the_ttl_and_partials_after_an_hour_at_least() {
+            let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+            let ttl = Duration::from_secs(120);
+            let id = crate::files::new_id();
+            let json = format!("{id}.json");
+            assert_eq!(verdict(&id, t0, ttl, t0), Verdict::At(t0 + ttl));
+            assert_eq!(verdict(&json, t0, ttl, t0 + ttl), Verdict::Due);
+            let part = ".upload-abc.part";
+            assert_eq!(
+                verdict(part, t0, ttl, t0 + ttl),
+                Verdict::At(t0 + PARTIAL_MIN)
+            );
+            assert_eq!(verdict(part, t0, ttl, t0 + PARTIAL_MIN), Verdict::Due);
+            assert_eq!(
+                verdict(".x.json.tmp", t0, ttl, t0 + PARTIAL_MIN),
+                Verdict::Due
+            );
+            for other in ["notes.txt", "../etc", ".hidden", "ABC.json"] {
+                assert_eq!(
+                    verdict(other, t0, ttl, t0 + ttl * 100),
+                    Verdict::NotOurs,
+                    "{other}"
+                );
+            }
+            // A clock far in the future does not overflow.
+            let far = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::MAX / 4);
+            assert!(matches!(
+                verdict(&id, far, Duration::MAX, far),
+                Verdict::Due | Verdict::At(_)
+            ));
+        }
+
+        #[test]
+        fn the_sweeper_wakes_at_the_next_expiry_within_bounds() {
+            let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+            let ttl = Duration::from_secs(120);
+            assert_eq!(next_sweep_in(None, ttl, now), ttl);
+            assert_eq!(
+                next_sweep_in(Some(now + Duration::from_secs(7)), ttl, now),
+                Duration::from_secs(7)
+            );
+            assert_eq!(
+                next_sweep_in(Some(now), ttl, now),
+                Duration::from_millis(500)
+            );
+            assert_eq!(
+                next_sweep_in(Some(now - Duration::from_secs(5)), ttl, now),
+                Duration::from_millis(500)
+            );
+            assert_eq!(next_sweep_in(Some(now + ttl * 10), ttl, now), ttl);
+        }
     }
 }
 
@@ -280,8 +392,21 @@ mod tests {
             .await
             .unwrap();
         assert!(shared.may_read("b") && !shared.may_read("c"));
-        assert_eq!(files.sweep(Duration::from_secs(3600)).await.unwrap(), 0);
-        assert_eq!(files.sweep(Duration::ZERO).await.unwrap(), 2);
+        let now = SystemTime::now();
+        let kept = files.sweep(Duration::from_secs(3600), now).await.unwrap();
+        assert_eq!(kept.removed, 0);
+        assert!(kept.next_due.is_some_and(|at| at > now));
+        let swept = files
+            .sweep(Duration::from_secs(3600), now + Duration::from_secs(3601))
+            .await
+            .unwrap();
+        assert_eq!(
+            swept,
+            Swept {
+                removed: 2,
+                next_due: None
+            }
+        );
         assert!(files.meta(&meta.id).await.unwrap().is_none());
     }
 }

@@ -231,6 +231,7 @@ pub async fn drive_graces<A: Adapter>(io: SocketIo<A>, state: AppState) {
             }
         };
         for (room_id, user_id, token) in due {
+            let _order = state.room_order.lock(&room_id).await;
             match state.rooms.expire_away(&room_id, &user_id, token).await {
                 Ok(Some(closed)) => {
                     finish_chat(&io, &state, closed, Some(&user_id), "disconnected").await
@@ -291,6 +292,3 @@ pub async fn resume<A: Adapter>(
         }
     }
 }
-
-/// Auto-off delay of a typing indicator.
-pub const TYPING_TIMEOUT: Duration = Duration::from_secs(3);

@@ -3,7 +3,6 @@
 //! budget, parsed once into a typed [`Command`] and answered through
 //! [`Reply`].
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
@@ -17,7 +16,10 @@ use socketioxide::{
 use super::{EventError, Reply, calls};
 use crate::{
     AppState,
-    chat::{RoomInfo, text},
+    chat::{
+        Hold, RoomInfo, text,
+        typing::{AutoOff, TypingTimers},
+    },
     files::ShareError,
     matching::{Joined, Ticket},
     presence::{SessionUser, Status},
@@ -195,6 +197,8 @@ async fn end_chat<A: Adapter>(
     by: &str,
     reason: &'static str,
 ) -> Result<(), EventError> {
+    // The close and its events are ordered against the room's deliveries.
+    let _order = state.room_order.lock(room_id).await;
     if let Some(closed) = state.rooms.close(room_id).await.map_err(unavailable)? {
         calls::finish_chat(io, state, closed, Some(by), reason).await;
     }
@@ -344,19 +348,28 @@ async fn user_block<A: Adapter>(
 }
 
 /// Delivers a chat message to the partner, keeping it if they are away.
+/// Refused with `not_in_chat` if the chat closed since the sender's
+/// message was checked: a close and a delivery never interleave.
 async fn deliver<A: Adapter>(
     io: &SocketIo<A>,
     state: &AppState,
     room: &RoomInfo,
     partner: &str,
     event: &ServerEvent,
-) {
-    if let Ok(kept) = serde_json::to_value(event)
-        && let Ok(true) = state.rooms.keep_if_away(&room.id, partner, &kept).await
+) -> Result<(), EventError> {
+    let _order = state.room_order.lock(&room.id).await;
+    let kept = serde_json::to_value(event).map_err(unavailable)?;
+    match state
+        .rooms
+        .hold_if_away(&room.id, partner, &kept)
+        .await
+        .map_err(unavailable)?
     {
-        return;
+        Hold::Kept => {}
+        Hold::Gone => return Err(not_in_chat()),
+        Hold::Deliver => calls::emit_to_user(io, partner, event).await,
     }
-    calls::emit_to_user(io, partner, event).await;
+    Ok(())
 }
 
 async fn chat_message<A: Adapter>(
@@ -427,36 +440,72 @@ async fn chat_message<A: Adapter>(
         &partner.id,
         &ServerEvent::ChatMessage(message),
     )
-    .await;
+    .await?;
     Ok(ack)
 }
 
-/// Typing indicators: a generation per user, so a newer update cancels the
-/// pending auto-off of an older one. Local to the node the socket is on.
+/// Typing indicators' auto-off timers (rules in [`crate::chat::typing`])
+/// and news of a new deadline for their driver. Local to the node the
+/// socket is on: an indicator is a hint, not chat state.
 #[derive(Default)]
-pub struct Typing(Mutex<HashMap<String, u64>>);
+pub struct Typing {
+    timers: Mutex<TypingTimers>,
+    changed: tokio::sync::Notify,
+}
 
 impl Typing {
-    fn bump(&self, user_id: &str) -> u64 {
-        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let n = g.entry(user_id.to_string()).or_default();
-        *n += 1;
-        *n
+    fn timers(&self) -> std::sync::MutexGuard<'_, TypingTimers> {
+        self.timers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn is_current(&self, user_id: &str, generation: u64) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(user_id)
-            == Some(&generation)
+    fn update(&self, off: AutoOff, is_typing: bool) {
+        let mut t = self.timers();
+        let before = t.next_deadline();
+        t.update(off, is_typing, now());
+        if t.next_deadline() != before {
+            self.changed.notify_one();
+        }
     }
 
     pub fn forget(&self, user_id: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(user_id);
+        self.timers().forget(user_id);
+    }
+}
+
+/// The clock the typing rules run on (tokio's, so tests can pause it).
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Sends the auto-offs as they come due, for as long as it runs.
+pub async fn drive_typing<A: Adapter>(io: SocketIo<A>, state: AppState) {
+    loop {
+        let changed = state.typing.changed.notified();
+        tokio::pin!(changed);
+        let wake = state
+            .typing
+            .timers()
+            .next_deadline()
+            .map(tokio::time::Instant::from_std);
+        if !crate::matching::sleep_or_notified(wake, changed).await {
+            continue;
+        }
+        let due = state.typing.timers().poll(now());
+        for off in due {
+            let same_room =
+                matches!(state.rooms.room_of(&off.user).await, Ok(Some(r)) if r.id == off.room);
+            if same_room {
+                calls::emit_to_user(
+                    &io,
+                    &off.partner,
+                    &ServerEvent::ChatTyping {
+                        is_typing: false,
+                        from: UserId(off.user),
+                    },
+                )
+                .await;
+            }
+        }
     }
 }
 
@@ -468,7 +517,14 @@ async fn chat_typing<A: Adapter>(
 ) -> EventResult {
     let room = current_room(&state, &user.id).await?;
     let (partner, _) = room.seen_by(&user.id).ok_or_else(not_in_chat)?;
-    let generation = state.typing.bump(&user.id);
+    state.typing.update(
+        AutoOff {
+            user: user.id.clone(),
+            partner: partner.id.clone(),
+            room: room.id.clone(),
+        },
+        is_typing,
+    );
     calls::emit_to_user(
         &io,
         &partner.id,
@@ -478,31 +534,6 @@ async fn chat_typing<A: Adapter>(
         },
     )
     .await;
-    if is_typing {
-        let (io, state, partner_id, user_id, room_id) = (
-            io.clone(),
-            state.clone(),
-            partner.id.clone(),
-            user.id.clone(),
-            room.id.clone(),
-        );
-        tokio::spawn(async move {
-            tokio::time::sleep(calls::TYPING_TIMEOUT).await;
-            let same_room =
-                matches!(state.rooms.room_of(&user_id).await, Ok(Some(r)) if r.id == room_id);
-            if state.typing.is_current(&user_id, generation) && same_room {
-                calls::emit_to_user(
-                    &io,
-                    &partner_id,
-                    &ServerEvent::ChatTyping {
-                        is_typing: false,
-                        from: UserId(user_id.clone()),
-                    },
-                )
-                .await;
-            }
-        });
-    }
     Ok(json!({ "isTyping": is_typing }))
 }
 

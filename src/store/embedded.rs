@@ -54,7 +54,7 @@ fn encode<T: serde::Serialize>(v: &T) -> StoreResult<Vec<u8>> {
 }
 
 /// redb's page cache when none is configured.
-pub const DEFAULT_CACHE_SIZE: usize = 8 * 1024 * 1024;
+pub const DEFAULT_CACHE_SIZE: usize = 4 * 1024 * 1024;
 
 /// The index key of a guest last active at `at`.
 fn active_key(at: DateTime<Utc>, id: &str) -> String {

@@ -101,8 +101,9 @@ struct Args {
     /// `soak`: seconds between samples.
     #[arg(long, default_value_t = 60.0)]
     sample_secs: f64,
-    /// `soak`: seconds to wait after the load before the last sample.
-    #[arg(long, default_value_t = 15.0)]
+    /// `soak`: seconds to wait after the load before the last sample (the
+    /// server trims its heap every 30 s; idle blocking threads exit after 10 s).
+    #[arg(long, default_value_t = 45.0)]
     settle: f64,
     /// `soak`: the server's store file, to sample its size.
     #[arg(long)]
