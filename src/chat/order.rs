@@ -13,7 +13,7 @@
 //! stripe, so there is no lock order to get wrong. Per process: across a
 //! cluster the partner's node orders the Redis adapter's messages itself.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -35,9 +35,7 @@ impl Default for RoomOrder {
 
 impl RoomOrder {
     fn stripe(&self, room_id: &str) -> usize {
-        let mut h = self.hasher.build_hasher();
-        room_id.hash(&mut h);
-        (h.finish() as usize) % self.stripes.len()
+        (self.hasher.hash_one(room_id) as usize) % self.stripes.len()
     }
 
     /// Held while a room's state is checked and its events are emitted.

@@ -116,7 +116,8 @@ async fn heartbeat(state: AppState, io: SocketIo<IoAdapter>) {
     let mut beats = 0u32;
     loop {
         tick.tick().await;
-        let full = !state.redis_up.load(Ordering::Relaxed) || beats % FULL_MIRROR_EVERY == 0;
+        let full =
+            !state.redis_up.load(Ordering::Relaxed) || beats.is_multiple_of(FULL_MIRROR_EVERY);
         beats = beats.wrapping_add(1);
         let ok = beat(&state, full).await;
         let was = state.redis_up.swap(ok.is_ok(), Ordering::Relaxed);
