@@ -6,7 +6,7 @@
 //! module holds the in-memory single-node implementation.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{BTreeSet, HashMap, HashSet, VecDeque},
     sync::Mutex,
     time::Duration,
 };
@@ -19,10 +19,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub mod order;
+pub mod rules;
 pub mod text;
 pub mod typing;
 
 pub use order::RoomOrder;
+use rules::{Outcome, Write};
 
 /// Messages kept for a member who dropped, delivered when they come back.
 pub const RECOVERY_BUFFER: usize = 20;
@@ -148,18 +150,6 @@ pub trait ChatRooms: Send + Sync + 'static {
     async fn forget_user(&self, user_id: &str) -> RoomsResult<()>;
 }
 
-struct RoomState {
-    info: RoomInfo,
-    files: Vec<String>,
-    away: HashMap<String, Away>,
-}
-
-struct Away {
-    token: u64,
-    deadline: DateTime<Utc>,
-    kept: VecDeque<Value>,
-}
-
 /// A map whose entries expire `ttl` after they were written; expired ones
 /// are ignored at once and swept as the map grows.
 struct Expiring<V> {
@@ -199,43 +189,121 @@ impl<V> Expiring<V> {
     }
 }
 
+impl<V> Default for Expiring<V> {
+    fn default() -> Self {
+        Expiring::new(LAST_PARTNER_TTL)
+    }
+}
+
+#[derive(Default)]
 struct Inner {
-    rooms: HashMap<String, RoomState>,
+    rooms: HashMap<String, RoomInfo>,
     user_room: HashMap<String, String>,
+    /// (room, user) → (token, deadline).
+    away: HashMap<(String, String), (u64, DateTime<Utc>)>,
+    kept: HashMap<(String, String), VecDeque<Value>>,
+    files: HashMap<String, Vec<String>>,
+    /// The grace index: deadline, room, user.
+    graces: BTreeSet<(DateTime<Utc>, String, String)>,
     last_partner: Expiring<String>,
     next_token: u64,
 }
 
-impl Default for Inner {
-    fn default() -> Self {
-        Inner {
-            rooms: HashMap::new(),
-            user_room: HashMap::new(),
-            last_partner: Expiring::new(LAST_PARTNER_TTL),
-            next_token: 0,
-        }
+fn pair(room: &str, user: &str) -> (String, String) {
+    (room.to_string(), user.to_string())
+}
+
+/// Everything is at hand: the view never misses.
+impl rules::View for Inner {
+    fn room(&self, id: &str) -> rules::Read<Option<RoomInfo>> {
+        Ok(self.rooms.get(id).cloned())
+    }
+    fn has_room(&self, id: &str) -> rules::Read<bool> {
+        Ok(self.rooms.contains_key(id))
+    }
+    fn user_room(&self, user: &str) -> rules::Read<Option<String>> {
+        Ok(self.user_room.get(user).cloned())
+    }
+    fn away(&self, room: &str, user: &str) -> rules::Read<Option<u64>> {
+        Ok(self.away.get(&pair(room, user)).map(|(t, _)| *t))
+    }
+    fn kept(&self, room: &str, user: &str) -> rules::Read<Vec<Value>> {
+        Ok(self
+            .kept
+            .get(&pair(room, user))
+            .map(|k| k.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+    fn files(&self, room: &str) -> rules::Read<Vec<String>> {
+        Ok(self.files.get(room).cloned().unwrap_or_default())
     }
 }
 
 impl Inner {
-    fn close(&mut self, room_id: &str) -> Option<Closed> {
-        let room = self.rooms.remove(room_id)?;
-        let (a, b) = (&room.info.caller.id, &room.info.callee.id);
-        for id in [a, b] {
-            if self.user_room.get(id).is_some_and(|r| r == room_id) {
-                self.user_room.remove(id);
+    fn apply(&mut self, writes: Vec<Write>) {
+        for w in writes {
+            match w {
+                Write::PutRoom(room) => {
+                    self.rooms.insert(room.id.clone(), room);
+                }
+                Write::DelRoom(id) => {
+                    self.rooms.remove(&id);
+                }
+                Write::PutUserRoom { user, room } => {
+                    self.user_room.insert(user, room);
+                }
+                Write::DelUserRoom(user) => {
+                    self.user_room.remove(&user);
+                }
+                Write::PutAway {
+                    room,
+                    user,
+                    token,
+                    deadline,
+                } => {
+                    let key = (room, user);
+                    if let Some((_, old)) = self.away.insert(key.clone(), (token, deadline)) {
+                        self.graces.remove(&(old, key.0.clone(), key.1.clone()));
+                    }
+                    self.graces.insert((deadline, key.0, key.1));
+                }
+                Write::DelAway { room, user } => {
+                    let key = (room, user);
+                    if let Some((_, old)) = self.away.remove(&key) {
+                        self.graces.remove(&(old, key.0, key.1));
+                    }
+                }
+                Write::PushKept { room, user, event } => {
+                    rules::push_kept(self.kept.entry((room, user)).or_default(), event);
+                }
+                Write::DelKept { room, user } => {
+                    self.kept.remove(&(room, user));
+                }
+                Write::PushFile { room, file } => self.files.entry(room).or_default().push(file),
+                Write::DelFiles(room) => {
+                    self.files.remove(&room);
+                }
+                Write::SetLastPartner { user, partner } => {
+                    self.last_partner.insert(&user, partner, Instant::now());
+                }
             }
         }
-        let now = Instant::now();
-        self.last_partner.insert(a, b.clone(), now);
-        self.last_partner.insert(b, a.clone(), now);
-        Some(Closed {
-            info: room.info,
-            files: room.files,
-        })
+    }
+
+    /// Runs a rule and applies its writes, under the one lock.
+    fn run<T>(&mut self, rule: impl FnOnce(&Self) -> rules::Read<Outcome<T>>) -> T {
+        match rule(self) {
+            Ok(out) => {
+                self.apply(out.writes);
+                out.value
+            }
+            // Inner has every record: a rule cannot miss one.
+            Err(rules::Missing(key)) => unreachable!("in-memory view missed {key:?}"),
+        }
     }
 }
 
+/// The single node's chat state: the rules of [`rules`] over maps.
 #[derive(Default)]
 pub struct MemoryRooms {
     inner: Mutex<Inner>,
@@ -251,23 +319,7 @@ impl MemoryRooms {
 #[async_trait]
 impl ChatRooms for MemoryRooms {
     async fn open(&self, room: RoomInfo) -> RoomsResult<()> {
-        let mut g = self.lock();
-        for id in [&room.caller.id, &room.callee.id] {
-            if g.user_room.contains_key(id) {
-                return Err(RoomsError::Busy(id.clone()));
-            }
-        }
-        g.user_room.insert(room.caller.id.clone(), room.id.clone());
-        g.user_room.insert(room.callee.id.clone(), room.id.clone());
-        g.rooms.insert(
-            room.id.clone(),
-            RoomState {
-                info: room,
-                files: Vec::new(),
-                away: HashMap::new(),
-            },
-        );
-        Ok(())
+        self.lock().run(|v| rules::open(v, &room))
     }
 
     async fn room_of(&self, user_id: &str) -> RoomsResult<Option<RoomInfo>> {
@@ -275,27 +327,20 @@ impl ChatRooms for MemoryRooms {
         Ok(g.user_room
             .get(user_id)
             .and_then(|r| g.rooms.get(r))
-            .map(|r| r.info.clone()))
+            .cloned())
     }
 
     async fn close(&self, room_id: &str) -> RoomsResult<Option<Closed>> {
-        Ok(self.lock().close(room_id))
+        Ok(self.lock().run(|v| rules::close(v, room_id)))
     }
 
     async fn add_file(&self, room_id: &str, file_id: &str) -> RoomsResult<()> {
-        if let Some(r) = self.lock().rooms.get_mut(room_id) {
-            r.files.push(file_id.to_string());
-        }
+        self.lock().run(|v| rules::add_file(v, room_id, file_id));
         Ok(())
     }
 
     async fn take_files(&self, room_id: &str) -> RoomsResult<Vec<String>> {
-        Ok(self
-            .lock()
-            .rooms
-            .get_mut(room_id)
-            .map(|r| std::mem::take(&mut r.files))
-            .unwrap_or_default())
+        Ok(self.lock().run(|v| rules::take_files(v, room_id)))
     }
 
     async fn room_count(&self) -> RoomsResult<usize> {
@@ -311,31 +356,11 @@ impl ChatRooms for MemoryRooms {
         let mut g = self.lock();
         g.next_token += 1;
         let token = g.next_token;
-        let Some(room) = g.rooms.get_mut(room_id) else {
-            return Ok(None);
-        };
-        if room.info.seen_by(user_id).is_none() {
-            return Ok(None);
-        }
-        let away = room
-            .away
-            .entry(user_id.to_string())
-            .or_insert_with(|| Away {
-                token,
-                deadline,
-                kept: VecDeque::new(),
-            });
-        away.token = token;
-        away.deadline = deadline;
-        Ok(Some(token))
+        Ok(g.run(|v| rules::mark_away(v, room_id, user_id, deadline, token)))
     }
 
     async fn next_grace(&self) -> RoomsResult<Option<DateTime<Utc>>> {
-        let g = self.lock();
-        Ok(g.rooms
-            .values()
-            .flat_map(|r| r.away.values().map(|a| a.deadline))
-            .min())
+        Ok(self.lock().graces.first().map(|(at, _, _)| *at))
     }
 
     fn graces_changed(&self) -> &tokio::sync::Notify {
@@ -344,38 +369,22 @@ impl ChatRooms for MemoryRooms {
 
     async fn due_graces(&self, now: DateTime<Utc>) -> RoomsResult<Vec<(String, String, u64)>> {
         let g = self.lock();
-        Ok(g.rooms
+        Ok(g.graces
             .iter()
-            .flat_map(|(room_id, r)| {
-                r.away
-                    .iter()
-                    .filter(|(_, a)| a.deadline <= now)
-                    .map(|(user, a)| (room_id.clone(), user.clone(), a.token))
+            .take_while(|(at, _, _)| *at <= now)
+            .filter_map(|(_, room, user)| {
+                let (token, _) = g.away.get(&pair(room, user))?;
+                Some((room.clone(), user.clone(), *token))
             })
             .collect())
     }
 
     async fn hold_if_away(&self, room_id: &str, user_id: &str, event: &Value) -> RoomsResult<Hold> {
-        let mut g = self.lock();
-        let Some(room) = g.rooms.get_mut(room_id) else {
-            return Ok(Hold::Gone);
-        };
-        let Some(away) = room.away.get_mut(user_id) else {
-            return Ok(Hold::Deliver);
-        };
-        if away.kept.len() == RECOVERY_BUFFER {
-            away.kept.pop_front();
-        }
-        away.kept.push_back(event.clone());
-        Ok(Hold::Kept)
+        Ok(self.lock().run(|v| rules::hold(v, room_id, user_id, event)))
     }
 
     async fn mark_back(&self, room_id: &str, user_id: &str) -> RoomsResult<Option<Vec<Value>>> {
-        let mut g = self.lock();
-        Ok(g.rooms
-            .get_mut(room_id)
-            .and_then(|r| r.away.remove(user_id))
-            .map(|a| a.kept.into()))
+        Ok(self.lock().run(|v| rules::mark_back(v, room_id, user_id)))
     }
 
     async fn expire_away(
@@ -384,13 +393,9 @@ impl ChatRooms for MemoryRooms {
         user_id: &str,
         token: u64,
     ) -> RoomsResult<Option<Closed>> {
-        let mut g = self.lock();
-        let still_away = g
-            .rooms
-            .get(room_id)
-            .and_then(|r| r.away.get(user_id))
-            .is_some_and(|a| a.token == token);
-        Ok(if still_away { g.close(room_id) } else { None })
+        Ok(self
+            .lock()
+            .run(|v| rules::expire_away(v, room_id, user_id, token)))
     }
 
     async fn avoid_set(&self, user_id: &str) -> RoomsResult<HashSet<String>> {
