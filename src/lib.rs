@@ -143,6 +143,10 @@ impl AppState {
                     conn.clone(),
                     node_id.clone(),
                 ));
+                let rooms = Arc::new(cluster::rooms::RedisRooms::new(
+                    client.clone(),
+                    conn.clone(),
+                ));
                 (
                     Some(client),
                     Some(cluster::ClusterServices {
@@ -156,7 +160,7 @@ impl AppState {
                         node_id.clone(),
                         config.match_fallback.0,
                     )),
-                    Arc::new(cluster::rooms::RedisRooms::new(conn)),
+                    rooms,
                 )
             }
         };

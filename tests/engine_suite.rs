@@ -13,6 +13,7 @@ use std::{
     collections::HashSet,
     io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
+    sync::Arc,
     time::Duration,
 };
 
@@ -98,9 +99,12 @@ impl Redis {
         })
     }
 
+    fn client(&self) -> redis::Client {
+        redis::Client::open(self.url.as_str()).unwrap()
+    }
+
     async fn conn(&self) -> ConnectionManager {
-        let client = redis::Client::open(self.url.as_str()).unwrap();
-        ConnectionManager::new(client).await.unwrap()
+        ConnectionManager::new(self.client()).await.unwrap()
     }
 
     /// What a node's heartbeat does: announce it as live.
@@ -416,7 +420,7 @@ async fn redis_rate_limits() {
 #[tokio::test]
 async fn redis_rooms() {
     let Some(redis) = Redis::start() else { return };
-    rooms_behaviour(&RedisRooms::new(redis.conn().await)).await;
+    rooms_behaviour(&RedisRooms::new(redis.client(), redis.conn().await)).await;
 }
 
 #[tokio::test]
@@ -463,8 +467,8 @@ async fn redis_nodes_share_presence_rooms_limits_and_the_queue() {
     );
 
     let (r1, r2) = (
-        RedisRooms::new(redis.conn().await),
-        RedisRooms::new(redis.conn().await),
+        RedisRooms::new(redis.client(), redis.conn().await),
+        RedisRooms::new(redis.client(), redis.conn().await),
     );
     r1.open(room("r1", "a", "b")).await.unwrap();
     assert_eq!(r2.room_of("b").await.unwrap().unwrap().id, "r1");
@@ -490,5 +494,70 @@ async fn redis_nodes_share_presence_rooms_limits_and_the_queue() {
             ("x", "y")
         ),
         Joined::Waiting => panic!("one queue for the cluster"),
+    }
+}
+
+/// Optimistic transactions under contention: many tasks on two nodes race
+/// to open overlapping chats and to close them; every user ends up in at
+/// most one chat, and each chat closes exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_rooms_hold_their_rules_under_contention() {
+    let Some(redis) = Redis::start() else { return };
+    let nodes = Arc::new([
+        RedisRooms::new(redis.client(), redis.conn().await),
+        RedisRooms::new(redis.client(), redis.conn().await),
+    ]);
+    // Users u0..u9; 40 attempts to open rooms between neighbours.
+    let mut tasks = Vec::new();
+    for i in 0..40usize {
+        let nodes = nodes.clone();
+        tasks.push(tokio::spawn(async move {
+            let (a, b) = (format!("u{}", i % 10), format!("u{}", (i + 1) % 10));
+            nodes[i % 2]
+                .open(room(&format!("r{i}"), &a, &b))
+                .await
+                .is_ok()
+        }));
+    }
+    let mut opened = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        if t.await.unwrap() {
+            opened.push(format!("r{i}"));
+        }
+    }
+    assert!(!opened.is_empty());
+    let mut members = HashSet::new();
+    for id in &opened {
+        let r = nodes[0]
+            .room_of(&format!("u{}", id[1..].parse::<usize>().unwrap() % 10))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            &r.id, id,
+            "the room a user points at is the one opened for them"
+        );
+        assert!(
+            members.insert(r.caller.id.clone()) && members.insert(r.callee.id.clone()),
+            "a user in two chats"
+        );
+    }
+    assert_eq!(nodes[1].room_count().await.unwrap(), opened.len());
+    // Everyone closes every room at once, from both nodes.
+    let mut closes = Vec::new();
+    for id in opened.iter().cycle().take(opened.len() * 6) {
+        let (nodes, id) = (nodes.clone(), id.clone());
+        closes.push(tokio::spawn(async move {
+            nodes[id.len() % 2].close(&id).await.unwrap().is_some()
+        }));
+    }
+    let mut closed = 0;
+    for c in closes {
+        closed += c.await.unwrap() as usize;
+    }
+    assert_eq!(closed, opened.len(), "each chat closed exactly once");
+    assert_eq!(nodes[0].room_count().await.unwrap(), 0);
+    for u in 0..10 {
+        assert!(nodes[0].room_of(&format!("u{u}")).await.unwrap().is_none());
     }
 }

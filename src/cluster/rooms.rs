@@ -1,171 +1,242 @@
 //! Chat state in Redis, so a chat survives its members moving between
-//! nodes: rooms, who is in which, shared files, away members with their
-//! kept messages and last partners. Multi-key changes are Lua
-//! scripts, hence atomic.
+//! nodes. The rules are the single node's ([`crate::chat::rules`]); this
+//! module only runs them against Redis under optimistic transactions:
+//!
+//! 1. on a connection of its own, WATCH and read the keys the rule is known
+//!    to need (one round trip), run the rule on that snapshot;
+//! 2. if the rule asks for a key the snapshot lacks, WATCH and read it too
+//!    and run the rule again;
+//! 3. a rule that writes nothing is done (the common case: a message to a
+//!    member who is present); otherwise its writes go in one MULTI/EXEC,
+//!    which Redis refuses if any watched key changed since it was read —
+//!    then everything runs again from step 1, at most [`ATTEMPTS`] times.
+//!
+//! Key layout (prefix `tandem:`): `room:<id>` (JSON), `rooms` (set of open
+//! rooms), `userroom:<user>`, `away:<room>:<user>` (grace token),
+//! `graces` (sorted set `room|user` by deadline, ms), `kept:<room>:<user>`
+//! (list of JSON events), `roomfiles:<room>` (list), `lastpartner:<user>`
+//! (expires), `awaytoken` (counter).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use redis::{AsyncCommands, Script, aio::ConnectionManager};
+use chrono::{DateTime, Utc};
+use redis::{AsyncCommands, aio::ConnectionManager, aio::MultiplexedConnection};
 use serde_json::Value;
 
-use crate::chat::{ChatRooms, Closed, Hold, RECOVERY_BUFFER, RoomInfo, RoomsError, RoomsResult};
+use crate::chat::{
+    ChatRooms, Closed, Hold, LAST_PARTNER_TTL, RECOVERY_BUFFER, RoomInfo, RoomsError, RoomsResult,
+    rules::{self, Key, Missing, Outcome, Read, View, Write},
+};
 
 const P: &str = "tandem:";
 const ROOMS: &str = "tandem:rooms";
+const GRACES: &str = "tandem:graces";
+const TOKENS: &str = "tandem:awaytoken";
+/// Transactions tried before giving up with `unavailable` (each retry means
+/// another node changed the same chat in between).
+pub const ATTEMPTS: usize = 16;
+/// Dedicated connections kept for transactions (WATCH is per connection).
+const POOL: usize = 32;
 
 fn err(e: redis::RedisError) -> RoomsError {
     RoomsError::Unavailable(e.to_string())
 }
 
-/// Closing a room, shared by `close` and `expire_away`.
-/// KEYS[1] = room key. ARGV[1] = room id, ARGV[2] = key prefix.
-/// [`CLOSE_FN`] with the last-partner TTL the single node uses.
-fn close_fn() -> String {
-    CLOSE_FN.replace(
-        "LAST_PARTNER_TTL",
-        &crate::chat::LAST_PARTNER_TTL.as_secs().to_string(),
-    )
+fn unavailable(e: impl std::fmt::Display) -> RoomsError {
+    RoomsError::Unavailable(e.to_string())
 }
 
-const CLOSE_FN: &str = r#"
-local function close_room(room_id, prefix)
-  local raw = redis.call('GET', prefix .. 'room:' .. room_id)
-  if not raw then return false end
-  local room = cjson.decode(raw)
-  local a, b = room.caller.id, room.callee.id
-  redis.call('DEL', prefix .. 'room:' .. room_id)
-  redis.call('SREM', prefix .. 'rooms', room_id)
-  for _, u in ipairs({a, b}) do
-    if redis.call('GET', prefix .. 'userroom:' .. u) == room_id then
-      redis.call('DEL', prefix .. 'userroom:' .. u)
-    end
-    redis.call('DEL', prefix .. 'away:' .. room_id .. ':' .. u, prefix .. 'kept:' .. room_id .. ':' .. u)
-    redis.call('ZREM', prefix .. 'graces', room_id .. '|' .. u)
-  end
-  redis.call('SET', prefix .. 'lastpartner:' .. a, b, 'EX', LAST_PARTNER_TTL)
-  redis.call('SET', prefix .. 'lastpartner:' .. b, a, 'EX', LAST_PARTNER_TTL)
-  local files = redis.call('LRANGE', prefix .. 'roomfiles:' .. room_id, 0, -1)
-  redis.call('DEL', prefix .. 'roomfiles:' .. room_id)
-  local out = {raw}
-  for _, f in ipairs(files) do table.insert(out, f) end
-  return out
-end
-"#;
+fn redis_key(key: &Key) -> String {
+    match key {
+        Key::Room(id) => format!("{P}room:{id}"),
+        Key::UserRoom(u) => format!("{P}userroom:{u}"),
+        Key::Away { room, user } => format!("{P}away:{room}:{user}"),
+        Key::Kept { room, user } => format!("{P}kept:{room}:{user}"),
+        Key::Files(room) => format!("{P}roomfiles:{room}"),
+    }
+}
 
-const OPEN: &str = r#"
-local room = cjson.decode(ARGV[1])
-local prefix = ARGV[2]
-for _, u in ipairs({room.caller.id, room.callee.id}) do
-  if redis.call('EXISTS', prefix .. 'userroom:' .. u) == 1 then return u end
-end
-redis.call('SET', prefix .. 'room:' .. room.id, ARGV[1])
-redis.call('SET', prefix .. 'userroom:' .. room.caller.id, room.id)
-redis.call('SET', prefix .. 'userroom:' .. room.callee.id, room.id)
-redis.call('SADD', prefix .. 'rooms', room.id)
-return false
-"#;
+fn is_list(key: &Key) -> bool {
+    matches!(key, Key::Kept { .. } | Key::Files(_))
+}
 
-/// ARGV: room id, prefix.
-const CLOSE: &str = "return close_room(ARGV[1], ARGV[2])";
+fn grace_member(room: &str, user: &str) -> String {
+    format!("{room}|{user}")
+}
 
-/// ARGV: room id, user id, prefix, deadline (unix ms). The deadline goes
-/// into the `graces` sorted set that every node's grace driver reads.
-const MARK_AWAY: &str = r#"
-local raw = redis.call('GET', ARGV[3] .. 'room:' .. ARGV[1])
-if not raw then return false end
-local room = cjson.decode(raw)
-if room.caller.id ~= ARGV[2] and room.callee.id ~= ARGV[2] then return false end
-local token = redis.call('INCR', ARGV[3] .. 'awaytoken')
-redis.call('SET', ARGV[3] .. 'away:' .. ARGV[1] .. ':' .. ARGV[2], token)
-redis.call('ZADD', ARGV[3] .. 'graces', ARGV[4], ARGV[1] .. '|' .. ARGV[2])
-return token
-"#;
+/// What a transaction has read so far.
+#[derive(Default)]
+struct Snapshot {
+    strings: HashMap<Key, Option<String>>,
+    lists: HashMap<Key, Vec<String>>,
+}
 
-/// ARGV: prefix, now (unix ms), limit. Returns {room, user, token, ...} of
-/// the graces that ended; entries whose member is no longer away go.
-const DUE: &str = r#"
-local due = redis.call('ZRANGEBYSCORE', ARGV[1] .. 'graces', '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
-local out = {}
-for _, m in ipairs(due) do
-  local sep = string.find(m, '|', 1, true)
-  local room, user = string.sub(m, 1, sep - 1), string.sub(m, sep + 1)
-  local token = redis.call('GET', ARGV[1] .. 'away:' .. room .. ':' .. user)
-  if token then
-    table.insert(out, room); table.insert(out, user); table.insert(out, token)
-  else
-    redis.call('ZREM', ARGV[1] .. 'graces', m)
-  end
-end
-return out
-"#;
+impl Snapshot {
+    fn string(&self, key: Key) -> Read<Option<&String>> {
+        match self.strings.get(&key) {
+            Some(v) => Ok(v.as_ref()),
+            None => Err(Missing(key)),
+        }
+    }
 
-/// ARGV: room id, user id, prefix, event json, buffer size.
-/// Returns 2 if the room is gone, 1 if kept, 0 to deliver now.
-const KEEP: &str = r#"
-if redis.call('EXISTS', ARGV[3] .. 'room:' .. ARGV[1]) == 0 then return 2 end
-if redis.call('EXISTS', ARGV[3] .. 'away:' .. ARGV[1] .. ':' .. ARGV[2]) == 0 then return 0 end
-local k = ARGV[3] .. 'kept:' .. ARGV[1] .. ':' .. ARGV[2]
-redis.call('RPUSH', k, ARGV[4])
-redis.call('LTRIM', k, -tonumber(ARGV[5]), -1)
-return 1
-"#;
+    fn list(&self, key: Key) -> Read<&Vec<String>> {
+        self.lists.get(&key).ok_or(Missing(key))
+    }
+}
 
-/// ARGV: room id, user id, prefix. Returns false, or {1, kept...}.
-const BACK: &str = r#"
-local away = ARGV[3] .. 'away:' .. ARGV[1] .. ':' .. ARGV[2]
-if redis.call('DEL', away) == 0 then return false end
-redis.call('ZREM', ARGV[3] .. 'graces', ARGV[1] .. '|' .. ARGV[2])
-local k = ARGV[3] .. 'kept:' .. ARGV[1] .. ':' .. ARGV[2]
-local kept = redis.call('LRANGE', k, 0, -1)
-redis.call('DEL', k)
-local out = {'1'}
-for _, m in ipairs(kept) do table.insert(out, m) end
-return out
-"#;
+/// Records that do not parse are treated as absent: a rule never acts on
+/// half-understood state.
+impl View for Snapshot {
+    fn room(&self, id: &str) -> Read<Option<RoomInfo>> {
+        Ok(self
+            .string(Key::Room(id.into()))?
+            .and_then(|raw| serde_json::from_str(raw).ok()))
+    }
+    fn has_room(&self, id: &str) -> Read<bool> {
+        Ok(self.string(Key::Room(id.into()))?.is_some())
+    }
+    fn user_room(&self, user: &str) -> Read<Option<String>> {
+        Ok(self.string(Key::UserRoom(user.into()))?.cloned())
+    }
+    fn away(&self, room: &str, user: &str) -> Read<Option<u64>> {
+        Ok(self
+            .string(Key::Away {
+                room: room.into(),
+                user: user.into(),
+            })?
+            .and_then(|t| t.parse().ok()))
+    }
+    fn kept(&self, room: &str, user: &str) -> Read<Vec<Value>> {
+        Ok(self
+            .list(Key::Kept {
+                room: room.into(),
+                user: user.into(),
+            })?
+            .iter()
+            .filter_map(|e| serde_json::from_str(e).ok())
+            .collect())
+    }
+    fn files(&self, room: &str) -> Read<Vec<String>> {
+        Ok(self.list(Key::Files(room.into()))?.clone())
+    }
+}
 
-/// ARGV: room id, user id, prefix, token.
-const EXPIRE: &str = r#"
-if redis.call('GET', ARGV[3] .. 'away:' .. ARGV[1] .. ':' .. ARGV[2]) ~= ARGV[4] then return false end
-return close_room(ARGV[1], ARGV[3])
-"#;
+/// Adds the commands that carry out `w` to a MULTI pipeline.
+fn add_write(pipe: &mut redis::Pipeline, w: Write) -> RoomsResult<()> {
+    match w {
+        Write::PutRoom(room) => {
+            let json = serde_json::to_string(&room).map_err(unavailable)?;
+            pipe.set(redis_key(&Key::Room(room.id.clone())), json)
+                .ignore()
+                .sadd(ROOMS, &room.id)
+                .ignore();
+        }
+        Write::DelRoom(id) => {
+            pipe.del(redis_key(&Key::Room(id.clone())))
+                .ignore()
+                .srem(ROOMS, id)
+                .ignore();
+        }
+        Write::PutUserRoom { user, room } => {
+            pipe.set(redis_key(&Key::UserRoom(user)), room).ignore();
+        }
+        Write::DelUserRoom(user) => {
+            pipe.del(redis_key(&Key::UserRoom(user))).ignore();
+        }
+        Write::PutAway {
+            room,
+            user,
+            token,
+            deadline,
+        } => {
+            let member = grace_member(&room, &user);
+            pipe.set(redis_key(&Key::Away { room, user }), token)
+                .ignore()
+                .zadd(GRACES, member, deadline.timestamp_millis())
+                .ignore();
+        }
+        Write::DelAway { room, user } => {
+            let member = grace_member(&room, &user);
+            pipe.del(redis_key(&Key::Away { room, user }))
+                .ignore()
+                .zrem(GRACES, member)
+                .ignore();
+        }
+        Write::PushKept { room, user, event } => {
+            let key = redis_key(&Key::Kept { room, user });
+            pipe.rpush(&key, event.to_string())
+                .ignore()
+                .ltrim(&key, -(RECOVERY_BUFFER as isize), -1)
+                .ignore();
+        }
+        Write::DelKept { room, user } => {
+            pipe.del(redis_key(&Key::Kept { room, user })).ignore();
+        }
+        Write::PushFile { room, file } => {
+            pipe.rpush(redis_key(&Key::Files(room)), file).ignore();
+        }
+        Write::DelFiles(room) => {
+            pipe.del(redis_key(&Key::Files(room))).ignore();
+        }
+        Write::SetLastPartner { user, partner } => {
+            pipe.set_ex(
+                format!("{P}lastpartner:{user}"),
+                partner,
+                LAST_PARTNER_TTL.as_secs(),
+            )
+            .ignore();
+        }
+    }
+    Ok(())
+}
+
+/// Connections used by one transaction at a time.
+struct Pool {
+    client: redis::Client,
+    idle: std::sync::Mutex<Vec<MultiplexedConnection>>,
+    permits: tokio::sync::Semaphore,
+}
+
+impl Pool {
+    async fn take(&self) -> RoomsResult<(tokio::sync::SemaphorePermit<'_>, MultiplexedConnection)> {
+        let permit = self.permits.acquire().await.map_err(unavailable)?;
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => self
+                .client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(err)?,
+        };
+        Ok((permit, conn))
+    }
+
+    /// Only a connection whose transaction ended cleanly comes back.
+    fn give_back(&self, conn: MultiplexedConnection) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(conn);
+    }
+}
 
 pub struct RedisRooms {
     conn: ConnectionManager,
-    open: Script,
-    close: Script,
-    mark_away: Script,
-    keep: Script,
-    back: Script,
-    expire: Script,
-    due: Script,
+    pool: Pool,
     graces: tokio::sync::Notify,
 }
 
-fn closed(out: Option<Vec<String>>) -> RoomsResult<Option<Closed>> {
-    let Some(mut items) = out else {
-        return Ok(None);
-    };
-    if items.is_empty() {
-        return Ok(None);
-    }
-    let files = items.split_off(1);
-    let info: RoomInfo =
-        serde_json::from_str(&items[0]).map_err(|e| RoomsError::Unavailable(e.to_string()))?;
-    Ok(Some(Closed { info, files }))
-}
-
 impl RedisRooms {
-    pub fn new(conn: ConnectionManager) -> Self {
+    pub fn new(client: redis::Client, conn: ConnectionManager) -> Self {
         RedisRooms {
             conn,
-            open: Script::new(OPEN),
-            close: Script::new(&format!("{}{CLOSE}", close_fn())),
-            mark_away: Script::new(MARK_AWAY),
-            keep: Script::new(KEEP),
-            back: Script::new(BACK),
-            expire: Script::new(&format!("{}{EXPIRE}", close_fn())),
-            due: Script::new(DUE),
+            pool: Pool {
+                client,
+                idle: Default::default(),
+                permits: tokio::sync::Semaphore::new(POOL),
+            },
             graces: tokio::sync::Notify::new(),
         }
     }
@@ -173,67 +244,147 @@ impl RedisRooms {
     fn c(&self) -> ConnectionManager {
         self.conn.clone()
     }
+
+    /// Runs `rule` as a transaction; `prefetch` are keys it surely reads.
+    async fn run<T>(
+        &self,
+        prefetch: &[Key],
+        rule: impl Fn(&Snapshot) -> Read<Outcome<T>>,
+    ) -> RoomsResult<T> {
+        let (_permit, mut conn) = self.pool.take().await?;
+        let out = self.attempts(&mut conn, prefetch, rule).await;
+        if out.is_ok() {
+            self.pool.give_back(conn);
+        }
+        out
+    }
+
+    async fn attempts<T>(
+        &self,
+        conn: &mut MultiplexedConnection,
+        prefetch: &[Key],
+        rule: impl Fn(&Snapshot) -> Read<Outcome<T>>,
+    ) -> RoomsResult<T> {
+        for _ in 0..ATTEMPTS {
+            let mut snap = Snapshot::default();
+            // A previous read-only run may have left keys watched.
+            load(conn, &mut snap, prefetch, true).await?;
+            let out = loop {
+                match rule(&snap) {
+                    Ok(out) => break out,
+                    Err(Missing(key)) => load(conn, &mut snap, &[key], false).await?,
+                }
+            };
+            if out.writes.is_empty() {
+                return Ok(out.value);
+            }
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for w in out.writes {
+                add_write(&mut pipe, w)?;
+            }
+            // EXEC answers nil when a watched key changed.
+            let done: Option<redis::Value> = pipe.query_async(conn).await.map_err(err)?;
+            if done.is_some() {
+                return Ok(out.value);
+            }
+        }
+        Err(RoomsError::Unavailable(format!(
+            "chat state changed under {ATTEMPTS} attempts in a row"
+        )))
+    }
+}
+
+/// WATCHes and reads `keys` into the snapshot, in one round trip.
+async fn load(
+    conn: &mut MultiplexedConnection,
+    snap: &mut Snapshot,
+    keys: &[Key],
+    unwatch_first: bool,
+) -> RoomsResult<()> {
+    let mut pipe = redis::pipe();
+    if unwatch_first {
+        pipe.cmd("UNWATCH").ignore();
+    }
+    if keys.is_empty() {
+        if unwatch_first {
+            let _: () = pipe.query_async(conn).await.map_err(err)?;
+        }
+        return Ok(());
+    }
+    let names: Vec<String> = keys.iter().map(redis_key).collect();
+    pipe.cmd("WATCH").arg(&names).ignore();
+    for (key, name) in keys.iter().zip(&names) {
+        if is_list(key) {
+            pipe.lrange(name, 0, -1);
+        } else {
+            pipe.get(name);
+        }
+    }
+    let values: Vec<redis::Value> = pipe.query_async(conn).await.map_err(err)?;
+    for (key, value) in keys.iter().zip(values) {
+        if is_list(key) {
+            let list: Vec<String> = redis::from_redis_value(value).map_err(unavailable)?;
+            snap.lists.insert(key.clone(), list);
+        } else {
+            let s: Option<String> = redis::from_redis_value(value).map_err(unavailable)?;
+            snap.strings.insert(key.clone(), s);
+        }
+    }
+    Ok(())
+}
+
+fn room_key(id: &str) -> Key {
+    Key::Room(id.to_string())
+}
+
+fn away_key(room: &str, user: &str) -> Key {
+    Key::Away {
+        room: room.to_string(),
+        user: user.to_string(),
+    }
 }
 
 #[async_trait]
 impl ChatRooms for RedisRooms {
     async fn open(&self, room: RoomInfo) -> RoomsResult<()> {
-        let json =
-            serde_json::to_string(&room).map_err(|e| RoomsError::Unavailable(e.to_string()))?;
-        let busy: Option<String> = self
-            .open
-            .arg(json)
-            .arg(P)
-            .invoke_async(&mut self.c())
-            .await
-            .map_err(err)?;
-        match busy {
-            Some(u) => Err(RoomsError::Busy(u)),
-            None => Ok(()),
-        }
+        let keys = [
+            Key::UserRoom(room.caller.id.clone()),
+            Key::UserRoom(room.callee.id.clone()),
+        ];
+        self.run(&keys, |v| rules::open(v, &room)).await?
     }
 
     async fn room_of(&self, user_id: &str) -> RoomsResult<Option<RoomInfo>> {
         let mut c = self.c();
-        let Some(room_id): Option<String> =
-            c.get(format!("{P}userroom:{user_id}")).await.map_err(err)?
+        let Some(room_id): Option<String> = c
+            .get(redis_key(&Key::UserRoom(user_id.into())))
+            .await
+            .map_err(err)?
         else {
             return Ok(None);
         };
-        let raw: Option<String> = c.get(format!("{P}room:{room_id}")).await.map_err(err)?;
+        let raw: Option<String> = c.get(redis_key(&room_key(&room_id))).await.map_err(err)?;
         Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
     }
 
     async fn close(&self, room_id: &str) -> RoomsResult<Option<Closed>> {
-        let out: Option<Vec<String>> = self
-            .close
-            .arg(room_id)
-            .arg(P)
-            .invoke_async(&mut self.c())
-            .await
-            .map_err(err)?;
-        closed(out)
+        let keys = [room_key(room_id), Key::Files(room_id.into())];
+        self.run(&keys, |v| rules::close(v, room_id)).await
     }
 
     async fn add_file(&self, room_id: &str, file_id: &str) -> RoomsResult<()> {
-        let _: () = self
-            .c()
-            .rpush(format!("{P}roomfiles:{room_id}"), file_id)
-            .await
-            .map_err(err)?;
-        Ok(())
+        self.run(&[room_key(room_id)], |v| {
+            rules::add_file(v, room_id, file_id)
+        })
+        .await
     }
 
     async fn take_files(&self, room_id: &str) -> RoomsResult<Vec<String>> {
-        let key = format!("{P}roomfiles:{room_id}");
-        let (files, _): (Vec<String>, u32) = redis::pipe()
-            .atomic()
-            .lrange(&key, 0, -1)
-            .del(&key)
-            .query_async(&mut self.c())
-            .await
-            .map_err(err)?;
-        Ok(files)
+        self.run(&[Key::Files(room_id.into())], |v| {
+            rules::take_files(v, room_id)
+        })
+        .await
     }
 
     async fn room_count(&self) -> RoomsResult<usize> {
@@ -244,88 +395,87 @@ impl ChatRooms for RedisRooms {
         &self,
         room_id: &str,
         user_id: &str,
-        deadline: chrono::DateTime<chrono::Utc>,
+        deadline: DateTime<Utc>,
     ) -> RoomsResult<Option<u64>> {
-        self.mark_away
-            .arg(room_id)
-            .arg(user_id)
-            .arg(P)
-            .arg(deadline.timestamp_millis())
-            .invoke_async(&mut self.c())
-            .await
-            .map_err(err)
+        let token: u64 = self.c().incr(TOKENS, 1).await.map_err(err)?;
+        self.run(&[room_key(room_id)], |v| {
+            rules::mark_away(v, room_id, user_id, deadline, token)
+        })
+        .await
     }
 
-    async fn next_grace(&self) -> RoomsResult<Option<chrono::DateTime<chrono::Utc>>> {
+    async fn next_grace(&self) -> RoomsResult<Option<DateTime<Utc>>> {
         let first: Vec<(String, f64)> = self
             .c()
-            .zrange_withscores(format!("{P}graces"), 0, 0)
+            .zrange_withscores(GRACES, 0, 0)
             .await
             .map_err(err)?;
         Ok(first
             .first()
-            .and_then(|(_, ms)| chrono::DateTime::from_timestamp_millis(*ms as i64)))
+            .and_then(|(_, ms)| DateTime::from_timestamp_millis(*ms as i64)))
     }
 
     fn graces_changed(&self) -> &tokio::sync::Notify {
         &self.graces
     }
 
-    async fn due_graces(
-        &self,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> RoomsResult<Vec<(String, String, u64)>> {
-        let flat: Vec<String> = self
-            .due
-            .arg(P)
-            .arg(now.timestamp_millis())
-            .arg(100)
-            .invoke_async(&mut self.c())
+    async fn due_graces(&self, now: DateTime<Utc>) -> RoomsResult<Vec<(String, String, u64)>> {
+        let mut c = self.c();
+        let due: Vec<String> = c
+            .zrangebyscore_limit(GRACES, "-inf", now.timestamp_millis(), 0, 100)
             .await
             .map_err(err)?;
-        Ok(flat
-            .chunks(3)
-            .filter_map(|c| match c {
-                [room, user, token] => Some((room.clone(), user.clone(), token.parse().ok()?)),
-                _ => None,
+        let pairs: Vec<(String, String)> = due
+            .iter()
+            .filter_map(|m| {
+                let (room, user) = m.split_once('|')?;
+                Some((room.to_string(), user.to_string()))
             })
-            .collect())
+            .collect();
+        if pairs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = pairs
+            .iter()
+            .map(|(r, u)| redis_key(&away_key(r, u)))
+            .collect();
+        let tokens: Vec<Option<u64>> = redis::cmd("MGET")
+            .arg(&names)
+            .query_async(&mut c)
+            .await
+            .map_err(err)?;
+        let mut out = Vec::new();
+        let mut stale = Vec::new();
+        for ((room, user), token) in pairs.into_iter().zip(tokens) {
+            match token {
+                Some(t) => out.push((room, user, t)),
+                None => stale.push(grace_member(&room, &user)),
+            }
+        }
+        if !stale.is_empty() {
+            // A member no longer away (left by an older version, or a key
+            // lost): nothing to expire.
+            let _: () = c.zrem(GRACES, stale).await.map_err(err)?;
+        }
+        Ok(out)
     }
 
     async fn hold_if_away(&self, room_id: &str, user_id: &str, event: &Value) -> RoomsResult<Hold> {
-        let kept: u32 = self
-            .keep
-            .arg(room_id)
-            .arg(user_id)
-            .arg(P)
-            .arg(event.to_string())
-            .arg(RECOVERY_BUFFER)
-            .invoke_async(&mut self.c())
+        let keys = [room_key(room_id), away_key(room_id, user_id)];
+        self.run(&keys, |v| rules::hold(v, room_id, user_id, event))
             .await
-            .map_err(err)?;
-        Ok(match kept {
-            1 => Hold::Kept,
-            2 => Hold::Gone,
-            _ => Hold::Deliver,
-        })
     }
 
     async fn mark_back(&self, room_id: &str, user_id: &str) -> RoomsResult<Option<Vec<Value>>> {
-        let out: Option<Vec<String>> = self
-            .back
-            .arg(room_id)
-            .arg(user_id)
-            .arg(P)
-            .invoke_async(&mut self.c())
+        let keys = [
+            away_key(room_id, user_id),
+            Key::Kept {
+                room: room_id.into(),
+                user: user_id.into(),
+            },
+        ];
+        self.run(&keys, |v| rules::mark_back(v, room_id, user_id))
             .await
-            .map_err(err)?;
-        Ok(out.map(|items| {
-            items
-                .iter()
-                .skip(1)
-                .filter_map(|m| serde_json::from_str(m).ok())
-                .collect()
-        }))
     }
 
     async fn expire_away(
@@ -334,16 +484,13 @@ impl ChatRooms for RedisRooms {
         user_id: &str,
         token: u64,
     ) -> RoomsResult<Option<Closed>> {
-        let out: Option<Vec<String>> = self
-            .expire
-            .arg(room_id)
-            .arg(user_id)
-            .arg(P)
-            .arg(token)
-            .invoke_async(&mut self.c())
+        let keys = [
+            away_key(room_id, user_id),
+            room_key(room_id),
+            Key::Files(room_id.into()),
+        ];
+        self.run(&keys, |v| rules::expire_away(v, room_id, user_id, token))
             .await
-            .map_err(err)?;
-        closed(out)
     }
 
     async fn avoid_set(&self, user_id: &str) -> RoomsResult<HashSet<String>> {
