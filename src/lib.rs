@@ -46,33 +46,51 @@ use crate::{
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
 
+/// What the server shares, one part per domain.
 pub struct Shared {
     pub config: Config,
+    pub accounts: Accounts,
+    pub call: CallLoop,
+    pub files: FileService,
+    pub turn: relay::TurnService,
+    /// HTTP rate limits (per IP and route group).
+    pub limiter: Arc<dyn RateLimiter>,
+    pub node: Node,
+}
+
+/// Accounts and sessions: the store, token keys, last-seen batching.
+pub struct Accounts {
     pub store: DynUserStore,
     pub jwt: JwtKeys,
+    /// Last-seen times waiting for the store.
+    pub last_seen: store::last_seen::LastSeen,
+}
+
+/// The call loop: who is online, the queue, the chats and their timers.
+/// Each part is a trait object so a cluster can hold it in Redis.
+pub struct CallLoop {
     pub presence: Arc<dyn Presence>,
-    pub limiter: Arc<dyn RateLimiter>,
     pub matcher: Arc<dyn Matcher>,
     pub rooms: Arc<dyn ChatRooms>,
     /// Orders each chat's deliveries against its close.
     pub room_order: chat::RoomOrder,
-    pub files: FileService,
     /// Per-user Socket.IO event budget.
     pub events: TokenBuckets,
     pub typing: realtime::events::Typing,
-    /// Last-seen times waiting for the store.
-    pub last_seen: store::last_seen::LastSeen,
-    pub turn: relay::TurnService,
+}
+
+/// This process: its identity, its sockets, and its link to the cluster.
+pub struct Node {
+    /// Identifies this process in stats and in a cluster.
+    pub id: String,
+    pub started_at: Instant,
+    /// Sockets connected to this process.
+    pub local_sockets: AtomicUsize,
     /// Set when REDIS_URL is: the client for the Socket.IO adapter.
     pub redis: Option<redis::Client>,
     pub cluster: Option<cluster::ClusterServices>,
     /// Last heartbeat's view of Redis.
     pub redis_up: std::sync::atomic::AtomicBool,
-    pub started_at: Instant,
-    /// Identifies this process in stats and, later, in a cluster.
-    pub node_id: String,
-    /// Sockets connected to this process.
-    pub local_sockets: AtomicUsize,
 }
 
 impl Deref for AppState {
@@ -81,6 +99,16 @@ impl Deref for AppState {
         &self.0
     }
 }
+
+/// The backends `AppState::build` picks: single node, or Redis.
+type Backends = (
+    Option<redis::Client>,
+    Option<cluster::ClusterServices>,
+    Arc<dyn Presence>,
+    Arc<dyn RateLimiter>,
+    Arc<dyn Matcher>,
+    Arc<dyn ChatRooms>,
+);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -121,14 +149,7 @@ impl AppState {
                 .unwrap_or(config.socket_event_limit),
         );
         let node_id = format!("{}-{}-{}", hostname(), config.port, std::process::id());
-        let (redis, cluster, presence, limiter, matcher, rooms): (
-            _,
-            _,
-            Arc<dyn Presence>,
-            Arc<dyn RateLimiter>,
-            Arc<dyn Matcher>,
-            Arc<dyn ChatRooms>,
-        ) = match &config.redis_url {
+        let (redis, cluster, presence, limiter, matcher, rooms): Backends = match &config.redis_url {
             None => (
                 None,
                 None,
@@ -165,24 +186,30 @@ impl AppState {
             }
         };
         Ok(AppState(Arc::new(Shared {
-            matcher,
-            rooms,
-            room_order: chat::RoomOrder::default(),
-            redis,
-            cluster,
-            redis_up: std::sync::atomic::AtomicBool::new(true),
+            accounts: Accounts {
+                store,
+                jwt,
+                last_seen: Default::default(),
+            },
+            call: CallLoop {
+                presence,
+                matcher,
+                rooms,
+                room_order: chat::RoomOrder::default(),
+                events,
+                typing: Default::default(),
+            },
             files,
-            events,
-            typing: Default::default(),
-            last_seen: Default::default(),
             turn,
-            store,
-            jwt,
-            presence,
             limiter,
-            started_at: Instant::now(),
-            node_id,
-            local_sockets: AtomicUsize::new(0),
+            node: Node {
+                id: node_id,
+                started_at: Instant::now(),
+                local_sockets: AtomicUsize::new(0),
+                redis,
+                cluster,
+                redis_up: std::sync::atomic::AtomicBool::new(true),
+            },
             config,
         })))
     }
@@ -251,7 +278,7 @@ pub async fn run(
 ) -> Result<(), StartupError> {
     let state = AppState::build(config).await?;
     let app = http::api_router(state.clone());
-    match state.redis.clone() {
+    match state.node.redis.clone() {
         None => {
             let (layer, io) = realtime::local_layer(state.clone());
             serve(state, app.layer(layer), io, listener, shutdown).await
@@ -295,10 +322,16 @@ async fn serve<A: socketioxide::adapter::Adapter>(
     let guest_sweeper = tokio::spawn(sweep_guests(state.clone()));
     let last_seen = {
         let state = state.clone();
-        tokio::spawn(async move { state.last_seen.run(state.store.clone()).await })
+        tokio::spawn(async move {
+            state
+                .accounts
+                .last_seen
+                .run(state.accounts.store.clone())
+                .await
+        })
     };
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, store = state.store.kind(), node = %state.node_id, "listening");
+    tracing::info!(%addr, store = state.accounts.store.kind(), node = %state.node.id, "listening");
 
     let draining = Arc::new(Notify::new());
     let started = draining.clone();
@@ -321,7 +354,7 @@ async fn serve<A: socketioxide::adapter::Adapter>(
     sweeper.abort();
     trimmer.abort();
     guest_sweeper.abort();
-    state.last_seen.close();
+    state.accounts.last_seen.close();
     let _ = last_seen.await;
     state.turn.shutdown();
     tracing::info!("stopped");
@@ -338,8 +371,8 @@ async fn sweep_guests(state: AppState) {
     );
     loop {
         match store::expiry::sweep_guests(
-            state.store.as_ref(),
-            state.presence.as_ref(),
+            state.accounts.store.as_ref(),
+            state.call.presence.as_ref(),
             ttl,
             chrono::Utc::now(),
         )

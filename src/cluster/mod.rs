@@ -90,14 +90,14 @@ const FULL_MIRROR_EVERY: u32 = 30;
 /// safety net), or when the hash is missing (Redis lost it): a heartbeat
 /// costs O(1), not O(users on the node).
 async fn beat(state: &AppState, full: bool) -> Result<(), String> {
-    let cluster = state.cluster.as_ref().ok_or("not a cluster")?;
+    let cluster = state.node.cluster.as_ref().ok_or("not a cluster")?;
     let mut c = cluster.conn.clone();
     let (exists,): (bool,) = redis::pipe()
-        .set_ex(alive_key(&state.node_id), "1", NODE_TTL.as_secs())
+        .set_ex(alive_key(&state.node.id), "1", NODE_TTL.as_secs())
         .ignore()
-        .sadd(NODES, &state.node_id)
+        .sadd(NODES, &state.node.id)
         .ignore()
-        .exists(node_users_key(&state.node_id))
+        .exists(node_users_key(&state.node.id))
         .query_async(&mut c)
         .await
         .map_err(|e| e.to_string())?;
@@ -117,10 +117,10 @@ async fn heartbeat(state: AppState, io: SocketIo<IoAdapter>) {
     loop {
         tick.tick().await;
         let full =
-            !state.redis_up.load(Ordering::Relaxed) || beats.is_multiple_of(FULL_MIRROR_EVERY);
+            !state.node.redis_up.load(Ordering::Relaxed) || beats.is_multiple_of(FULL_MIRROR_EVERY);
         beats = beats.wrapping_add(1);
         let ok = beat(&state, full).await;
-        let was = state.redis_up.swap(ok.is_ok(), Ordering::Relaxed);
+        let was = state.node.redis_up.swap(ok.is_ok(), Ordering::Relaxed);
         match (was, &ok) {
             (true, Err(e)) => {
                 tracing::error!(error = %e, "Redis unreachable: matching is unavailable");
@@ -156,11 +156,11 @@ async fn reaper(state: AppState, io: SocketIo<IoAdapter>) {
 }
 
 async fn reap(state: &AppState, io: &SocketIo<IoAdapter>) -> Result<(), String> {
-    let cluster = state.cluster.as_ref().ok_or("not a cluster")?;
+    let cluster = state.node.cluster.as_ref().ok_or("not a cluster")?;
     let mut c = cluster.conn.clone();
     let nodes: Vec<String> = c.smembers(NODES).await.map_err(|e| e.to_string())?;
     for node in nodes {
-        if node == state.node_id {
+        if node == state.node.id {
             continue;
         }
         let alive: bool = c
@@ -173,7 +173,7 @@ async fn reap(state: &AppState, io: &SocketIo<IoAdapter>) -> Result<(), String> 
         // One live node reaps each dead one.
         let claimed: bool = redis::cmd("SET")
             .arg(format!("tandem:reaping:{node}"))
-            .arg(&state.node_id)
+            .arg(&state.node.id)
             .arg("NX")
             .arg("EX")
             .arg(60)
@@ -198,8 +198,8 @@ async fn reap(state: &AppState, io: &SocketIo<IoAdapter>) -> Result<(), String> 
             {
                 continue;
             }
-            let _ = state.matcher.leave(&user).await;
-            if let Ok(Some(room)) = state.rooms.room_of(&user).await {
+            let _ = state.call.matcher.leave(&user).await;
+            if let Ok(Some(room)) = state.call.rooms.room_of(&user).await {
                 calls::step_away(io, state, &room.id, &user).await;
             } else {
                 let _: Result<(), _> = c.hdel(STATUS, &user).await;

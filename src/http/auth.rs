@@ -16,13 +16,17 @@ use crate::{
 
 /// Creates an access token and a stored single-use refresh token.
 async fn session(state: &AppState, user: &User) -> Result<Value, AppError> {
-    let token = state.jwt.issue(&user.id, &user.username, user.is_guest);
+    let token = state
+        .accounts
+        .jwt
+        .issue(&user.id, &user.username, user.is_guest);
     let refresh_bytes: [u8; 32] = rand::random();
     let refresh = URL_SAFE_NO_PAD.encode(refresh_bytes);
     let expires_at = Utc::now()
         + chrono::Duration::from_std(state.config.refresh_expires_in.0)
             .unwrap_or(chrono::Duration::days(30));
     state
+        .accounts
         .store
         .insert_refresh(
             &refresh_hash(&refresh),
@@ -32,11 +36,18 @@ async fn session(state: &AppState, user: &User) -> Result<Value, AppError> {
             },
         )
         .await?;
-    let online = state.presence.get(&user.id).await.ok().flatten().is_some();
+    let online = state
+        .call
+        .presence
+        .get(&user.id)
+        .await
+        .ok()
+        .flatten()
+        .is_some();
     Ok(json!({
         "token": token,
         "refreshToken": refresh,
-        "expiresIn": state.jwt.ttl().as_secs(),
+        "expiresIn": state.accounts.jwt.ttl().as_secs(),
         "user": user_json(user, true, online),
     }))
 }
@@ -55,6 +66,7 @@ pub async fn register(
     rules::password(pass)?;
     let hash = password::hash(pass.to_string(), state.config.bcrypt_cost).await?;
     let user = state
+        .accounts
         .store
         .create_user(NewUser {
             username,
@@ -77,7 +89,7 @@ pub async fn login(
 ) -> Result<Json<Value>, AppError> {
     let email = body.str("email")?.trim().to_lowercase();
     let pass = body.str("password")?.to_string();
-    let user = state.store.user_by_email(&email).await?;
+    let user = state.accounts.store.user_by_email(&email).await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
     let valid = password::verify(pass, hash, state.config.bcrypt_cost).await?;
     let Some(user) = user.filter(|_| valid) else {
@@ -108,7 +120,7 @@ pub async fn guest(
             password_hash: None,
             is_guest: true,
         };
-        match state.store.create_user(new).await {
+        match state.accounts.store.create_user(new).await {
             Ok(u) => break u,
             Err(StoreError::Conflict(_)) if chosen.is_none() && attempts < 5 => attempts += 1,
             Err(e) => return Err(e.into()),
@@ -142,6 +154,7 @@ pub async fn refresh(
         )
     };
     let record = state
+        .accounts
         .store
         .take_refresh(&refresh_hash(token))
         .await?
@@ -153,6 +166,7 @@ pub async fn refresh(
         ));
     }
     let user = state
+        .accounts
         .store
         .user_by_id(&record.user_id)
         .await?
@@ -166,7 +180,11 @@ pub async fn logout(
     body: JsonObject,
 ) -> Result<Json<Value>, AppError> {
     let token = body.str("refreshToken")?;
-    state.store.take_refresh(&refresh_hash(token)).await?;
+    state
+        .accounts
+        .store
+        .take_refresh(&refresh_hash(token))
+        .await?;
     Ok(ok("Logged out", Value::Null))
 }
 
@@ -174,7 +192,14 @@ pub async fn me(
     State(state): State<AppState>,
     AuthAccount(user): AuthAccount,
 ) -> Result<Json<Value>, AppError> {
-    let online = state.presence.get(&user.id).await.ok().flatten().is_some();
+    let online = state
+        .call
+        .presence
+        .get(&user.id)
+        .await
+        .ok()
+        .flatten()
+        .is_some();
     Ok(ok(
         "Current user",
         json!({ "user": user_json(&user, true, online) }),

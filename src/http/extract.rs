@@ -21,10 +21,11 @@ use crate::{
 async fn verify(parts: &Parts, state: &AppState) -> Result<(Claims, StoreResult<User>), AppError> {
     let token = bearer(&parts.headers)?;
     let claims = state
+        .accounts
         .jwt
         .verify(token)
         .map_err(|e| AppError::unauthorized(e.code(), e.to_string()))?;
-    match state.store.user_by_id(&claims.sub).await {
+    match state.accounts.store.user_by_id(&claims.sub).await {
         Ok(Some(user)) => Ok((claims, Ok(user))),
         Ok(None) => Err(AppError::unauthorized(
             "invalid_token",

@@ -10,17 +10,17 @@ use crate::{AppState, error::AppError};
 
 /// No auth. 200 while the store answers, 503 when it does not.
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    let ping = tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await;
+    let ping = tokio::time::timeout(Duration::from_secs(2), state.accounts.store.ping()).await;
     let store_error = match ping {
         Ok(Ok(())) => None,
         Ok(Err(e)) => Some(e.to_string()),
         Err(_) => Some("no answer within 2 s".to_string()),
     };
     let store = match &store_error {
-        None => json!({ "backend": state.store.kind(), "status": "up" }),
-        Some(e) => json!({ "backend": state.store.kind(), "status": "down", "error": e }),
+        None => json!({ "backend": state.accounts.store.kind(), "status": "up" }),
+        Some(e) => json!({ "backend": state.accounts.store.kind(), "status": "down", "error": e }),
     };
-    let redis_error = match &state.cluster {
+    let redis_error = match &state.node.cluster {
         None => None,
         Some(c) => {
             let mut conn = c.conn.clone();
@@ -33,7 +33,7 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
             }
         }
     };
-    let redis = match (&state.cluster, &redis_error) {
+    let redis = match (&state.node.cluster, &redis_error) {
         (None, _) => json!({ "status": "disabled" }),
         (Some(_), None) => json!({ "status": "up" }),
         (Some(_), Some(e)) => json!({ "status": "down", "error": e }),
@@ -43,9 +43,9 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
         "status": if healthy { "ok" } else { "degraded" },
         "store": store,
         "redis": redis,
-        "uptimeSeconds": state.started_at.elapsed().as_secs(),
+        "uptimeSeconds": state.node.started_at.elapsed().as_secs(),
         "version": env!("CARGO_PKG_VERSION"),
-        "node": state.node_id,
+        "node": state.node.id,
     });
     let status = if healthy {
         StatusCode::OK
@@ -70,6 +70,7 @@ pub async fn socket_stats(
     AuthUser(_): AuthUser,
 ) -> Result<Json<Value>, AppError> {
     let p = state
+        .call
         .presence
         .counts()
         .await
@@ -77,14 +78,14 @@ pub async fn socket_stats(
     Ok(crate::error::ok(
         "Socket statistics",
         json!({
-            "node": state.node_id,
-            "localSockets": state.local_sockets.load(std::sync::atomic::Ordering::Relaxed),
+            "node": state.node.id,
+            "localSockets": state.node.local_sockets.load(std::sync::atomic::Ordering::Relaxed),
             "connectedSockets": p.sockets,
             "onlineUsers": p.online_users,
             "availableUsers": p.available_users,
             "queuedUsers": p.queued_users,
             "inChatUsers": p.in_chat_users,
-            "uptimeSeconds": state.started_at.elapsed().as_secs(),
+            "uptimeSeconds": state.node.started_at.elapsed().as_secs(),
             "rssBytes": rss_bytes(),
             "turn": state.turn.stats(),
         }),

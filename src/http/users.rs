@@ -57,6 +57,7 @@ async fn list(
 ) -> Result<Value, AppError> {
     let limit = q.limit.unwrap_or(LIST_DEFAULT).clamp(1, LIST_MAX);
     let mut users = state
+        .call
         .presence
         .list(available_only, limit + 1)
         .await
@@ -119,7 +120,7 @@ async fn device(
         ip: ip.map(|i| i.to_string()),
         last_seen: Utc::now(),
     };
-    state.store.upsert_device(device.clone()).await?;
+    state.accounts.store.upsert_device(device.clone()).await?;
     Ok(ok(
         "Device recorded",
         json!({
@@ -135,8 +136,9 @@ async fn stats(
     State(state): State<AppState>,
     AuthUser(_): AuthUser,
 ) -> Result<Json<Value>, AppError> {
-    let counts = state.store.count_users().await?;
+    let counts = state.accounts.store.count_users().await?;
     let p = state
+        .call
         .presence
         .counts()
         .await

@@ -25,7 +25,7 @@ pub async fn emit_to_user<A: Adapter>(io: &SocketIo<A>, user_id: &str, event: &S
 }
 
 async fn set_status(state: &AppState, user_id: &str, status: Status) {
-    if let Err(e) = state.presence.set_status(user_id, status).await {
+    if let Err(e) = state.call.presence.set_status(user_id, status).await {
         tracing::warn!(error = %e, "presence update failed");
     }
 }
@@ -64,7 +64,7 @@ pub async fn start_chat<A: Adapter>(
         common_interests: pairing.common_interests.clone(),
         created_at: Utc::now(),
     };
-    match state.rooms.open(room.clone()).await {
+    match state.call.rooms.open(room.clone()).await {
         Ok(()) => {}
         Err(RoomsError::Busy(busy)) => {
             // One of them is already chatting: the other goes back in the queue.
@@ -102,7 +102,7 @@ pub async fn start_chat<A: Adapter>(
     tokio::join!(tell(&room.caller), tell(&room.callee));
     // Someone who dropped while being paired gets the usual grace period.
     for member in [&room.caller, &room.callee] {
-        if matches!(state.presence.get(&member.id).await, Ok(None)) {
+        if matches!(state.call.presence.get(&member.id).await, Ok(None)) {
             step_away(io, state, &room.id, &member.id).await;
         }
     }
@@ -117,6 +117,7 @@ pub async fn requeue<A: Adapter>(
 ) -> Result<Joined, String> {
     let user_id = ticket.user_id.clone();
     let joined = state
+        .call
         .matcher
         .join(ticket)
         .await
@@ -170,15 +171,15 @@ pub async fn step_away<A: Adapter>(
 ) {
     let grace = state.config.reconnect_grace.0;
     let deadline = Utc::now() + chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
-    match state.rooms.mark_away(room_id, user_id, deadline).await {
-        Ok(Some(_)) => state.rooms.graces_changed().notify_one(),
+    match state.call.rooms.mark_away(room_id, user_id, deadline).await {
+        Ok(Some(_)) => state.call.rooms.graces_changed().notify_one(),
         Ok(None) => return,
         Err(e) => {
             tracing::warn!(error = %e, "could not mark a member away");
             return;
         }
     }
-    if let Ok(Some(room)) = state.rooms.room_of(user_id).await
+    if let Ok(Some(room)) = state.call.rooms.room_of(user_id).await
         && let Some((partner, _)) = room.seen_by(user_id)
     {
         emit_to_user(
@@ -200,12 +201,16 @@ pub async fn step_away<A: Adapter>(
 /// started it dies. Wakes at the next deadline, when this process adds one,
 /// and (in a cluster, where other nodes add them) at least every 2 s.
 pub async fn drive_graces<A: Adapter>(io: SocketIo<A>, state: AppState) {
-    let cap = state.cluster.is_some().then_some(Duration::from_secs(2));
+    let cap = state
+        .node
+        .cluster
+        .is_some()
+        .then_some(Duration::from_secs(2));
     loop {
-        let changed = state.rooms.graces_changed().notified();
+        let changed = state.call.rooms.graces_changed().notified();
         tokio::pin!(changed);
         changed.as_mut().enable();
-        let next = match state.rooms.next_grace().await {
+        let next = match state.call.rooms.next_grace().await {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read grace deadlines");
@@ -222,7 +227,7 @@ pub async fn drive_graces<A: Adapter>(io: SocketIo<A>, state: AppState) {
         if !crate::matching::sleep_or_notified(wake, changed).await {
             continue;
         }
-        let due = match state.rooms.due_graces(Utc::now()).await {
+        let due = match state.call.rooms.due_graces(Utc::now()).await {
             Ok(due) => due,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read grace deadlines");
@@ -231,8 +236,13 @@ pub async fn drive_graces<A: Adapter>(io: SocketIo<A>, state: AppState) {
             }
         };
         for (room_id, user_id, token) in due {
-            let _order = state.room_order.lock(&room_id).await;
-            match state.rooms.expire_away(&room_id, &user_id, token).await {
+            let _order = state.call.room_order.lock(&room_id).await;
+            match state
+                .call
+                .rooms
+                .expire_away(&room_id, &user_id, token)
+                .await
+            {
                 Ok(Some(closed)) => {
                     finish_chat(&io, &state, closed, Some(&user_id), "disconnected").await
                 }
@@ -255,7 +265,7 @@ pub async fn resume<A: Adapter>(
     socket: &SocketRef<A>,
     user: &SessionUser,
 ) {
-    let room = match state.rooms.room_of(&user.id).await {
+    let room = match state.call.rooms.room_of(&user.id).await {
         Ok(Some(r)) => r,
         Ok(None) => return,
         Err(e) => {
@@ -267,6 +277,7 @@ pub async fn resume<A: Adapter>(
         return;
     };
     let kept = state
+        .call
         .rooms
         .mark_back(&room.id, &user.id)
         .await

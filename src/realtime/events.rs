@@ -171,7 +171,7 @@ fn begin<A: Adapter>(s: &SocketRef<A>, state: &AppState) -> Result<Arc<SessionUs
         .extensions
         .get::<Arc<SessionUser>>()
         .ok_or_else(|| EventError::new("unauthorized", "not authenticated"))?;
-    state.events.take(&user.id).map_err(|wait| {
+    state.call.events.take(&user.id).map_err(|wait| {
         EventError::new(
             "rate_limited",
             format!("too many events; retry in {} ms", wait.as_millis().max(1)),
@@ -182,6 +182,7 @@ fn begin<A: Adapter>(s: &SocketRef<A>, state: &AppState) -> Result<Arc<SessionUs
 
 async fn current_room(state: &AppState, user_id: &str) -> Result<RoomInfo, EventError> {
     state
+        .call
         .rooms
         .room_of(user_id)
         .await
@@ -198,8 +199,8 @@ async fn end_chat<A: Adapter>(
     reason: &'static str,
 ) -> Result<(), EventError> {
     // The close and its events are ordered against the room's deliveries.
-    let _order = state.room_order.lock(room_id).await;
-    if let Some(closed) = state.rooms.close(room_id).await.map_err(unavailable)? {
+    let _order = state.call.room_order.lock(room_id).await;
+    if let Some(closed) = state.call.rooms.close(room_id).await.map_err(unavailable)? {
         calls::finish_chat(io, state, closed, Some(by), reason).await;
     }
     Ok(())
@@ -213,8 +214,20 @@ async fn enqueue<A: Adapter>(
     prefs: MatchPrefs,
 ) -> EventResult {
     // Blocks (from the store) and the last partner: never matched again.
-    let mut avoid = state.rooms.avoid_set(&user.id).await.map_err(unavailable)?;
-    avoid.extend(state.store.blocks_of(&user.id).await.map_err(unavailable)?);
+    let mut avoid = state
+        .call
+        .rooms
+        .avoid_set(&user.id)
+        .await
+        .map_err(unavailable)?;
+    avoid.extend(
+        state
+            .accounts
+            .store
+            .blocks_of(&user.id)
+            .await
+            .map_err(unavailable)?,
+    );
     let ticket = Ticket {
         user_id: user.id.clone(),
         username: user.username.clone(),
@@ -229,7 +242,12 @@ async fn enqueue<A: Adapter>(
     {
         Joined::Waiting => Ok(json!({ "status": "waiting" })),
         Joined::Matched(_) => {
-            let room = state.rooms.room_of(&user.id).await.map_err(unavailable)?;
+            let room = state
+                .call
+                .rooms
+                .room_of(&user.id)
+                .await
+                .map_err(unavailable)?;
             Ok(json!({ "status": "matched", "roomId": room.map(|r| r.id) }))
         }
     }
@@ -243,6 +261,7 @@ async fn user_match<A: Adapter>(
     prefs: MatchPrefs,
 ) -> EventResult {
     if state
+        .call
         .rooms
         .room_of(&user.id)
         .await
@@ -259,9 +278,14 @@ async fn user_match<A: Adapter>(
 }
 
 async fn user_cancel(state: AppState, user: Arc<SessionUser>) -> EventResult {
-    let was_queued = state.matcher.leave(&user.id).await.map_err(unavailable)?;
+    let was_queued = state
+        .call
+        .matcher
+        .leave(&user.id)
+        .await
+        .map_err(unavailable)?;
     if was_queued {
-        let _ = state.presence.set_status(&user.id, Status::Idle).await;
+        let _ = state.call.presence.set_status(&user.id, Status::Idle).await;
     }
     Ok(json!({ "status": "idle", "wasQueued": was_queued }))
 }
@@ -280,11 +304,18 @@ async fn user_skip<A: Adapter>(
             p
         }
     };
-    match state.rooms.room_of(&user.id).await.map_err(unavailable)? {
+    match state
+        .call
+        .rooms
+        .room_of(&user.id)
+        .await
+        .map_err(unavailable)?
+    {
         Some(room) => {
             end_chat(&io, &state, &room.id, &user.id, "skipped").await?;
         }
         None if state
+            .call
             .matcher
             .is_queued(&user.id)
             .await
@@ -299,15 +330,27 @@ async fn user_end<A: Adapter>(
     state: AppState,
     user: Arc<SessionUser>,
 ) -> EventResult {
-    match state.rooms.room_of(&user.id).await.map_err(unavailable)? {
+    match state
+        .call
+        .rooms
+        .room_of(&user.id)
+        .await
+        .map_err(unavailable)?
+    {
         Some(room) => {
             end_chat(&io, &state, &room.id, &user.id, "ended").await?;
         }
         None => {
-            if !state.matcher.leave(&user.id).await.map_err(unavailable)? {
+            if !state
+                .call
+                .matcher
+                .leave(&user.id)
+                .await
+                .map_err(unavailable)?
+            {
                 return Err(not_in_chat());
             }
-            let _ = state.presence.set_status(&user.id, Status::Idle).await;
+            let _ = state.call.presence.set_status(&user.id, Status::Idle).await;
         }
     }
     Ok(json!({ "status": "idle" }))
@@ -325,17 +368,24 @@ async fn user_block<A: Adapter>(
         return Err(invalid("you cannot block yourself"));
     }
     state
+        .accounts
         .store
         .add_block(&user.id, &other)
         .await
         .map_err(unavailable)?;
-    if let Some(room) = state.rooms.room_of(&user.id).await.map_err(unavailable)?
+    if let Some(room) = state
+        .call
+        .rooms
+        .room_of(&user.id)
+        .await
+        .map_err(unavailable)?
         && room.seen_by(&user.id).is_some_and(|(p, _)| p.id == other)
     {
         end_chat(&io, &state, &room.id, &user.id, "ended").await?;
     }
     // A queued ticket is re-issued so the block applies to it too.
     if state
+        .call
         .matcher
         .is_queued(&user.id)
         .await
@@ -357,9 +407,10 @@ async fn deliver<A: Adapter>(
     partner: &str,
     event: &ServerEvent,
 ) -> Result<(), EventError> {
-    let _order = state.room_order.lock(&room.id).await;
+    let _order = state.call.room_order.lock(&room.id).await;
     let kept = serde_json::to_value(event).map_err(unavailable)?;
     match state
+        .call
         .rooms
         .hold_if_away(&room.id, partner, &kept)
         .await
@@ -419,6 +470,7 @@ async fn chat_message<A: Adapter>(
                     ShareError::Io(e) => unavailable(e),
                 })?;
             state
+                .call
                 .rooms
                 .add_file(&room.id, &meta.id)
                 .await
@@ -480,9 +532,10 @@ fn now() -> std::time::Instant {
 /// Sends the auto-offs as they come due, for as long as it runs.
 pub async fn drive_typing<A: Adapter>(io: SocketIo<A>, state: AppState) {
     loop {
-        let changed = state.typing.changed.notified();
+        let changed = state.call.typing.changed.notified();
         tokio::pin!(changed);
         let wake = state
+            .call
             .typing
             .timers()
             .next_deadline()
@@ -490,10 +543,9 @@ pub async fn drive_typing<A: Adapter>(io: SocketIo<A>, state: AppState) {
         if !crate::matching::sleep_or_notified(wake, changed).await {
             continue;
         }
-        let due = state.typing.timers().poll(now());
+        let due = state.call.typing.timers().poll(now());
         for off in due {
-            let same_room =
-                matches!(state.rooms.room_of(&off.user).await, Ok(Some(r)) if r.id == off.room);
+            let same_room = matches!(state.call.rooms.room_of(&off.user).await, Ok(Some(r)) if r.id == off.room);
             if same_room {
                 calls::emit_to_user(
                     &io,
@@ -517,7 +569,7 @@ async fn chat_typing<A: Adapter>(
 ) -> EventResult {
     let room = current_room(&state, &user.id).await?;
     let (partner, _) = room.seen_by(&user.id).ok_or_else(not_in_chat)?;
-    state.typing.update(
+    state.call.typing.update(
         AutoOff {
             user: user.id.clone(),
             partner: partner.id.clone(),
@@ -545,6 +597,7 @@ async fn chat_clear<A: Adapter>(
     let room = current_room(&state, &user.id).await?;
     let (partner, _) = room.seen_by(&user.id).ok_or_else(not_in_chat)?;
     let files = state
+        .call
         .rooms
         .take_files(&room.id)
         .await

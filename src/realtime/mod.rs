@@ -99,7 +99,7 @@ pub async fn redis_layer(
 /// Pairs whoever waited past the match fallback, until the task is
 /// aborted: woken by the matcher's next deadline or a join, never by a poll.
 pub async fn match_ticker<A: Adapter>(io: SocketIo<A>, state: AppState) {
-    let matcher = state.matcher.clone();
+    let matcher = state.call.matcher.clone();
     crate::matching::drive(matcher.as_ref(), |p| {
         let (io, state) = (io.clone(), state.clone());
         async move {
@@ -152,11 +152,11 @@ async fn authenticate<A: Adapter>(
         tracing::debug!(sid = %s.id, "socket without token refused");
         return Err(Unauthorized);
     };
-    let claims = state.jwt.verify(&token).map_err(|e| {
+    let claims = state.accounts.jwt.verify(&token).map_err(|e| {
         tracing::debug!(sid = %s.id, error = %e, "socket with bad token refused");
         Unauthorized
     })?;
-    match state.store.user_by_id(&claims.sub).await {
+    match state.accounts.store.user_by_id(&claims.sub).await {
         Ok(Some(_)) => {}
         Ok(None) => {
             tracing::debug!(sid = %s.id, "socket of an unknown account refused");
@@ -184,8 +184,8 @@ async fn on_connect<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, State(state): 
     let span = tracing::info_span!("socket", sid = %s.id, user = %user.id);
     async {
         s.join(user_room(&user.id));
-        state.local_sockets.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = state.presence.connect(&user, &s.id.to_string()).await {
+        state.node.local_sockets.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = state.call.presence.connect(&user, &s.id.to_string()).await {
             tracing::warn!(error = %e, "presence update failed");
         }
         tracing::info!(transport = ?s.transport_type(), "connected");
@@ -214,23 +214,31 @@ async fn on_disconnect<A: Adapter>(
     };
     let span = tracing::info_span!("socket", sid = %s.id, user = %user.id);
     async {
-        state.local_sockets.fetch_sub(1, Ordering::Relaxed);
+        state.node.local_sockets.fetch_sub(1, Ordering::Relaxed);
         tracing::info!(?reason, "disconnected");
-        match state.presence.disconnect(&user.id, &s.id.to_string()).await {
+        match state
+            .call
+            .presence
+            .disconnect(&user.id, &s.id.to_string())
+            .await
+        {
             Ok(true) => {
                 // The user's last socket: leave the queue, step away from a chat.
-                if let Err(e) = state.matcher.leave(&user.id).await {
+                if let Err(e) = state.call.matcher.leave(&user.id).await {
                     tracing::warn!(error = %e, "could not leave the queue");
                 }
-                if let Ok(Some(room)) = state.rooms.room_of(&user.id).await {
+                if let Ok(Some(room)) = state.call.rooms.room_of(&user.id).await {
                     calls::step_away(&io, &state, &room.id, &user.id).await;
                 }
                 // The event budget is kept: reconnecting must not refill it.
-                if let Err(e) = state.rooms.forget_user(&user.id).await {
+                if let Err(e) = state.call.rooms.forget_user(&user.id).await {
                     tracing::debug!(error = %e, "could not forget the last partner");
                 }
-                state.typing.forget(&user.id);
-                state.last_seen.record(&user.id, chrono::Utc::now());
+                state.call.typing.forget(&user.id);
+                state
+                    .accounts
+                    .last_seen
+                    .record(&user.id, chrono::Utc::now());
             }
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "presence update failed"),

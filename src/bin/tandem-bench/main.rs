@@ -36,6 +36,9 @@ enum Scenario {
     LoginStorm,
     /// C concurrent uploads; the server's RSS growth.
     Upload,
+    /// R sequential `GET /api/auth/me` by one guest: latency (in a cluster,
+    /// with however many users are online).
+    AuthMe,
     /// U virtual users churning (guests come and go) for M minutes; RSS,
     /// fds, threads, store size and upload files sampled every minute.
     Soak,
@@ -74,6 +77,9 @@ struct Args {
     /// Clients logging in over and over during `login-storm`.
     #[arg(long, default_value_t = 16)]
     login_concurrency: usize,
+    /// Requests of `auth-me`.
+    #[arg(long, default_value_t = 2000)]
+    requests: usize,
     /// Concurrent uploads of `upload`.
     #[arg(long, default_value_t = 8)]
     uploads: usize,
@@ -250,6 +256,35 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i] as f64 / 1000.0
+}
+
+async fn auth_me(args: &Args) -> Value {
+    let token = match http::post_json(&args.url, "/api/auth/guest", &json!({}), None).await {
+        Ok((201, b)) => b["data"]["token"].as_str().unwrap_or_default().to_string(),
+        other => {
+            eprintln!("guest: {other:?}");
+            return json!({ "scenario": "auth-me", "error": "no guest account" });
+        }
+    };
+    let mut lat = Vec::with_capacity(args.requests);
+    let mut failed = 0;
+    for _ in 0..args.requests {
+        let t0 = Instant::now();
+        match http::get_json(&args.url, "/api/auth/me", &token).await {
+            Ok((200, _)) => lat.push(t0.elapsed().as_micros() as u64),
+            _ => failed += 1,
+        }
+    }
+    lat.sort_unstable();
+    let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
+    println!(
+        "auth-me: {} requests ({} failed), one connection each: p50 {:.2} ms, p99 {:.2} ms",
+        lat.len(),
+        failed,
+        p50,
+        p99
+    );
+    json!({ "scenario": "auth-me", "requests": lat.len(), "failed": failed, "p50Ms": p50, "p99Ms": p99 })
 }
 
 async fn connections(args: &Args) -> Value {
@@ -687,6 +722,7 @@ async fn main() {
         Scenario::MatchStorm => match_storm(&args).await,
         Scenario::LoginStorm => login_storm(&args).await,
         Scenario::Upload => upload(&args).await,
+        Scenario::AuthMe => auth_me(&args).await,
         Scenario::Soak => {
             let secret = args.jwt_secret.clone();
             soak::run(soak::Soak {
