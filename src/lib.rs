@@ -149,7 +149,8 @@ impl AppState {
                 .unwrap_or(config.socket_event_limit),
         );
         let node_id = format!("{}-{}-{}", hostname(), config.port, std::process::id());
-        let (redis, cluster, presence, limiter, matcher, rooms): Backends = match &config.redis_url {
+        let (redis, cluster, presence, limiter, matcher, rooms): Backends = match &config.redis_url
+        {
             None => (
                 None,
                 None,

@@ -32,8 +32,32 @@ const BLOCKS: TableDefinition<&str, ()> = TableDefinition::new("blocks");
 /// "user id \0 token hash" of every refresh token, to remove a user's tokens.
 const REFRESH_BY_USER: TableDefinition<&str, ()> = TableDefinition::new("refresh_by_user");
 
+/// The store's work, run on its own threads.
+type Job = Box<dyn FnOnce(&Database) + Send>;
+
+/// Threads that run store calls. Every call runs on one of these few
+/// long-lived threads rather than on tokio's blocking pool: redb's pages
+/// and records are then allocated and freed by the same threads, which
+/// keeps the allocator from spreading them over many arenas (a churn of
+/// guests otherwise grew RSS while the live heap stayed flat). Writes wait
+/// for redb's one write lock anyway; two threads let a read proceed while
+/// a commit syncs.
+const STORE_THREADS: usize = 2;
+
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Dropping the store closes the database before it returns (so the file
+/// can be opened again at once): the threads finish the calls queued and stop.
+impl Drop for EmbeddedStore {
+    fn drop(&mut self) {
+        self.jobs.take();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
 }
 
 fn other(e: impl std::fmt::Display) -> StoreError {
@@ -91,7 +115,11 @@ impl EmbeddedStore {
             create_tables(&tx).map_err(other)?;
             index_existing_guests(&tx)?;
             tx.commit().map_err(other)?;
-            Ok(EmbeddedStore { db: Arc::new(db) })
+            let (jobs, threads) = start_threads(Arc::new(db))?;
+            Ok(EmbeddedStore {
+                jobs: Some(jobs),
+                threads,
+            })
         })
         .await
         .map_err(other)?
@@ -102,11 +130,50 @@ impl EmbeddedStore {
         T: Send + 'static,
         F: FnOnce(&Database) -> StoreResult<T> + Send + 'static,
     {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || f(&db))
-            .await
-            .map_err(other)?
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("the store is closed".into()))?
+            .send(Box::new(move |db| {
+                let _ = tx.send(f(db));
+            }))
+            .map_err(|_| StoreError::Unavailable("the store's threads are gone".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("a store call panicked".into()))?
     }
+}
+
+/// Starts [`STORE_THREADS`] threads taking jobs from one queue; they stop
+/// (and the database closes) when the store is dropped.
+type Threads = (
+    std::sync::mpsc::Sender<Job>,
+    Vec<std::thread::JoinHandle<()>>,
+);
+
+fn start_threads(db: Arc<Database>) -> StoreResult<Threads> {
+    let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+    let queue = Arc::new(std::sync::Mutex::new(queue));
+    let mut threads = Vec::new();
+    for i in 0..STORE_THREADS {
+        let (db, queue) = (db.clone(), queue.clone());
+        let t = std::thread::Builder::new()
+            .name(format!("tandem-store-{i}"))
+            .spawn(move || {
+                loop {
+                    let job = match queue.lock() {
+                        Ok(q) => q.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    // A panicking call drops its answer (the caller sees
+                    // `Unavailable`); the thread goes on.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&db)));
+                }
+            })
+            .map_err(|e| StoreError::Unavailable(format!("cannot start a store thread: {e}")))?;
+        threads.push(t);
+    }
+    Ok((jobs, threads))
 }
 
 /// Sets a user's last-seen time (and a guest's place in the expiry index);
