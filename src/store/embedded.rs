@@ -35,17 +35,16 @@ const REFRESH_BY_USER: TableDefinition<&str, ()> = TableDefinition::new("refresh
 /// The store's work, run on its own threads.
 type Job = Box<dyn FnOnce(&Database) + Send>;
 
-/// Threads that run store calls. Every call runs on one of these few
-/// long-lived threads rather than on tokio's blocking pool: redb's pages
-/// and records are then allocated and freed by the same threads, which
-/// keeps the allocator from spreading them over many arenas (a churn of
-/// guests otherwise grew RSS while the live heap stayed flat). Writes wait
-/// for redb's one write lock anyway; two threads let a read proceed while
-/// a commit syncs.
-const STORE_THREADS: usize = 2;
-
+/// Store calls run on two long-lived threads of the store's own rather than
+/// on tokio's blocking pool: one for writes (redb takes one write
+/// transaction at a time anyway) and one for reads, so a read never waits
+/// behind a commit's fsync. redb's pages and records are then allocated and
+/// freed by the same two threads, which keeps the allocator from spreading
+/// them over many arenas (a churn of guests otherwise grew RSS while the
+/// live heap stayed flat).
 pub struct EmbeddedStore {
-    jobs: Option<std::sync::mpsc::Sender<Job>>,
+    reads: Option<std::sync::mpsc::Sender<Job>>,
+    writes: Option<std::sync::mpsc::Sender<Job>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -53,7 +52,8 @@ pub struct EmbeddedStore {
 /// can be opened again at once): the threads finish the calls queued and stop.
 impl Drop for EmbeddedStore {
     fn drop(&mut self) {
-        self.jobs.take();
+        self.reads.take();
+        self.writes.take();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -115,25 +115,44 @@ impl EmbeddedStore {
             create_tables(&tx).map_err(other)?;
             index_existing_guests(&tx)?;
             tx.commit().map_err(other)?;
-            let (jobs, threads) = start_threads(Arc::new(db))?;
+            let db = Arc::new(db);
+            let (reads, reader) = start_thread(db.clone(), "tandem-store-read")?;
+            let (writes, writer) = start_thread(db, "tandem-store-write")?;
             Ok(EmbeddedStore {
-                jobs: Some(jobs),
-                threads,
+                reads: Some(reads),
+                writes: Some(writes),
+                threads: vec![reader, writer],
             })
         })
         .await
         .map_err(other)?
     }
 
-    async fn blocking<T, F>(&self, f: F) -> StoreResult<T>
+    /// Runs `f` on the read thread.
+    async fn reading<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> StoreResult<T> + Send + 'static,
+    {
+        Self::on(self.reads.as_ref(), f).await
+    }
+
+    /// Runs `f` on the write thread.
+    async fn writing<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> StoreResult<T> + Send + 'static,
+    {
+        Self::on(self.writes.as_ref(), f).await
+    }
+
+    async fn on<T, F>(lane: Option<&std::sync::mpsc::Sender<Job>>, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Database) -> StoreResult<T> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.jobs
-            .as_ref()
-            .ok_or_else(|| StoreError::Unavailable("the store is closed".into()))?
+        lane.ok_or_else(|| StoreError::Unavailable("the store is closed".into()))?
             .send(Box::new(move |db| {
                 let _ = tx.send(f(db));
             }))
@@ -143,37 +162,24 @@ impl EmbeddedStore {
     }
 }
 
-/// Starts [`STORE_THREADS`] threads taking jobs from one queue; they stop
-/// (and the database closes) when the store is dropped.
-type Threads = (
-    std::sync::mpsc::Sender<Job>,
-    Vec<std::thread::JoinHandle<()>>,
-);
-
-fn start_threads(db: Arc<Database>) -> StoreResult<Threads> {
+/// Starts a thread running the jobs sent to it; it stops when the sender
+/// is dropped.
+fn start_thread(
+    db: Arc<Database>,
+    name: &str,
+) -> StoreResult<(std::sync::mpsc::Sender<Job>, std::thread::JoinHandle<()>)> {
     let (jobs, queue) = std::sync::mpsc::channel::<Job>();
-    let queue = Arc::new(std::sync::Mutex::new(queue));
-    let mut threads = Vec::new();
-    for i in 0..STORE_THREADS {
-        let (db, queue) = (db.clone(), queue.clone());
-        let t = std::thread::Builder::new()
-            .name(format!("tandem-store-{i}"))
-            .spawn(move || {
-                loop {
-                    let job = match queue.lock() {
-                        Ok(q) => q.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok(job) = job else { return };
-                    // A panicking call drops its answer (the caller sees
-                    // `Unavailable`); the thread goes on.
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&db)));
-                }
-            })
-            .map_err(|e| StoreError::Unavailable(format!("cannot start a store thread: {e}")))?;
-        threads.push(t);
-    }
-    Ok((jobs, threads))
+    let thread = std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            while let Ok(job) = queue.recv() {
+                // A panicking call drops its answer (the caller sees
+                // `Unavailable`); the thread goes on.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&db)));
+            }
+        })
+        .map_err(|e| StoreError::Unavailable(format!("cannot start a store thread: {e}")))?;
+    Ok((jobs, thread))
 }
 
 /// Sets a user's last-seen time (and a guest's place in the expiry index);
@@ -312,7 +318,7 @@ impl UserStore for EmbeddedStore {
     }
 
     async fn create_user(&self, new: NewUser) -> StoreResult<User> {
-        self.blocking(move |db| {
+        self.writing(move |db| {
             let user = User {
                 id: super::new_id(),
                 username: new.username,
@@ -362,12 +368,12 @@ impl UserStore for EmbeddedStore {
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
         let id = id.to_string();
-        self.blocking(move |db| read_user(db, &id)).await
+        self.reading(move |db| read_user(db, &id)).await
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
         let key = email.to_lowercase();
-        self.blocking(move |db| {
+        self.reading(move |db| {
             let id = {
                 let tx = db.begin_read().map_err(other)?;
                 let emails = tx.open_table(EMAILS).map_err(other)?;
@@ -383,7 +389,7 @@ impl UserStore for EmbeddedStore {
 
     async fn set_last_seen(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
         let id = id.to_string();
-        self.blocking(move |db| {
+        self.writing(move |db| {
             let tx = db.begin_write().map_err(other)?;
             if !stamp_last_seen(&tx, &id, at)? {
                 return Err(StoreError::NotFound);
@@ -395,7 +401,7 @@ impl UserStore for EmbeddedStore {
 
     /// One transaction for the whole batch.
     async fn set_last_seen_many(&self, entries: Vec<(String, DateTime<Utc>)>) -> StoreResult<()> {
-        self.blocking(move |db| {
+        self.writing(move |db| {
             let tx = db.begin_write().map_err(other)?;
             for (id, at) in entries {
                 stamp_last_seen(&tx, &id, at)?;
@@ -406,7 +412,7 @@ impl UserStore for EmbeddedStore {
     }
 
     async fn count_users(&self) -> StoreResult<UserCounts> {
-        self.blocking(|db| {
+        self.reading(|db| {
             let tx = db.begin_read().map_err(other)?;
             let total = tx.open_table(USERS).map_err(other)?.len().map_err(other)?;
             let guests = tx.open_table(GUESTS).map_err(other)?.len().map_err(other)?;
@@ -416,7 +422,7 @@ impl UserStore for EmbeddedStore {
     }
 
     async fn upsert_device(&self, device: Device) -> StoreResult<()> {
-        self.blocking(move |db| {
+        self.writing(move |db| {
             let key = device_key(&device.user_id, &device.device_id);
             let tx = db.begin_write().map_err(other)?;
             {
@@ -433,7 +439,7 @@ impl UserStore for EmbeddedStore {
     async fn devices_of(&self, user_id: &str) -> StoreResult<Vec<Device>> {
         let start = format!("{user_id}\0");
         let end = format!("{user_id}\u{1}");
-        self.blocking(move |db| {
+        self.reading(move |db| {
             let tx = db.begin_read().map_err(other)?;
             let devices = tx.open_table(DEVICES).map_err(other)?;
             let mut out = Vec::new();
@@ -448,7 +454,7 @@ impl UserStore for EmbeddedStore {
 
     async fn insert_refresh(&self, token_hash: &str, record: RefreshRecord) -> StoreResult<()> {
         let key = token_hash.to_string();
-        self.blocking(move |db| {
+        self.writing(move |db| {
             let tx = db.begin_write().map_err(other)?;
             {
                 let mut t = tx.open_table(REFRESH).map_err(other)?;
@@ -466,7 +472,7 @@ impl UserStore for EmbeddedStore {
 
     async fn take_refresh(&self, token_hash: &str) -> StoreResult<Option<RefreshRecord>> {
         let key = token_hash.to_string();
-        self.blocking(move |db| {
+        self.writing(move |db| {
             let tx = db.begin_write().map_err(other)?;
             let taken = {
                 let mut t = tx.open_table(REFRESH).map_err(other)?;
@@ -489,13 +495,13 @@ impl UserStore for EmbeddedStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        self.blocking(|db| db.begin_read().map(|_| ()).map_err(other))
+        self.reading(|db| db.begin_read().map(|_| ()).map_err(other))
             .await
     }
 
     async fn add_block(&self, user_id: &str, other: &str) -> StoreResult<()> {
         let key = format!("{user_id}\0{other}");
-        self.blocking(move |db| {
+        self.writing(move |db| {
             let tx = db.begin_write().map_err(other_err)?;
             tx.open_table(BLOCKS)
                 .map_err(other_err)?
@@ -508,7 +514,7 @@ impl UserStore for EmbeddedStore {
 
     async fn blocks_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
         let (start, end) = (format!("{user_id}\0"), format!("{user_id}\u{1}"));
-        self.blocking(move |db| {
+        self.reading(move |db| {
             let tx = db.begin_read().map_err(other_err)?;
             let blocks = tx.open_table(BLOCKS).map_err(other_err)?;
             let mut out = Vec::new();
@@ -531,7 +537,7 @@ impl UserStore for EmbeddedStore {
         cutoff: DateTime<Utc>,
         limit: usize,
     ) -> StoreResult<Vec<String>> {
-        self.blocking(move |db| {
+        self.reading(move |db| {
             let tx = db.begin_read().map_err(other)?;
             let active = tx.open_table(GUEST_ACTIVE).map_err(other)?;
             let end = format!("{:016x}", cutoff.timestamp().max(0));
@@ -549,7 +555,7 @@ impl UserStore for EmbeddedStore {
 
     /// One transaction for the batch.
     async fn delete_users(&self, ids: Vec<String>) -> StoreResult<usize> {
-        self.blocking(move |db| {
+        self.writing(move |db| {
             let tx = db.begin_write().map_err(other)?;
             let mut n = 0;
             for id in &ids {

@@ -50,6 +50,10 @@ struct Args {
     scenario: Scenario,
     #[arg(long, default_value = "http://127.0.0.1:3001")]
     url: String,
+    /// More nodes of the same cluster: client i connects to the i-th of
+    /// `url` and these, in turn.
+    #[arg(long)]
+    also_url: Vec<String>,
     /// The server's JWT secret: tokens are minted here, no accounts needed.
     #[arg(long, env = "JWT_SECRET")]
     jwt_secret: String,
@@ -205,11 +209,12 @@ async fn connect_many(args: &Args, n: usize, offset: usize) -> Vec<sio::Client> 
     let sem = Arc::new(Semaphore::new(args.concurrency));
     let done = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(n);
+    let urls: Vec<&String> = std::iter::once(&args.url).chain(&args.also_url).collect();
     for i in 0..n {
         let (sem, done, url, minted, local, guests) = (
             sem.clone(),
             done.clone(),
-            args.url.clone(),
+            urls[i % urls.len()].clone(),
             token(&args.jwt_secret, offset + i),
             args.local_addr,
             args.guest_accounts,
@@ -699,14 +704,23 @@ async fn match_storm(args: &Args) -> Value {
     let (_, cpu1) = proc_stats(args.server_pid);
     times.sort_unstable();
     let pairs = rooms.values().filter(|n| **n == 2).count();
+    // Each user matched once, into a room with exactly one other of ours.
+    let exactly_once = rooms.values().all(|n| *n == 2) && pairs * 2 == users;
     println!(
-        "match-storm: {users} users, {pairs} pairs; time to match p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; server CPU {:.2} s",
+        "match-storm: {users} users over {} node(s), {pairs} pairs ({}); time to match p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; server CPU {:.2} s",
+        1 + args.also_url.len(),
+        if exactly_once {
+            "each paired exactly once"
+        } else {
+            "NOT each paired exactly once"
+        },
         percentile(&times, 0.5),
         percentile(&times, 0.99),
         percentile(&times, 1.0),
         cpu1 - cpu0
     );
-    json!({ "scenario": "match-storm", "users": users, "pairs": pairs, "p50Ms": percentile(&times, 0.5),
+    json!({ "scenario": "match-storm", "users": users, "pairs": pairs, "exactlyOnce": exactly_once,
+            "nodes": 1 + args.also_url.len(), "p50Ms": percentile(&times, 0.5),
             "p99Ms": percentile(&times, 0.99), "maxMs": percentile(&times, 1.0), "serverCpuSec": cpu1 - cpu0 })
 }
 

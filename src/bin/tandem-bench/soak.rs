@@ -38,6 +38,9 @@ struct RoomLog {
     acked: Vec<(String, String)>, // (receiver, message id)
     received: HashSet<(String, String)>,
     dropped: HashSet<String>,
+    /// Per member: what happened to them in this chat (events other than
+    /// messages, their way out), to explain a lost message.
+    story: std::collections::HashMap<String, Vec<String>>,
 }
 
 type Rooms = Arc<Mutex<HashMap<String, RoomLog>>>;
@@ -138,7 +141,15 @@ fn note(name: &str, body: &Value, me: &str, room: &str, rooms: &Rooms) {
         with_room(rooms, room, |log| {
             log.received.insert((me.to_string(), id.to_string()));
         });
+    } else {
+        tell(rooms, room, me, name.to_string());
     }
+}
+
+fn tell(rooms: &Rooms, room: &str, me: &str, what: String) {
+    with_room(rooms, room, |log| {
+        log.story.entry(me.to_string()).or_default().push(what)
+    });
 }
 
 async fn session(
@@ -230,7 +241,10 @@ async fn session(
                         }
                         note(&name, &body, &me, &room, rooms);
                     }
-                    None => return Ok(()),
+                    None => {
+                        tell(rooms, &room, &me, "connection closed".into());
+                        return Ok(());
+                    }
                 },
             }
         }
@@ -268,11 +282,31 @@ async fn session(
     let leave: u32 = rand::rng().random_range(0..100);
     match leave {
         0..45 => {
-            ack_while_reading(&mut client, "user:end", &json!({}), &me, &room, rooms).await;
+            let a = ack_while_reading(&mut client, "user:end", &json!({}), &me, &room, rooms).await;
+            tell(
+                rooms,
+                &room,
+                &me,
+                format!("end -> {}", a.unwrap_or_default()),
+            );
         }
         45..80 => {
-            ack_while_reading(&mut client, "user:skip", &json!({}), &me, &room, rooms).await;
-            ack_while_reading(&mut client, "user:cancel", &json!({}), &me, &room, rooms).await;
+            let a =
+                ack_while_reading(&mut client, "user:skip", &json!({}), &me, &room, rooms).await;
+            tell(
+                rooms,
+                &room,
+                &me,
+                format!("skip -> {}", a.unwrap_or_default()),
+            );
+            let a =
+                ack_while_reading(&mut client, "user:cancel", &json!({}), &me, &room, rooms).await;
+            tell(
+                rooms,
+                &room,
+                &me,
+                format!("cancel -> {}", a.unwrap_or_default()),
+            );
         }
         _ => {
             c.drops.fetch_add(1, Ordering::Relaxed);
@@ -356,6 +390,12 @@ pub async fn run(s: Soak) -> Value {
             checked += 1;
             if !log.received.contains(&(to.clone(), id.clone())) {
                 lost += 1;
+                if lost <= 5 {
+                    eprintln!(
+                        "  lost: message {id} to {to}; what they saw: {:?}",
+                        log.story.get(to)
+                    );
+                }
             }
         }
     }
