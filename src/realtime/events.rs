@@ -73,6 +73,7 @@ pub async fn dispatch<A: Adapter>(
     TryData(data): TryData<FirstArg>,
     reply: Reply<A>,
 ) {
+    super::until_ready(&s).await;
     let result = match begin(&s, &state) {
         Err(e) => Err(e),
         Ok(user) => match ClientEvent::from_name(&event) {
