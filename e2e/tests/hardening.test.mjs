@@ -5,6 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { readdirSync, readFileSync } from 'node:fs';
+import { io } from 'socket.io-client';
 import { startServer, JWT_SECRET } from '../lib/server.mjs';
 import { api, guest, connect, once, request, matchedPair, upload, signJwt, eventually } from '../lib/client.mjs';
 import { png } from '../lib/fixtures.mjs';
@@ -329,4 +330,28 @@ test('out of file descriptors, the accept loops back off instead of spinning', a
   // Once descriptors free up, it serves again.
   await eventually(async () => (await api(tight.url, 'GET', '/health').catch(() => ({}))).status === 200, 10000, 'health');
   await tight.stop();
+});
+
+test('an event sent the moment a socket connects is answered, on both transports', async () => {
+  // socket.io-client sends what was emitted before the handshake as soon as
+  // it is answered: the event can reach the server while the connection is
+  // still being set up (a soak saw such a user:match go unanswered).
+  const { token } = await guest(srv.url);
+  for (const transports of [['websocket'], ['polling']]) {
+    const sockets = [];
+    try {
+      const acks = [];
+      for (let i = 0; i < 30; i++) {
+        const socket = io(srv.url, { auth: { token }, reconnection: false, forceNew: true, transports });
+        sockets.push(socket);
+        // Emitted before the connection exists: buffered, sent on connect.
+        acks.push(socket.timeout(8000).emitWithAck('user:cancel'));
+      }
+      for (const ack of await Promise.all(acks)) {
+        assert.equal(ack.success, true, JSON.stringify(ack));
+      }
+    } finally {
+      for (const s of sockets) s.close();
+    }
+  }
 });
