@@ -90,13 +90,15 @@ impl Redis {
                 }
             }
         });
-        rx.recv_timeout(Duration::from_secs(20))
-            .expect("redis-server did not become ready in 20 s");
-        Some(Redis {
+        // Owned before waiting: a timeout panics, and Drop still stops it.
+        let redis = Redis {
             child,
             url: format!("redis+unix://{}", sock.display()),
             _dir: dir,
-        })
+        };
+        rx.recv_timeout(Duration::from_secs(20))
+            .expect("redis-server did not become ready in 20 s");
+        Some(redis)
     }
 
     fn client(&self) -> redis::Client {

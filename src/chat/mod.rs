@@ -199,18 +199,16 @@ impl<V> Default for Expiring<V> {
 struct Inner {
     rooms: HashMap<String, RoomInfo>,
     user_room: HashMap<String, String>,
-    /// (room, user) → (token, deadline).
-    away: HashMap<(String, String), (u64, DateTime<Utc>)>,
-    kept: HashMap<(String, String), VecDeque<Value>>,
+    /// room → user → (token, deadline). Nested, so the per-message lookup
+    /// borrows its keys instead of building them.
+    away: HashMap<String, HashMap<String, (u64, DateTime<Utc>)>>,
+    /// room → user → what is kept for them.
+    kept: HashMap<String, HashMap<String, VecDeque<Value>>>,
     files: HashMap<String, Vec<String>>,
     /// The grace index: deadline, room, user.
     graces: BTreeSet<(DateTime<Utc>, String, String)>,
     last_partner: Expiring<String>,
     next_token: u64,
-}
-
-fn pair(room: &str, user: &str) -> (String, String) {
-    (room.to_string(), user.to_string())
 }
 
 /// Everything is at hand: the view never misses.
@@ -225,12 +223,13 @@ impl rules::View for Inner {
         Ok(self.user_room.get(user).cloned())
     }
     fn away(&self, room: &str, user: &str) -> rules::Read<Option<u64>> {
-        Ok(self.away.get(&pair(room, user)).map(|(t, _)| *t))
+        Ok(self.away_of(room, user).map(|(t, _)| *t))
     }
     fn kept(&self, room: &str, user: &str) -> rules::Read<Vec<Value>> {
         Ok(self
             .kept
-            .get(&pair(room, user))
+            .get(room)
+            .and_then(|r| r.get(user))
             .map(|k| k.iter().cloned().collect())
             .unwrap_or_default())
     }
@@ -240,6 +239,10 @@ impl rules::View for Inner {
 }
 
 impl Inner {
+    fn away_of(&self, room: &str, user: &str) -> Option<&(u64, DateTime<Utc>)> {
+        self.away.get(room).and_then(|r| r.get(user))
+    }
+
     fn apply(&mut self, writes: Vec<Write>) {
         for w in writes {
             match w {
@@ -261,23 +264,33 @@ impl Inner {
                     token,
                     deadline,
                 } => {
-                    let key = (room, user);
-                    if let Some((_, old)) = self.away.insert(key.clone(), (token, deadline)) {
-                        self.graces.remove(&(old, key.0.clone(), key.1.clone()));
+                    let members = self.away.entry(room.clone()).or_default();
+                    if let Some((_, old)) = members.insert(user.clone(), (token, deadline)) {
+                        self.graces.remove(&(old, room.clone(), user.clone()));
                     }
-                    self.graces.insert((deadline, key.0, key.1));
+                    self.graces.insert((deadline, room, user));
                 }
                 Write::DelAway { room, user } => {
-                    let key = (room, user);
-                    if let Some((_, old)) = self.away.remove(&key) {
-                        self.graces.remove(&(old, key.0, key.1));
+                    if let Some(members) = self.away.get_mut(&room) {
+                        if let Some((_, old)) = members.remove(&user) {
+                            self.graces.remove(&(old, room.clone(), user));
+                        }
+                        if members.is_empty() {
+                            self.away.remove(&room);
+                        }
                     }
                 }
                 Write::PushKept { room, user, event } => {
-                    rules::push_kept(self.kept.entry((room, user)).or_default(), event);
+                    let kept = self.kept.entry(room).or_default().entry(user).or_default();
+                    rules::push_kept(kept, event);
                 }
                 Write::DelKept { room, user } => {
-                    self.kept.remove(&(room, user));
+                    if let Some(members) = self.kept.get_mut(&room) {
+                        members.remove(&user);
+                        if members.is_empty() {
+                            self.kept.remove(&room);
+                        }
+                    }
                 }
                 Write::PushFile { room, file } => self.files.entry(room).or_default().push(file),
                 Write::DelFiles(room) => {
@@ -373,7 +386,7 @@ impl ChatRooms for MemoryRooms {
             .iter()
             .take_while(|(at, _, _)| *at <= now)
             .filter_map(|(_, room, user)| {
-                let (token, _) = g.away.get(&pair(room, user))?;
+                let (token, _) = g.away_of(room, user)?;
                 Some((room.clone(), user.clone(), *token))
             })
             .collect())

@@ -3,70 +3,89 @@
 //! A message is checked against its room and then emitted; a close removes
 //! the room and then tells the members. Without an order between the two, a
 //! message checked just before the close could reach the partner just after
-//! they were told the chat ended (the soak counted 2 such in 805,415). Both
-//! take the room's lock for check-and-emit, so a message is either delivered
-//! before the close's events or refused with `not_in_chat`.
+//! they were told the chat ended (the soak counted 2 such in 805,415).
+//! Deliveries hold their room's lock shared, a close holds it exclusively:
+//! a message is either delivered before the close's events or refused with
+//! `not_in_chat`, and deliveries never wait for each other.
 //!
 //! The locks are striped (a fixed set indexed by a hash of the room id), so
-//! memory does not grow with rooms; two rooms sharing a stripe only wait on
-//! each other for the length of one emit. Holders never take a second
-//! stripe, so there is no lock order to get wrong. Per process: across a
-//! cluster the partner's node orders the Redis adapter's messages itself.
+//! memory does not grow with rooms; a close only waits for the deliveries
+//! in flight in its stripe. Holders never take a second stripe, so there is
+//! no lock order to get wrong. Per process: across a cluster the partner's
+//! node orders the Redis adapter's messages itself.
 
 use std::hash::BuildHasher;
 
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 const STRIPES: usize = 256;
 
 pub struct RoomOrder {
-    stripes: Box<[Mutex<()>]>,
+    stripes: Box<[RwLock<()>]>,
     hasher: std::collections::hash_map::RandomState,
 }
 
 impl Default for RoomOrder {
     fn default() -> Self {
         Self {
-            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            stripes: (0..STRIPES).map(|_| RwLock::new(())).collect(),
             hasher: Default::default(),
         }
     }
 }
 
 impl RoomOrder {
-    fn stripe(&self, room_id: &str) -> usize {
-        (self.hasher.hash_one(room_id) as usize) % self.stripes.len()
+    fn stripe(&self, room_id: &str) -> &RwLock<()> {
+        &self.stripes[(self.hasher.hash_one(room_id) as usize) % self.stripes.len()]
     }
 
-    /// Held while a room's state is checked and its events are emitted.
-    pub async fn lock(&self, room_id: &str) -> MutexGuard<'_, ()> {
-        self.stripes[self.stripe(room_id)].lock().await
+    /// Held while a message is checked and emitted.
+    pub async fn delivering(&self, room_id: &str) -> RwLockReadGuard<'_, ()> {
+        self.stripe(room_id).read().await
+    }
+
+    /// Held while a room is closed and its end is told.
+    pub async fn closing(&self, room_id: &str) -> RwLockWriteGuard<'_, ()> {
+        self.stripe(room_id).write().await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[tokio::test]
-    async fn one_room_is_serialized_and_others_are_not_blocked_for_good() {
+    async fn deliveries_share_a_room_and_a_close_waits_for_them() {
         let order = RoomOrder::default();
-        let g = order.lock("r1").await;
-        // Same room: must wait.
+        let d1 = order.delivering("r1").await;
+        // Deliveries do not wait for each other.
+        let d2 = tokio::time::timeout(Duration::ZERO, order.delivering("r1"))
+            .await
+            .expect("a second delivery goes at once");
+        // A close waits for both.
         assert!(
-            tokio::time::timeout(std::time::Duration::ZERO, order.lock("r1"))
+            tokio::time::timeout(Duration::ZERO, order.closing("r1"))
                 .await
                 .is_err()
         );
-        drop(g);
-        let _g = order.lock("r1").await;
-        // A room in another stripe is free.
+        drop((d1, d2));
+        let c = order.closing("r1").await;
+        // While closing, deliveries wait.
+        assert!(
+            tokio::time::timeout(Duration::ZERO, order.delivering("r1"))
+                .await
+                .is_err()
+        );
+        drop(c);
+        // A room in another stripe is never held up.
         let other = (0..1000)
             .map(|i| format!("room{i}"))
-            .find(|r| order.stripe(r) != order.stripe("r1"))
+            .find(|r| !std::ptr::eq(order.stripe(r), order.stripe("r1")))
             .unwrap();
+        let _c = order.closing("r1").await;
         assert!(
-            tokio::time::timeout(std::time::Duration::ZERO, order.lock(&other))
+            tokio::time::timeout(Duration::ZERO, order.delivering(&other))
                 .await
                 .is_ok()
         );

@@ -236,7 +236,7 @@ pub async fn drive_graces<A: Adapter>(io: SocketIo<A>, state: AppState) {
             }
         };
         for (room_id, user_id, token) in due {
-            let _order = state.call.room_order.lock(&room_id).await;
+            let _order = state.call.room_order.closing(&room_id).await;
             match state
                 .call
                 .rooms

@@ -200,7 +200,7 @@ async fn end_chat<A: Adapter>(
     reason: &'static str,
 ) -> Result<(), EventError> {
     // The close and its events are ordered against the room's deliveries.
-    let _order = state.call.room_order.lock(room_id).await;
+    let _order = state.call.room_order.closing(room_id).await;
     if let Some(closed) = state.call.rooms.close(room_id).await.map_err(unavailable)? {
         calls::finish_chat(io, state, closed, Some(by), reason).await;
     }
@@ -408,7 +408,7 @@ async fn deliver<A: Adapter>(
     partner: &str,
     event: &ServerEvent,
 ) -> Result<(), EventError> {
-    let _order = state.call.room_order.lock(&room.id).await;
+    let _order = state.call.room_order.delivering(&room.id).await;
     let kept = serde_json::to_value(event).map_err(unavailable)?;
     match state
         .call
