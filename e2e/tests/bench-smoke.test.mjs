@@ -73,6 +73,23 @@ test('scripts/bench-cluster opens connections across a two-node cluster', async 
   assert.equal(r.clusterConnectedSockets, 100);
 });
 
+test('scripts/bench-presence and scripts/bench-match-cluster run on a two-node cluster', async () => {
+  const run = (script, args) => new Promise((resolve, reject) => {
+    execFile(path.join(ROOT, 'scripts', script), args,
+      { timeout: 180000, env: { ...process.env, BENCH_PROFILE: 'debug', REQUESTS: '20' } },
+      (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+  });
+  const presence = await run('bench-presence', ['2', '4', '20']);
+  const rows = presence.split('\n').filter((l) => /^\s+\d+\s/.test(l));
+  assert.equal(rows.length, 2, presence);
+  const storm = await run('bench-match-cluster', ['2', '40']);
+  const line = storm.split('\n').find((l) => l.startsWith('RESULT '));
+  const r = JSON.parse(line.slice(7));
+  assert.equal(r.nodes, 2);
+  assert.equal(r.pairs, 20);
+  assert.equal(r.exactlyOnce, true);
+});
+
 test('tandem-bench connections --guest-accounts uses real accounts and reports the disconnect drain', async () => {
   const out = await new Promise((resolve, reject) => {
     execFile(BENCH, ['connections', '--url', tandem.url, '--jwt-secret', JWT_SECRET, '--server-pid', String(tandem.proc.pid),
