@@ -192,6 +192,7 @@ async fn on_connect<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, State(state): 
         // the disconnect is handled).
         let (ready, ready_rx) = tokio::sync::watch::channel(false);
         s.extensions.insert(Ready(ready_rx));
+        s.extensions.insert(Cleanup::default());
         s.on_disconnect(on_disconnect);
         s.on_fallback(events::dispatch);
         s.join(user_room(&user.id));
@@ -209,9 +210,26 @@ async fn on_connect<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, State(state): 
         calls::resume(&io, &state, &s, &user).await;
         let _ = ready.send(true);
         s.extensions.remove::<Ready>();
+        // Closed before its disconnect handler was registered (between
+        // socketioxide's handshake answer and this handler's first line):
+        // nobody else will clean up after it.
+        if !s.connected() && claim_cleanup(&s) {
+            cleanup(&s, &io, &state, &user, None).await;
+        }
     }
     .instrument(span)
     .await
+}
+
+/// Whoever claims it first cleans up after a socket: its disconnect
+/// handler, or the connection handler finding the socket already closed.
+#[derive(Clone, Default)]
+pub(crate) struct Cleanup(Arc<std::sync::atomic::AtomicBool>);
+
+fn claim_cleanup<A: Adapter>(s: &SocketRef<A>) -> bool {
+    s.extensions
+        .get::<Cleanup>()
+        .is_none_or(|c| !c.0.swap(true, Ordering::SeqCst))
 }
 
 /// Set while a socket's connection handler runs; its event and disconnect
@@ -236,40 +254,54 @@ async fn on_disconnect<A: Adapter>(
     let Some(user) = s.extensions.get::<Arc<SessionUser>>() else {
         return;
     };
-    let span = tracing::info_span!("socket", sid = %s.id, user = %user.id);
-    async {
-        state.node.local_sockets.fetch_sub(1, Ordering::Relaxed);
-        tracing::info!(?reason, "disconnected");
-        match state
-            .call
-            .presence
-            .disconnect(&user.id, &s.id.to_string())
-            .await
-        {
-            Ok(true) => {
-                // The user's last socket: leave the queue, step away from a chat.
-                if let Err(e) = state.call.matcher.leave(&user.id).await {
-                    tracing::warn!(error = %e, "could not leave the queue");
-                }
-                if let Ok(Some(room)) = state.call.rooms.room_of(&user.id).await {
-                    calls::step_away(&io, &state, &room.id, &user.id).await;
-                }
-                // The event budget is kept: reconnecting must not refill it.
-                if let Err(e) = state.call.rooms.forget_user(&user.id).await {
-                    tracing::debug!(error = %e, "could not forget the last partner");
-                }
-                state.call.typing.forget(&user.id);
-                state
-                    .accounts
-                    .last_seen
-                    .record(&user.id, chrono::Utc::now());
-            }
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "presence update failed"),
-        }
+    if !claim_cleanup(&s) {
+        return;
     }
-    .instrument(span)
-    .await
+    let span = tracing::info_span!("socket", sid = %s.id, user = %user.id);
+    cleanup(&s, &io, &state, &user, Some(reason))
+        .instrument(span)
+        .await
+}
+
+/// What a socket leaves behind when it goes: its count, its presence, and
+/// for the user's last socket the queue, the chat (stepping away) and
+/// what only mattered while online.
+async fn cleanup<A: Adapter>(
+    s: &SocketRef<A>,
+    io: &SocketIo<A>,
+    state: &AppState,
+    user: &SessionUser,
+    reason: Option<DisconnectReason>,
+) {
+    state.node.local_sockets.fetch_sub(1, Ordering::Relaxed);
+    tracing::info!(?reason, "disconnected");
+    match state
+        .call
+        .presence
+        .disconnect(&user.id, &s.id.to_string())
+        .await
+    {
+        Ok(true) => {
+            // The user's last socket: leave the queue, step away from a chat.
+            if let Err(e) = state.call.matcher.leave(&user.id).await {
+                tracing::warn!(error = %e, "could not leave the queue");
+            }
+            if let Ok(Some(room)) = state.call.rooms.room_of(&user.id).await {
+                calls::step_away(io, state, &room.id, &user.id).await;
+            }
+            // The event budget is kept: reconnecting must not refill it.
+            if let Err(e) = state.call.rooms.forget_user(&user.id).await {
+                tracing::debug!(error = %e, "could not forget the last partner");
+            }
+            state.call.typing.forget(&user.id);
+            state
+                .accounts
+                .last_seen
+                .record(&user.id, chrono::Utc::now());
+        }
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "presence update failed"),
+    }
 }
 
 /// The reply channel of a client event. Every event may carry an ack; the
