@@ -21,3 +21,19 @@ start_tandem() { # port name [VAR=value ...]: limits off, files under $WORK/name
     RATE_LIMIT_API_MAX=1000000000 RATE_LIMIT_AUTH_MAX=1000000000 RATE_LIMIT_UPLOAD_MAX=1000000000 \
     DATA_DIR="$WORK/$name/data" LOG_DIR="$WORK/$name/logs" UPLOAD_DIR="$WORK/uploads" "$@" "$BIN/tandem" >"$WORK/$name.log" 2>&1) &
 }
+
+start_cluster() { # nodes name: a Redis and that many Tandem nodes on it, logs $WORK/<name><i>.log;
+  # sets RPORT, PORTS and SPIDS, appends every pid to PIDS; returns once all accept
+  local n=$1 name=$2 i port
+  RPORT=$(free_port)
+  redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no >"$WORK/${name}redis.log" 2>&1 &
+  PIDS+=($!)
+  wait_port "$RPORT" "$WORK/${name}redis.log"
+  PORTS=(); SPIDS=()
+  for i in $(seq "$n"); do
+    port=$(free_port)
+    start_tandem "$port" "$name$i" REDIS_URL="redis://127.0.0.1:$RPORT"
+    SPIDS+=($!); PIDS+=($!); PORTS+=("$port")
+  done
+  for i in $(seq "$n"); do wait_port "${PORTS[$((i - 1))]}" "$WORK/$name$i.log"; done
+}

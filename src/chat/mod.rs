@@ -431,7 +431,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn room(id: &str, a: &str, b: &str) -> RoomInfo {
+    /// A room of `a` (caller) and `b` (callee); shared with `rules`' tests.
+    pub(super) fn room(id: &str, a: &str, b: &str) -> RoomInfo {
         RoomInfo {
             id: id.into(),
             caller: Member {

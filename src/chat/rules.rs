@@ -298,7 +298,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::chat::Member;
+    use crate::chat::tests::room;
 
     /// A view over a few records that reports what it lacks, as the Redis
     /// backend's snapshot does.
@@ -346,22 +346,6 @@ mod tests {
                 .get(room)
                 .cloned()
                 .ok_or(Missing(Key::Files(room.into())))
-        }
-    }
-
-    fn room(id: &str, a: &str, b: &str) -> RoomInfo {
-        RoomInfo {
-            id: id.into(),
-            caller: Member {
-                id: a.into(),
-                username: a.into(),
-            },
-            callee: Member {
-                id: b.into(),
-                username: b.into(),
-            },
-            common_interests: vec![],
-            created_at: Utc::now(),
         }
     }
 

@@ -39,10 +39,6 @@ pub const ATTEMPTS: usize = 16;
 /// Dedicated connections kept for transactions (WATCH is per connection).
 const POOL: usize = 32;
 
-fn err(e: redis::RedisError) -> RoomsError {
-    RoomsError::Unavailable(e.to_string())
-}
-
 fn unavailable(e: impl std::fmt::Display) -> RoomsError {
     RoomsError::Unavailable(e.to_string())
 }
@@ -208,7 +204,7 @@ impl Pool {
                 .client
                 .get_multiplexed_async_connection()
                 .await
-                .map_err(err)?,
+                .map_err(unavailable)?,
         };
         Ok((permit, conn))
     }
@@ -284,7 +280,7 @@ impl RedisRooms {
                 add_write(&mut pipe, w)?;
             }
             // EXEC answers nil when a watched key changed.
-            let done: Option<redis::Value> = pipe.query_async(conn).await.map_err(err)?;
+            let done: Option<redis::Value> = pipe.query_async(conn).await.map_err(unavailable)?;
             if done.is_some() {
                 return Ok(out.value);
             }
@@ -308,7 +304,7 @@ async fn load(
     }
     if keys.is_empty() {
         if unwatch_first {
-            let _: () = pipe.query_async(conn).await.map_err(err)?;
+            let _: () = pipe.query_async(conn).await.map_err(unavailable)?;
         }
         return Ok(());
     }
@@ -321,7 +317,7 @@ async fn load(
             pipe.get(name);
         }
     }
-    let values: Vec<redis::Value> = pipe.query_async(conn).await.map_err(err)?;
+    let values: Vec<redis::Value> = pipe.query_async(conn).await.map_err(unavailable)?;
     for (key, value) in keys.iter().zip(values) {
         if is_list(key) {
             let list: Vec<String> = redis::from_redis_value(value).map_err(unavailable)?;
@@ -360,11 +356,14 @@ impl ChatRooms for RedisRooms {
         let Some(room_id): Option<String> = c
             .get(redis_key(&Key::UserRoom(user_id.into())))
             .await
-            .map_err(err)?
+            .map_err(unavailable)?
         else {
             return Ok(None);
         };
-        let raw: Option<String> = c.get(redis_key(&room_key(&room_id))).await.map_err(err)?;
+        let raw: Option<String> = c
+            .get(redis_key(&room_key(&room_id)))
+            .await
+            .map_err(unavailable)?;
         Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
     }
 
@@ -388,7 +387,7 @@ impl ChatRooms for RedisRooms {
     }
 
     async fn room_count(&self) -> RoomsResult<usize> {
-        self.c().scard(ROOMS).await.map_err(err)
+        self.c().scard(ROOMS).await.map_err(unavailable)
     }
 
     async fn mark_away(
@@ -397,7 +396,7 @@ impl ChatRooms for RedisRooms {
         user_id: &str,
         deadline: DateTime<Utc>,
     ) -> RoomsResult<Option<u64>> {
-        let token: u64 = self.c().incr(TOKENS, 1).await.map_err(err)?;
+        let token: u64 = self.c().incr(TOKENS, 1).await.map_err(unavailable)?;
         self.run(&[room_key(room_id)], |v| {
             rules::mark_away(v, room_id, user_id, deadline, token)
         })
@@ -409,7 +408,7 @@ impl ChatRooms for RedisRooms {
             .c()
             .zrange_withscores(GRACES, 0, 0)
             .await
-            .map_err(err)?;
+            .map_err(unavailable)?;
         Ok(first
             .first()
             .and_then(|(_, ms)| DateTime::from_timestamp_millis(*ms as i64)))
@@ -424,7 +423,7 @@ impl ChatRooms for RedisRooms {
         let due: Vec<String> = c
             .zrangebyscore_limit(GRACES, "-inf", now.timestamp_millis(), 0, 100)
             .await
-            .map_err(err)?;
+            .map_err(unavailable)?;
         let pairs: Vec<(String, String)> = due
             .iter()
             .filter_map(|m| {
@@ -443,7 +442,7 @@ impl ChatRooms for RedisRooms {
             .arg(&names)
             .query_async(&mut c)
             .await
-            .map_err(err)?;
+            .map_err(unavailable)?;
         let mut out = Vec::new();
         let mut stale = Vec::new();
         for ((room, user), token) in pairs.into_iter().zip(tokens) {
@@ -455,7 +454,7 @@ impl ChatRooms for RedisRooms {
         if !stale.is_empty() {
             // A member no longer away (left by an older version, or a key
             // lost): nothing to expire.
-            let _: () = c.zrem(GRACES, stale).await.map_err(err)?;
+            let _: () = c.zrem(GRACES, stale).await.map_err(unavailable)?;
         }
         Ok(out)
     }
@@ -498,7 +497,7 @@ impl ChatRooms for RedisRooms {
             .c()
             .get(format!("{P}lastpartner:{user_id}"))
             .await
-            .map_err(err)?;
+            .map_err(unavailable)?;
         Ok(last.into_iter().collect())
     }
 
@@ -507,7 +506,7 @@ impl ChatRooms for RedisRooms {
             .c()
             .del(format!("{P}lastpartner:{user_id}"))
             .await
-            .map_err(err)?;
+            .map_err(unavailable)?;
         Ok(())
     }
 }

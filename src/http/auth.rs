@@ -36,20 +36,19 @@ async fn session(state: &AppState, user: &User) -> Result<Value, AppError> {
             },
         )
         .await?;
-    let online = state
-        .call
-        .presence
-        .get(&user.id)
-        .await
-        .ok()
-        .flatten()
-        .is_some();
+    let online = is_online(state, &user.id).await;
     Ok(json!({
         "token": token,
         "refreshToken": refresh,
         "expiresIn": state.accounts.jwt.ttl().as_secs(),
         "user": user_json(user, true, online),
     }))
+}
+
+/// Whether the user has a socket anywhere (best effort: false if presence
+/// cannot say).
+async fn is_online(state: &AppState, user_id: &str) -> bool {
+    matches!(state.call.presence.get(user_id).await, Ok(Some(_)))
 }
 
 fn refresh_hash(token: &str) -> String {
@@ -192,14 +191,7 @@ pub async fn me(
     State(state): State<AppState>,
     AuthAccount(user): AuthAccount,
 ) -> Result<Json<Value>, AppError> {
-    let online = state
-        .call
-        .presence
-        .get(&user.id)
-        .await
-        .ok()
-        .flatten()
-        .is_some();
+    let online = is_online(&state, &user.id).await;
     Ok(ok(
         "Current user",
         json!({ "user": user_json(&user, true, online) }),

@@ -183,39 +183,5 @@ impl Presence for MemoryPresence {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn user(id: &str) -> SessionUser {
-        SessionUser {
-            id: id.into(),
-            username: format!("n{id}"),
-            is_guest: false,
-        }
-    }
-
-    #[tokio::test]
-    async fn sockets_and_statuses() {
-        let p = MemoryPresence::default();
-        assert!(p.connect(&user("a"), "s1").await.unwrap());
-        assert!(!p.connect(&user("a"), "s2").await.unwrap());
-        assert!(p.connect(&user("b"), "s3").await.unwrap());
-        p.set_status("b", Status::InChat).await.unwrap();
-        let c = p.counts().await.unwrap();
-        assert_eq!(
-            (
-                c.online_users,
-                c.available_users,
-                c.in_chat_users,
-                c.sockets
-            ),
-            (2, 1, 1, 3)
-        );
-        assert_eq!(p.list(true, 10).await.unwrap().len(), 1);
-        assert!(!p.disconnect("a", "s1").await.unwrap());
-        assert!(p.disconnect("a", "s2").await.unwrap());
-        assert!(p.get("a").await.unwrap().is_none());
-        assert!(!p.disconnect("zz", "s9").await.unwrap());
-    }
-}
+// Behaviour (sockets, statuses, counts, lists) is tested for this and the
+// Redis backend alike by `tests/engine_suite.rs`.

@@ -181,14 +181,14 @@ fn begin<A: Adapter>(s: &SocketRef<A>, state: &AppState) -> Result<Arc<SessionUs
     Ok(user)
 }
 
+/// The user's chat, if any (`service_unavailable` if chat state cannot say).
+async fn room_of(state: &AppState, user_id: &str) -> Result<Option<RoomInfo>, EventError> {
+    state.call.rooms.room_of(user_id).await.map_err(unavailable)
+}
+
+/// The user's chat, or `not_in_chat`.
 async fn current_room(state: &AppState, user_id: &str) -> Result<RoomInfo, EventError> {
-    state
-        .call
-        .rooms
-        .room_of(user_id)
-        .await
-        .map_err(unavailable)?
-        .ok_or_else(not_in_chat)
+    room_of(state, user_id).await?.ok_or_else(not_in_chat)
 }
 
 /// Closes `room_id` (if still open) as `by` did; the partner gets `partner:left {reason}`.
@@ -243,12 +243,7 @@ async fn enqueue<A: Adapter>(
     {
         Joined::Waiting => Ok(json!({ "status": "waiting" })),
         Joined::Matched(_) => {
-            let room = state
-                .call
-                .rooms
-                .room_of(&user.id)
-                .await
-                .map_err(unavailable)?;
+            let room = room_of(state, &user.id).await?;
             Ok(json!({ "status": "matched", "roomId": room.map(|r| r.id) }))
         }
     }
@@ -261,14 +256,7 @@ async fn user_match<A: Adapter>(
     user: Arc<SessionUser>,
     prefs: MatchPrefs,
 ) -> EventResult {
-    if state
-        .call
-        .rooms
-        .room_of(&user.id)
-        .await
-        .map_err(unavailable)?
-        .is_some()
-    {
+    if room_of(&state, &user.id).await?.is_some() {
         return Err(EventError::new(
             "already_in_chat",
             "end or skip the current chat first",
@@ -305,13 +293,7 @@ async fn user_skip<A: Adapter>(
             p
         }
     };
-    match state
-        .call
-        .rooms
-        .room_of(&user.id)
-        .await
-        .map_err(unavailable)?
-    {
+    match room_of(&state, &user.id).await? {
         Some(room) => {
             end_chat(&io, &state, &room.id, &user.id, "skipped").await?;
         }
@@ -331,13 +313,7 @@ async fn user_end<A: Adapter>(
     state: AppState,
     user: Arc<SessionUser>,
 ) -> EventResult {
-    match state
-        .call
-        .rooms
-        .room_of(&user.id)
-        .await
-        .map_err(unavailable)?
-    {
+    match room_of(&state, &user.id).await? {
         Some(room) => {
             end_chat(&io, &state, &room.id, &user.id, "ended").await?;
         }
@@ -374,12 +350,7 @@ async fn user_block<A: Adapter>(
         .add_block(&user.id, &other)
         .await
         .map_err(unavailable)?;
-    if let Some(room) = state
-        .call
-        .rooms
-        .room_of(&user.id)
-        .await
-        .map_err(unavailable)?
+    if let Some(room) = room_of(&state, &user.id).await?
         && room.seen_by(&user.id).is_some_and(|(p, _)| p.id == other)
     {
         end_chat(&io, &state, &room.id, &user.id, "ended").await?;

@@ -146,6 +146,20 @@ fn note(name: &str, body: &Value, me: &str, room: &str, rooms: &Rooms) {
     }
 }
 
+/// Sends `events` in turn, reading meanwhile; each answer goes in the
+/// member's story.
+async fn send_leave(c: &mut sio::Client, events: &[&str], me: &str, room: &str, rooms: &Rooms) {
+    for event in events {
+        let a = ack_while_reading(c, event, &json!({}), me, room, rooms).await;
+        tell(
+            rooms,
+            room,
+            me,
+            format!("{event} -> {}", a.unwrap_or_default()),
+        );
+    }
+}
+
 fn tell(rooms: &Rooms, room: &str, me: &str, what: String) {
     with_room(rooms, room, |log| {
         log.story.entry(me.to_string()).or_default().push(what)
@@ -281,32 +295,16 @@ async fn session(
     }
     let leave: u32 = rand::rng().random_range(0..100);
     match leave {
-        0..45 => {
-            let a = ack_while_reading(&mut client, "user:end", &json!({}), &me, &room, rooms).await;
-            tell(
-                rooms,
-                &room,
-                &me,
-                format!("end -> {}", a.unwrap_or_default()),
-            );
-        }
+        0..45 => send_leave(&mut client, &["user:end"], &me, &room, rooms).await,
         45..80 => {
-            let a =
-                ack_while_reading(&mut client, "user:skip", &json!({}), &me, &room, rooms).await;
-            tell(
-                rooms,
-                &room,
+            send_leave(
+                &mut client,
+                &["user:skip", "user:cancel"],
                 &me,
-                format!("skip -> {}", a.unwrap_or_default()),
-            );
-            let a =
-                ack_while_reading(&mut client, "user:cancel", &json!({}), &me, &room, rooms).await;
-            tell(
-                rooms,
                 &room,
-                &me,
-                format!("cancel -> {}", a.unwrap_or_default()),
-            );
+                rooms,
+            )
+            .await
         }
         _ => {
             c.drops.fetch_add(1, Ordering::Relaxed);
