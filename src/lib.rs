@@ -170,18 +170,23 @@ impl AppState {
                     conn.clone(),
                 ));
                 (
-                    Some(client),
+                    Some(client.clone()),
                     Some(cluster::ClusterServices {
                         conn: conn.clone(),
                         presence: presence.clone(),
                     }),
                     presence,
                     Arc::new(cluster::ratelimit::RedisRateLimiter::new(conn.clone())),
-                    Arc::new(cluster::matcher::RedisMatcher::new(
-                        conn.clone(),
-                        node_id.clone(),
-                        config.match_fallback.0,
-                    )),
+                    Arc::new(
+                        cluster::matcher::RedisMatcher::start(
+                            client.clone(),
+                            conn.clone(),
+                            node_id.clone(),
+                            config.match_fallback.0,
+                        )
+                        .await
+                        .map_err(|e| StartupError::Redis(format!("REDIS_URL: {e}")))?,
+                    ),
                     rooms,
                 )
             }

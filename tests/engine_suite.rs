@@ -93,7 +93,8 @@ impl Redis {
         // Owned before waiting: a timeout panics, and Drop still stops it.
         let redis = Redis {
             child,
-            url: format!("redis+unix://{}", sock.display()),
+            // RESP3, as a node connects: answers ride on pub/sub pushes.
+            url: format!("redis+unix://{}?protocol=resp3", sock.display()),
             _dir: dir,
         };
         rx.recv_timeout(Duration::from_secs(20))
@@ -107,6 +108,12 @@ impl Redis {
 
     async fn conn(&self) -> ConnectionManager {
         ConnectionManager::new(self.client()).await.unwrap()
+    }
+
+    async fn matcher(&self, node: &str, fallback: Duration) -> RedisMatcher {
+        RedisMatcher::start(self.client(), self.conn().await, node.into(), fallback)
+            .await
+            .unwrap()
     }
 
     /// What a node's heartbeat does: announce it as live.
@@ -429,7 +436,7 @@ async fn redis_rooms() {
 async fn redis_matching() {
     let Some(redis) = Redis::start() else { return };
     redis.announce("n1").await;
-    matching_behaviour(&RedisMatcher::new(redis.conn().await, "n1".into(), HOUR)).await;
+    matching_behaviour(&redis.matcher("n1", HOUR).await).await;
 }
 
 // ---- what only a cluster has: two nodes on one Redis ----
@@ -482,8 +489,8 @@ async fn redis_nodes_share_presence_rooms_limits_and_the_queue() {
 
     redis.announce("n2").await;
     let (m1, m2) = (
-        RedisMatcher::new(redis.conn().await, "n1".into(), HOUR),
-        RedisMatcher::new(redis.conn().await, "n2".into(), HOUR),
+        redis.matcher("n1", HOUR).await,
+        redis.matcher("n2", HOUR).await,
     );
     assert!(matches!(
         m1.join(ticket("x", Mode::Text, &[], &[])).await.unwrap(),
@@ -497,6 +504,80 @@ async fn redis_nodes_share_presence_rooms_limits_and_the_queue() {
         ),
         Joined::Waiting => panic!("one queue for the cluster"),
     }
+}
+
+/// The fallback deadline is kept by whichever node holds the queue: users
+/// of two nodes who disagree on mode are paired once it comes, exactly once.
+#[tokio::test]
+async fn redis_nodes_pair_at_the_fallback_deadline() {
+    let Some(redis) = Redis::start() else { return };
+    let fallback = Duration::from_millis(300);
+    let nodes = [
+        Arc::new(redis.matcher("n1", fallback).await),
+        Arc::new(redis.matcher("n2", fallback).await),
+    ];
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let drivers: Vec<_> = nodes
+        .iter()
+        .map(|m| {
+            let (m, tx) = (m.clone(), tx.clone());
+            tokio::spawn(async move {
+                tandem::matching::drive(m.as_ref(), |p| {
+                    let _ = tx.send(p);
+                    async {}
+                })
+                .await
+            })
+        })
+        .collect();
+    assert!(matches!(
+        nodes[0].join(ticket("a", Mode::Text, &[], &[])).await.unwrap(),
+        Joined::Waiting
+    ));
+    assert!(matches!(
+        nodes[1].join(ticket("b", Mode::Video, &[], &[])).await.unwrap(),
+        Joined::Waiting
+    ));
+    let p = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("paired within 10 s")
+        .unwrap();
+    assert_eq!(
+        (p.caller.user_id.as_str(), p.callee.user_id.as_str()),
+        ("a", "b")
+    );
+    assert_eq!(nodes[0].queued().await.unwrap(), 0);
+    // Nothing else comes: a second pairing would show within a few ticks.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), rx.recv())
+            .await
+            .is_err(),
+        "paired once"
+    );
+    for d in drivers {
+        d.abort();
+    }
+}
+
+/// The node holding the queue dies: another takes the lease over, rebuilds
+/// the queue from Redis and answers what waited in the stream meanwhile.
+#[tokio::test]
+async fn redis_queue_survives_its_holder() {
+    let Some(redis) = Redis::start() else { return };
+    let m1 = redis.matcher("n1", HOUR).await;
+    // Answered with only n1 running: n1 holds the queue.
+    assert!(matches!(
+        m1.join(ticket("x", Mode::Text, &[], &[])).await.unwrap(),
+        Joined::Waiting
+    ));
+    let m2 = redis.matcher("n2", HOUR).await;
+    drop(m1); // its tasks stop, as in a crash: the lease just lapses
+    assert!(m2.is_queued("x").await.unwrap());
+    match m2.join(ticket("y", Mode::Text, &[], &[])).await.unwrap() {
+        Joined::Matched(p) => assert_eq!(p.caller.user_id, "x"),
+        Joined::Waiting => panic!("x is still in the queue"),
+    }
+    assert_eq!(m2.queued().await.unwrap(), 0);
 }
 
 /// Optimistic transactions under contention: many tasks on two nodes race

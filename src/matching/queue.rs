@@ -167,6 +167,13 @@ impl MatchQueue {
         }
     }
 
+    /// Puts back a ticket that has waited since `since`, without pairing it
+    /// (a cluster's new queue holder rebuilding the queue from Redis).
+    pub fn restore(&mut self, ticket: Ticket, since: Instant) {
+        self.leave(&ticket.user_id);
+        self.insert(ticket, since);
+    }
+
     /// Removes the user's ticket; true if it was queued.
     pub fn leave(&mut self, user_id: &str) -> bool {
         match self.by_user.remove(user_id) {
