@@ -174,6 +174,7 @@ impl AppState {
                     Some(cluster::ClusterServices {
                         conn: conn.clone(),
                         presence: presence.clone(),
+                        rooms: rooms.clone(),
                     }),
                     presence,
                     Arc::new(cluster::ratelimit::RedisRateLimiter::new(conn.clone())),
@@ -300,7 +301,7 @@ pub async fn run(
             let (layer, io) = realtime::redis_layer(state.clone(), adapter)
                 .await
                 .map_err(StartupError::Redis)?;
-            let tasks = cluster::spawn_node_tasks(state.clone(), io.clone());
+            let tasks = realtime::node::spawn_node_tasks(state.clone(), io.clone());
             let res = serve(state, app.layer(layer), io, listener, shutdown).await;
             for t in tasks {
                 t.abort();

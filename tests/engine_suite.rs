@@ -24,7 +24,7 @@ use tandem::{
     chat::{ChatRooms, Hold, Member, MemoryRooms, RoomInfo, RoomsError},
     cluster::{
         NODES, alive_key, matcher::RedisMatcher, presence::RedisPresence,
-        ratelimit::RedisRateLimiter, rooms::RedisRooms,
+        ratelimit::RedisRateLimiter, rooms::CHAT_TTL, rooms::RedisRooms,
     },
     matching::{Joined, LocalMatcher, Matcher, Mode, Ticket},
     presence::{MemoryPresence, Presence, SessionUser, Status},
@@ -432,6 +432,53 @@ async fn redis_rooms() {
     rooms_behaviour(&RedisRooms::new(redis.client(), redis.conn().await)).await;
 }
 
+/// Every key of a chat expires unless a node refreshes it; a refresh by
+/// one member's node covers the other member too (away inside the grace).
+#[tokio::test]
+async fn redis_chat_keys_expire_unless_refreshed() {
+    let Some(redis) = Redis::start() else { return };
+    let rooms = RedisRooms::new(redis.client(), redis.conn().await);
+    rooms.open(room("r1", "a", "b")).await.unwrap();
+    rooms
+        .mark_away("r1", "b", Utc::now() + chrono::Duration::seconds(30))
+        .await
+        .unwrap()
+        .unwrap();
+    rooms
+        .hold_if_away("r1", "b", &json!({"event": "chat:message"}))
+        .await
+        .unwrap();
+    rooms.add_file("r1", "f1").await.unwrap();
+    let keys = [
+        "tandem:room:r1",
+        "tandem:userroom:a",
+        "tandem:userroom:b",
+        "tandem:away:r1:b",
+        "tandem:kept:r1:b",
+        "tandem:roomfiles:r1",
+    ];
+    let mut c = redis.conn().await;
+    let ttl = CHAT_TTL.as_secs() as i64;
+    for k in keys {
+        let t: i64 = c.ttl(k).await.unwrap();
+        assert!((1..=ttl).contains(&t), "{k} expires (ttl {t})");
+        // As if most of the TTL had passed.
+        let _: () = c.expire(k, 5).await.unwrap();
+    }
+    rooms.refresh(&["a".to_string()]).await.unwrap();
+    for k in keys {
+        let t: i64 = c.ttl(k).await.unwrap();
+        assert!(t > 5, "{k} refreshed through a's node (ttl {t})");
+    }
+    assert_eq!(rooms.room_count().await.unwrap(), 1);
+    // A room past its expiry no longer counts and leaves the index.
+    let _: () = c.zadd("tandem:rooms", "r1", 1).await.unwrap();
+    assert_eq!(rooms.room_count().await.unwrap(), 0);
+    rooms.refresh(&[]).await.unwrap();
+    let n: usize = c.zcard("tandem:rooms").await.unwrap();
+    assert_eq!(n, 0);
+}
+
 #[tokio::test]
 async fn redis_matching() {
     let Some(redis) = Redis::start() else { return };
@@ -531,11 +578,17 @@ async fn redis_nodes_pair_at_the_fallback_deadline() {
         })
         .collect();
     assert!(matches!(
-        nodes[0].join(ticket("a", Mode::Text, &[], &[])).await.unwrap(),
+        nodes[0]
+            .join(ticket("a", Mode::Text, &[], &[]))
+            .await
+            .unwrap(),
         Joined::Waiting
     ));
     assert!(matches!(
-        nodes[1].join(ticket("b", Mode::Video, &[], &[])).await.unwrap(),
+        nodes[1]
+            .join(ticket("b", Mode::Video, &[], &[]))
+            .await
+            .unwrap(),
         Joined::Waiting
     ));
     let p = tokio::time::timeout(Duration::from_secs(10), rx.recv())

@@ -119,6 +119,11 @@ test('a node killed while its user is inside the reconnect grace: the partner is
   try {
     const [survivor, victim] = c.nodes;
     const { a, b, roomId } = await matchedAcross(survivor, victim);
+    // Every key of the chat expires by itself if no node refreshes it.
+    const ttl = await new Promise((resolve, reject) => {
+      execFile('redis-cli', ['-p', String(c.redis.port), 'TTL', `tandem:room:${roomId}`], (err, out) => (err ? reject(err) : resolve(Number(out.trim()))));
+    });
+    assert.ok(ttl > 0 && ttl <= 120, `the room key has a TTL (${ttl})`);
 
     // b drops: its node starts the grace, then dies inside it.
     const reconnecting = once(a.socket, 'partner:reconnecting', 10000);

@@ -507,7 +507,9 @@ impl Matcher for RedisMatcher {
         let wire = Wire::from(&ticket);
         match self.inner.ask(Op::Join { ticket: wire }).await? {
             Outcome::Waiting => Ok(Joined::Waiting),
-            Outcome::Matched { partner } => Ok(Joined::Matched(Pairing::new(partner.into(), ticket))),
+            Outcome::Matched { partner } => {
+                Ok(Joined::Matched(Pairing::new(partner.into(), ticket)))
+            }
             Outcome::Left { .. } => Err(MatchError("a join answered as a leave".into())),
         }
     }
@@ -596,7 +598,13 @@ mod tests {
         let mut b = Batch::default();
         desk.apply(join("n1", 1, wire("a", Mode::Text)), now, 1_000, &mut b);
         desk.apply(join("n2", 7, wire("b", Mode::Text)), now, 1_000, &mut b);
-        assert_eq!(b.answers["n1"], [Answer { req: 1, outcome: Outcome::Waiting }]);
+        assert_eq!(
+            b.answers["n1"],
+            [Answer {
+                req: 1,
+                outcome: Outcome::Waiting
+            }]
+        );
         assert_eq!(
             b.answers["n2"],
             [Answer {
@@ -607,7 +615,10 @@ mod tests {
             }]
         );
         assert!(matches!(&b.writes[0], Write::Put(id, _) if id == "a"));
-        assert_eq!(b.writes[1..], [Write::Del("b".into()), Write::Del("a".into())]);
+        assert_eq!(
+            b.writes[1..],
+            [Write::Del("b".into()), Write::Del("a".into())]
+        );
     }
 
     #[test]

@@ -4,15 +4,11 @@
 //! reaps what a dead one left behind.
 
 use std::{
-    sync::{Arc, atomic::Ordering},
+    sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use redis::{AsyncCommands, aio::ConnectionManager};
-use socketioxide::SocketIo;
-use tokio::task::JoinHandle;
-
-use crate::{AppState, protocol::ServerEvent, realtime::calls};
 
 pub mod driver;
 pub mod matcher;
@@ -28,7 +24,8 @@ pub const NODES: &str = "tandem:nodes";
 pub const STATUS: &str = "tandem:status";
 /// How long a node counts as live after its last heartbeat.
 pub const NODE_TTL: Duration = Duration::from_secs(6);
-const HEARTBEAT: Duration = Duration::from_secs(2);
+/// How often a node beats (and looks for dead nodes to reap).
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
 
 pub fn alive_key(node: &str) -> String {
     format!("tandem:alive:{node}")
@@ -49,6 +46,7 @@ pub fn now_ms() -> u64 {
 pub struct ClusterServices {
     pub conn: ConnectionManager,
     pub presence: Arc<presence::RedisPresence>,
+    pub rooms: Arc<rooms::RedisRooms>,
 }
 
 /// Connects to Redis; the connection reconnects by itself after outages.
@@ -73,31 +71,18 @@ pub async fn connect(url: &str) -> Result<(redis::Client, ConnectionManager), St
     Ok((client, conn))
 }
 
-/// Heartbeat (with Redis health and client notices) and the reaper.
-pub fn spawn_node_tasks(state: AppState, io: SocketIo<IoAdapter>) -> Vec<JoinHandle<()>> {
-    vec![
-        tokio::spawn(heartbeat(state.clone(), io.clone())),
-        tokio::spawn(reaper(state, io)),
-    ]
-}
-
-/// Every this many heartbeats the node's whole user hash is rewritten, as a
-/// safety net: connects and disconnects update it one user at a time.
-const FULL_MIRROR_EVERY: u32 = 30;
-
-/// Keeps this node alive in Redis. The node's user hash is rewritten in
-/// full only when `full` is set (Redis was unreachable, or the periodic
-/// safety net), or when the hash is missing (Redis lost it): a heartbeat
-/// costs O(1), not O(users on the node).
-async fn beat(state: &AppState, full: bool) -> Result<(), String> {
-    let cluster = state.node.cluster.as_ref().ok_or("not a cluster")?;
+/// Keeps the node alive in Redis. Its user hash is rewritten in full only
+/// when `full` is set (Redis was unreachable, or the periodic safety net)
+/// or when the hash is missing (Redis lost it): a beat costs O(1), not
+/// O(users on the node).
+pub async fn beat(cluster: &ClusterServices, node: &str, full: bool) -> Result<(), String> {
     let mut c = cluster.conn.clone();
     let (exists,): (bool,) = redis::pipe()
-        .set_ex(alive_key(&state.node.id), "1", NODE_TTL.as_secs())
+        .set_ex(alive_key(node), "1", NODE_TTL.as_secs())
         .ignore()
-        .sadd(NODES, &state.node.id)
+        .sadd(NODES, node)
         .ignore()
-        .exists(node_users_key(&state.node.id))
+        .exists(node_users_key(node))
         .query_async(&mut c)
         .await
         .map_err(|e| e.to_string())?;
@@ -111,56 +96,17 @@ async fn beat(state: &AppState, full: bool) -> Result<(), String> {
     Ok(())
 }
 
-async fn heartbeat(state: AppState, io: SocketIo<IoAdapter>) {
-    let mut tick = tokio::time::interval(HEARTBEAT);
-    let mut beats = 0u32;
-    loop {
-        tick.tick().await;
-        let full =
-            !state.node.redis_up.load(Ordering::Relaxed) || beats.is_multiple_of(FULL_MIRROR_EVERY);
-        beats = beats.wrapping_add(1);
-        let ok = beat(&state, full).await;
-        let was = state.node.redis_up.swap(ok.is_ok(), Ordering::Relaxed);
-        match (was, &ok) {
-            (true, Err(e)) => {
-                tracing::error!(error = %e, "Redis unreachable: matching is unavailable");
-                let ev = ServerEvent::ServerDegraded {
-                    redis: "down",
-                    matching: false,
-                };
-                let _ = io.local().emit(ev.name(), &ev).await;
-            }
-            (false, Ok(())) => {
-                tracing::info!("Redis is back");
-                let ev = ServerEvent::ServerRecovered {
-                    redis: "up",
-                    matching: true,
-                };
-                let _ = io.local().emit(ev.name(), &ev).await;
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Takes over the users of nodes whose heartbeat expired: they leave the
-/// queue, and their partners get the usual grace period (then `partner:left`).
-async fn reaper(state: AppState, io: SocketIo<IoAdapter>) {
-    let mut tick = tokio::time::interval(HEARTBEAT);
-    loop {
-        tick.tick().await;
-        if let Err(e) = reap(&state, &io).await {
-            tracing::debug!(error = %e, "reap failed");
-        }
-    }
-}
-
-async fn reap(state: &AppState, io: &SocketIo<IoAdapter>) -> Result<(), String> {
-    let cluster = state.node.cluster.as_ref().ok_or("not a cluster")?;
+/// Nodes whose heartbeat expired that this node claimed to reap (one live
+/// node reaps each dead one), with the users they had.
+pub async fn claim_dead_nodes(
+    cluster: &ClusterServices,
+    me: &str,
+) -> Result<Vec<(String, Vec<String>)>, String> {
     let mut c = cluster.conn.clone();
     let nodes: Vec<String> = c.smembers(NODES).await.map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
     for node in nodes {
-        if node == state.node.id {
+        if node == me {
             continue;
         }
         let alive: bool = c
@@ -170,10 +116,9 @@ async fn reap(state: &AppState, io: &SocketIo<IoAdapter>) -> Result<(), String> 
         if alive {
             continue;
         }
-        // One live node reaps each dead one.
-        let claimed: bool = redis::cmd("SET")
+        let claimed = redis::cmd("SET")
             .arg(format!("tandem:reaping:{node}"))
-            .arg(&state.node.id)
+            .arg(me)
             .arg("NX")
             .arg("EX")
             .arg(60)
@@ -188,29 +133,23 @@ async fn reap(state: &AppState, io: &SocketIo<IoAdapter>) -> Result<(), String> 
             .hkeys(node_users_key(&node))
             .await
             .map_err(|e| e.to_string())?;
-        tracing::warn!(%node, users = users.len(), "node is gone; taking over its users");
-        for user in users {
-            if cluster
-                .presence
-                .online_elsewhere(&user)
-                .await
-                .unwrap_or(true)
-            {
-                continue;
-            }
-            let _ = state.call.matcher.leave(&user).await;
-            if let Ok(Some(room)) = state.call.rooms.room_of(&user).await {
-                calls::step_away(io, state, &room.id, &user).await;
-            } else {
-                let _: Result<(), _> = c.hdel(STATUS, &user).await;
-            }
-        }
-        let _: () = redis::pipe()
-            .del(node_users_key(&node))
-            .srem(NODES, &node)
-            .query_async(&mut c)
-            .await
-            .map_err(|e| e.to_string())?;
+        out.push((node, users));
     }
+    Ok(out)
+}
+
+/// The last of a reaped node: its user hash and its membership.
+pub async fn forget_node(cluster: &ClusterServices, node: &str) -> Result<(), String> {
+    let _: () = redis::pipe()
+        .del(node_users_key(node))
+        .srem(NODES, node)
+        .query_async(&mut cluster.conn.clone())
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// Drops a user's cluster-wide status (a reaped user in no chat).
+pub async fn clear_status(cluster: &ClusterServices, user: &str) {
+    let _: Result<(), _> = cluster.conn.clone().hdel(STATUS, user).await;
 }

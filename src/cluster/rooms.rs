@@ -11,11 +11,16 @@
 //!    which Redis refuses if any watched key changed since it was read —
 //!    then everything runs again from step 1, at most [`ATTEMPTS`] times.
 //!
-//! Key layout (prefix `tandem:`): `room:<id>` (JSON), `rooms` (set of open
-//! rooms), `userroom:<user>`, `away:<room>:<user>` (grace token),
+//! Key layout (prefix `tandem:`): `room:<id>` (JSON), `rooms` (sorted set of
+//! open rooms by expiry, ms), `userroom:<user>`, `away:<room>:<user>` (grace token),
 //! `graces` (sorted set `room|user` by deadline, ms), `kept:<room>:<user>`
 //! (list of JSON events), `roomfiles:<room>` (list), `lastpartner:<user>`
 //! (expires), `awaytoken` (counter).
+//!
+//! Every key of a chat expires [`CHAT_TTL`] after it was last written or
+//! refreshed; each node refreshes the chats its connected users are in
+//! ([`RedisRooms::refresh`]), so a chat whose nodes all died leaves nothing
+//! behind.
 
 use std::collections::{HashMap, HashSet};
 
@@ -38,6 +43,13 @@ const TOKENS: &str = "tandem:awaytoken";
 pub const ATTEMPTS: usize = 16;
 /// Dedicated connections kept for transactions (WATCH is per connection).
 const POOL: usize = 32;
+/// How long a chat's keys live without a refresh.
+pub const CHAT_TTL: std::time::Duration = std::time::Duration::from_secs(120);
+const TTL_S: u64 = CHAT_TTL.as_secs();
+
+fn expires_ms() -> u64 {
+    super::now_ms() + CHAT_TTL.as_millis() as u64
+}
 
 fn unavailable(e: impl std::fmt::Display) -> RoomsError {
     RoomsError::Unavailable(e.to_string())
@@ -123,19 +135,20 @@ fn add_write(pipe: &mut redis::Pipeline, w: Write) -> RoomsResult<()> {
     match w {
         Write::PutRoom(room) => {
             let json = serde_json::to_string(&room).map_err(unavailable)?;
-            pipe.set(redis_key(&Key::Room(room.id.clone())), json)
+            pipe.set_ex(redis_key(&Key::Room(room.id.clone())), json, TTL_S)
                 .ignore()
-                .sadd(ROOMS, &room.id)
+                .zadd(ROOMS, &room.id, expires_ms())
                 .ignore();
         }
         Write::DelRoom(id) => {
             pipe.del(redis_key(&Key::Room(id.clone())))
                 .ignore()
-                .srem(ROOMS, id)
+                .zrem(ROOMS, id)
                 .ignore();
         }
         Write::PutUserRoom { user, room } => {
-            pipe.set(redis_key(&Key::UserRoom(user)), room).ignore();
+            pipe.set_ex(redis_key(&Key::UserRoom(user)), room, TTL_S)
+                .ignore();
         }
         Write::DelUserRoom(user) => {
             pipe.del(redis_key(&Key::UserRoom(user))).ignore();
@@ -147,7 +160,7 @@ fn add_write(pipe: &mut redis::Pipeline, w: Write) -> RoomsResult<()> {
             deadline,
         } => {
             let member = grace_member(&room, &user);
-            pipe.set(redis_key(&Key::Away { room, user }), token)
+            pipe.set_ex(redis_key(&Key::Away { room, user }), token, TTL_S)
                 .ignore()
                 .zadd(GRACES, member, deadline.timestamp_millis())
                 .ignore();
@@ -164,13 +177,19 @@ fn add_write(pipe: &mut redis::Pipeline, w: Write) -> RoomsResult<()> {
             pipe.rpush(&key, event.to_string())
                 .ignore()
                 .ltrim(&key, -(RECOVERY_BUFFER as isize), -1)
+                .ignore()
+                .expire(&key, TTL_S as i64)
                 .ignore();
         }
         Write::DelKept { room, user } => {
             pipe.del(redis_key(&Key::Kept { room, user })).ignore();
         }
         Write::PushFile { room, file } => {
-            pipe.rpush(redis_key(&Key::Files(room)), file).ignore();
+            let key = redis_key(&Key::Files(room));
+            pipe.rpush(&key, file)
+                .ignore()
+                .expire(&key, TTL_S as i64)
+                .ignore();
         }
         Write::DelFiles(room) => {
             pipe.del(redis_key(&Key::Files(room))).ignore();
@@ -239,6 +258,80 @@ impl RedisRooms {
 
     fn c(&self) -> ConnectionManager {
         self.conn.clone()
+    }
+
+    /// Extends the life of the chats `users` are in (this node's connected
+    /// users): every key of each chat, both members' included, so a member
+    /// inside the reconnect grace is kept alive by the partner's node.
+    /// Three round trips whatever the number of users; rooms past their
+    /// expiry leave the `rooms` index.
+    pub async fn refresh(&self, users: &[String]) -> RoomsResult<()> {
+        let mut c = self.c();
+        let mut pipe = redis::pipe();
+        for u in users {
+            pipe.get(redis_key(&Key::UserRoom(u.clone())));
+        }
+        let rooms: Vec<Option<String>> = if users.is_empty() {
+            Vec::new()
+        } else {
+            pipe.query_async(&mut c).await.map_err(unavailable)?
+        };
+        let rooms: Vec<String> = rooms
+            .into_iter()
+            .flatten()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut pipe = redis::pipe();
+        for r in &rooms {
+            pipe.get(redis_key(&Key::Room(r.clone())));
+        }
+        let infos: Vec<Option<String>> = if rooms.is_empty() {
+            Vec::new()
+        } else {
+            pipe.query_async(&mut c).await.map_err(unavailable)?
+        };
+        let mut pipe = redis::pipe();
+        let ttl = TTL_S as i64;
+        for raw in infos.into_iter().flatten() {
+            let Ok(room) = serde_json::from_str::<RoomInfo>(&raw) else {
+                continue;
+            };
+            let id = room.id.clone();
+            pipe.expire(redis_key(&Key::Room(id.clone())), ttl)
+                .ignore()
+                .expire(redis_key(&Key::Files(id.clone())), ttl)
+                .ignore()
+                .cmd("ZADD")
+                .arg(ROOMS)
+                .arg("XX") // a room closed meanwhile stays out
+                .arg(expires_ms())
+                .arg(&id)
+                .ignore();
+            for m in [&room.caller.id, &room.callee.id] {
+                pipe.expire(redis_key(&Key::UserRoom(m.clone())), ttl)
+                    .ignore()
+                    .expire(
+                        redis_key(&Key::Away {
+                            room: id.clone(),
+                            user: m.clone(),
+                        }),
+                        ttl,
+                    )
+                    .ignore()
+                    .expire(
+                        redis_key(&Key::Kept {
+                            room: id.clone(),
+                            user: m.clone(),
+                        }),
+                        ttl,
+                    )
+                    .ignore();
+            }
+        }
+        pipe.zrembyscore(ROOMS, "-inf", super::now_ms()).ignore();
+        let _: () = pipe.query_async(&mut c).await.map_err(unavailable)?;
+        Ok(())
     }
 
     /// Runs `rule` as a transaction; `prefetch` are keys it surely reads.
@@ -387,7 +480,10 @@ impl ChatRooms for RedisRooms {
     }
 
     async fn room_count(&self) -> RoomsResult<usize> {
-        self.c().scard(ROOMS).await.map_err(unavailable)
+        self.c()
+            .zcount(ROOMS, super::now_ms(), "+inf")
+            .await
+            .map_err(unavailable)
     }
 
     async fn mark_away(

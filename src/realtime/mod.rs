@@ -25,6 +25,7 @@ use crate::{
 
 pub mod calls;
 pub mod events;
+pub mod node;
 
 /// Largest Socket.IO packet accepted (an SDP offer is at most 64 KiB).
 pub const MAX_PACKET: usize = 96 * 1024;
