@@ -22,6 +22,17 @@ pub trait RateLimiter: Send + Sync + 'static {
     async fn hit(&self, key: &str, limit: u32, window: Duration) -> Decision;
 }
 
+/// The rule, for every backend: the `count`-th hit of a window is allowed
+/// while it is within `limit`.
+pub fn decide(count: u64, limit: u32, reset_in: Duration) -> Decision {
+    Decision {
+        allowed: count <= limit as u64,
+        limit,
+        remaining: (limit as u64).saturating_sub(count) as u32,
+        reset_in,
+    }
+}
+
 struct Window {
     started: Instant,
     count: u32,
@@ -50,12 +61,11 @@ impl MemoryRateLimiter {
             };
         }
         w.count = w.count.saturating_add(1);
-        Decision {
-            allowed: w.count <= limit,
+        decide(
+            w.count as u64,
             limit,
-            remaining: limit.saturating_sub(w.count),
-            reset_in: window.saturating_sub(now.duration_since(w.started)),
-        }
+            window.saturating_sub(now.duration_since(w.started)),
+        )
     }
 }
 
