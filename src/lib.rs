@@ -325,7 +325,6 @@ async fn serve<A: socketioxide::adapter::Adapter>(
     let graces = tokio::spawn(realtime::calls::drive_graces(io.clone(), state.clone()));
     let typing = tokio::spawn(realtime::events::drive_typing(io.clone(), state.clone()));
     let sweeper = tokio::spawn(sweep_files(state.clone()));
-    let trimmer = tokio::spawn(memory::trim_periodically());
     let guest_sweeper = tokio::spawn(sweep_guests(state.clone()));
     let last_seen = {
         let state = state.clone();
@@ -359,7 +358,6 @@ async fn serve<A: socketioxide::adapter::Adapter>(
     graces.abort();
     typing.abort();
     sweeper.abort();
-    trimmer.abort();
     guest_sweeper.abort();
     state.accounts.last_seen.close();
     let _ = last_seen.await;

@@ -3,8 +3,21 @@ use std::process::ExitCode;
 use tandem::Config;
 use tokio::net::TcpListener;
 
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// Read by jemalloc at start-up: a C string pointer (see `tandem::memory`).
+#[allow(non_upper_case_globals)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static malloc_conf: Option<&'static std::ffi::c_char> = {
+    let conf = tandem::memory::JEMALLOC_CONF;
+    assert!(conf[conf.len() - 1] == 0, "JEMALLOC_CONF ends with NUL");
+    // SAFETY: a pointer to the first byte of a static, NUL-terminated
+    // byte string; c_char has the size and alignment of u8.
+    Some(unsafe { &*(conf.as_ptr() as *const std::ffi::c_char) })
+};
+
 fn main() -> ExitCode {
-    tandem::memory::limit_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // Store calls run on the blocking pool and mostly wait for the
