@@ -179,6 +179,12 @@ async fn behaviour(store: Arc<dyn UserStore>) {
     blocks.sort();
     assert_eq!(blocks, vec!["other".to_string(), "someone".to_string()]);
     assert!(store.blocks_of("someone").await.unwrap().is_empty());
+    assert!(store.remove_block(&alice.id, "someone").await.unwrap());
+    assert!(
+        !store.remove_block(&alice.id, "someone").await.unwrap(),
+        "removed once"
+    );
+    assert_eq!(store.blocks_of(&alice.id).await.unwrap(), ["other"]);
 
     guest_expiry(store.as_ref()).await;
 }

@@ -103,6 +103,31 @@ test('blocked users never meet, even after the fallback', async () => {
   x.socket.close(); y.socket.close(); z.socket.close();
 });
 
+test('blocks are listed and lifted; an unblocked pair can meet again', async () => {
+  const x = await user();
+  const y = await user();
+  assert.equal((await request(x.socket, 'user:block', { userId: y.user.id })).success, true);
+  const list = await api(srv.url, 'GET', '/api/users/blocks', { token: x.token });
+  assert.equal(list.status, 200);
+  assert.deepEqual(list.body.data, { count: 1, blocks: [{ id: y.user.id, username: y.user.username }] });
+  assert.equal((await request(x.socket, 'user:match', { mode: 'text' })).data.status, 'waiting');
+  // Lifting the block re-issues x's ticket: y is paired with x at once.
+  const u = await request(x.socket, 'user:unblock', { userId: y.user.id });
+  assert.deepEqual(u.data, { unblocked: y.user.id, wasBlocked: true });
+  assert.equal((await request(x.socket, 'user:unblock', { userId: y.user.id })).data.wasBlocked, false);
+  assert.deepEqual((await api(srv.url, 'GET', '/api/users/blocks', { token: x.token })).body.data, { count: 0, blocks: [] });
+  const m = await request(y.socket, 'user:match', { mode: 'text' });
+  assert.equal(m.data.status, 'matched');
+  for (const bad of [undefined, null, {}, { userId: 7 }]) {
+    const r = bad === undefined
+      ? await x.socket.timeout(5000).emitWithAck('user:unblock')
+      : await request(x.socket, 'user:unblock', bad);
+    assert.equal(r.error.code, 'invalid_payload');
+  }
+  assert.equal((await api(srv.url, 'GET', '/api/users/blocks')).status, 401);
+  x.socket.close(); y.socket.close();
+});
+
 test('blocking the partner ends the chat', async () => {
   const { a, b, gb } = await matchedPair(srv.url);
   const left = once(b, 'partner:left');

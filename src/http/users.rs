@@ -23,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/users/available", get(available))
         .route("/api/users/device", post(device))
         .route("/api/users/stats", get(stats))
+        .route("/api/users/blocks", get(blocks))
 }
 
 /// The public JSON of an account; `email` only on the caller's own.
@@ -39,6 +40,31 @@ pub fn user_json(u: &User, own: bool, online: bool) -> Value {
         v["email"] = json!(u.email);
     }
     v
+}
+
+/// Most blocks listed (the newest are not distinguished: a block has no
+/// date).
+const BLOCKS_MAX: usize = 1000;
+
+/// The caller's blocks: `{count, blocks: [{id, username}]}`; `username` is
+/// null for an account that no longer exists.
+async fn blocks(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+) -> Result<Json<Value>, AppError> {
+    let store = &state.accounts.store;
+    let mut ids = store.blocks_of(&me.sub).await?;
+    ids.sort();
+    ids.truncate(BLOCKS_MAX);
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let username = store.user_by_id(&id).await?.map(|u| u.username);
+        out.push(json!({ "id": id, "username": username }));
+    }
+    Ok(ok(
+        "Blocked users",
+        json!({ "count": out.len(), "blocks": out }),
+    ))
 }
 
 #[derive(Deserialize)]

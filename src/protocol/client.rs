@@ -49,6 +49,7 @@ events! {
     UserSkip => "user:skip",
     UserEnd => "user:end",
     UserBlock => "user:block",
+    UserUnblock => "user:unblock",
     ChatMessage => "chat:message",
     ChatTyping => "chat:typing",
     ChatClear => "chat:clear",
@@ -112,6 +113,7 @@ pub enum Command {
     Skip(Option<MatchPrefs>),
     End,
     Block(UserId),
+    Unblock(UserId),
     Message(MessageBody),
     Typing(bool),
     Clear,
@@ -180,6 +182,16 @@ struct AnswerWire {
 struct CandidateWire {
     #[serde(default, deserialize_with = "present")]
     candidate: Option<Value>,
+}
+
+/// `{userId}`: another user's id.
+fn user_id(payload: Value) -> Result<UserId, PayloadError> {
+    let w: BlockWire = wire(payload).map_err(|_| invalid("userId: must be a user id"))?;
+    let id = w.user_id.trim();
+    if id.is_empty() || id.len() > 64 {
+        return Err(invalid("userId: must be a user id"));
+    }
+    Ok(UserId(id.to_string()))
 }
 
 /// Deserializes the payload, naming the field that does not fit.
@@ -274,15 +286,8 @@ impl Command {
             ClientEvent::UserSkip if empty => Command::Skip(None),
             ClientEvent::UserSkip => Command::Skip(Some(prefs(wire(payload)?)?)),
             ClientEvent::UserEnd => Command::End,
-            ClientEvent::UserBlock => {
-                let w: BlockWire =
-                    wire(payload).map_err(|_| invalid("userId: must be a user id"))?;
-                let id = w.user_id.trim();
-                if id.is_empty() || id.len() > 64 {
-                    return Err(invalid("userId: must be a user id"));
-                }
-                Command::Block(UserId(id.to_string()))
-            }
+            ClientEvent::UserBlock => Command::Block(user_id(payload)?),
+            ClientEvent::UserUnblock => Command::Unblock(user_id(payload)?),
             ClientEvent::ChatMessage => {
                 let w: MessageWire = wire(payload)?;
                 match w.kind.as_deref().unwrap_or("text") {
@@ -386,6 +391,7 @@ mod tests {
             .starts_with("type")
         );
         assert!(msg(parse(ClientEvent::UserBlock, json!({}))).starts_with("userId"));
+        assert!(msg(parse(ClientEvent::UserUnblock, json!(null))).starts_with("userId"));
         assert_eq!(
             parse(
                 ClientEvent::WebrtcIceCandidate,

@@ -111,6 +111,7 @@ async fn run<A: Adapter>(
         Command::Skip(prefs) => Box::pin(user_skip(s, io, state, user, prefs)).await,
         Command::End => Box::pin(user_end(io, state, user)).await,
         Command::Block(other) => Box::pin(user_block(s, io, state, user, other)).await,
+        Command::Unblock(other) => Box::pin(user_unblock(s, io, state, user, other)).await,
         Command::Clear => Box::pin(chat_clear(io, state, user)).await,
         Command::Offer { offer, kind } => {
             Box::pin(signal(&io, &state, &user, |from| {
@@ -367,6 +368,34 @@ async fn user_block<A: Adapter>(
         enqueue(&io, &state, &user, prefs).await?;
     }
     Ok(json!({ "blocked": other }))
+}
+
+async fn user_unblock<A: Adapter>(
+    s: SocketRef<A>,
+    io: SocketIo<A>,
+    state: AppState,
+    user: Arc<SessionUser>,
+    other: UserId,
+) -> EventResult {
+    let other = other.0;
+    let removed = state
+        .accounts
+        .store
+        .remove_block(&user.id, &other)
+        .await
+        .map_err(unavailable)?;
+    if removed
+        && state
+            .call
+            .matcher
+            .is_queued(&user.id)
+            .await
+            .map_err(unavailable)?
+    {
+        let prefs = s.extensions.get::<MatchPrefs>().unwrap_or_default();
+        enqueue(&io, &state, &user, prefs).await?;
+    }
+    Ok(json!({ "unblocked": other, "wasBlocked": removed }))
 }
 
 /// Delivers a chat message to the partner, keeping it if they are away.

@@ -512,6 +512,22 @@ impl UserStore for EmbeddedStore {
         .await
     }
 
+    async fn remove_block(&self, user_id: &str, other: &str) -> StoreResult<bool> {
+        let key = format!("{user_id}\0{other}");
+        self.writing(move |db| {
+            let tx = db.begin_write().map_err(other_err)?;
+            let removed = tx
+                .open_table(BLOCKS)
+                .map_err(other_err)?
+                .remove(key.as_str())
+                .map_err(other_err)?
+                .is_some();
+            tx.commit().map_err(other_err)?;
+            Ok(removed)
+        })
+        .await
+    }
+
     async fn blocks_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
         let (start, end) = (format!("{user_id}\0"), format!("{user_id}\u{1}"));
         self.reading(move |db| {

@@ -112,6 +112,8 @@ pub trait UserStore: Send + Sync + 'static {
     /// Records that `user_id` blocked `other` (idempotent). Blocks last as
     /// long as the blocking account.
     async fn add_block(&self, user_id: &str, other: &str) -> StoreResult<()>;
+    /// Removes a block; true if there was one.
+    async fn remove_block(&self, user_id: &str, other: &str) -> StoreResult<bool>;
     /// The users `user_id` blocked.
     async fn blocks_of(&self, user_id: &str) -> StoreResult<Vec<String>>;
 

@@ -386,6 +386,16 @@ impl UserStore for MongoStore {
         Ok(())
     }
 
+    async fn remove_block(&self, user_id: &str, other: &str) -> StoreResult<bool> {
+        let key = format!("{user_id}\0{other}");
+        let res = self
+            .blocks
+            .delete_one(doc! { "_id": &key })
+            .await
+            .map_err(classify)?;
+        Ok(res.deleted_count > 0)
+    }
+
     async fn blocks_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
         let mut cursor = self
             .blocks
