@@ -210,6 +210,19 @@ pub struct Config {
     #[arg(long, env = "GUEST_TTL", default_value = "7d")]
     pub guest_ttl: DurationArg,
 
+    /// A first ban lasts this long; each further ban of the account 4× the
+    /// last one.
+    #[arg(long, env = "BAN_DURATION", default_value = "24h")]
+    pub ban_duration: DurationArg,
+
+    /// The longest ban.
+    #[arg(long, env = "BAN_MAX", default_value = "30d")]
+    pub ban_max: DurationArg,
+
+    /// Key of the moderator API (`X-Admin-Key`); unset, `/admin/*` is 404.
+    #[arg(long, env = "ADMIN_KEY")]
+    pub admin_key: Option<String>,
+
     /// Engine.IO ping interval: how often the server pings each client.
     #[arg(long, env = "PING_INTERVAL", default_value = "25s")]
     pub ping_interval: DurationArg,
@@ -245,6 +258,7 @@ impl fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<hidden>"))
+            .field("admin_key", &self.admin_key.as_ref().map(|_| "<hidden>"))
             .field("jwt_expires_in", &self.jwt_expires_in)
             .field("cors_origin", &self.cors_origin)
             .field("bcrypt_cost", &self.bcrypt_cost)
@@ -330,6 +344,8 @@ impl Config {
             ("PING_INTERVAL", self.ping_interval.0),
             ("PING_TIMEOUT", self.ping_timeout.0),
             ("GUEST_TTL", self.guest_ttl.0),
+            ("BAN_DURATION", self.ban_duration.0),
+            ("BAN_MAX", self.ban_max.0),
         ] {
             if d < Duration::from_millis(100) {
                 return Err(ConfigError(format!("{name} must be at least 100ms")));

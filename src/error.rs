@@ -26,6 +26,11 @@ pub enum AppError {
     /// 401 with a code saying why.
     #[error("{message}")]
     Unauthorized { code: &'static str, message: String },
+    /// 403: the account, device or address is banned until `until`.
+    #[error("banned until {until}")]
+    Banned {
+        until: chrono::DateTime<chrono::Utc>,
+    },
     /// 404.
     #[error("{0}")]
     NotFound(String),
@@ -77,6 +82,7 @@ impl AppError {
         match self {
             AppError::Validation { .. } | AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            AppError::Banned { .. } => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
@@ -96,6 +102,7 @@ impl AppError {
             AppError::Validation { .. } => "validation_error",
             AppError::BadRequest(_) => "bad_request",
             AppError::Unauthorized { code, .. } => code,
+            AppError::Banned { .. } => "banned",
             AppError::NotFound(_) => "not_found",
             AppError::MethodNotAllowed(_) => "method_not_allowed",
             AppError::Conflict { .. } => "conflict",
@@ -148,11 +155,14 @@ impl IntoResponse for AppError {
             }
             _ => {}
         }
-        let body = json!({
+        let mut body = json!({
             "success": false,
             "message": self.public_message(),
             "error": error,
         });
+        if let AppError::Banned { until } = &self {
+            body["until"] = json!(until);
+        }
         let mut res = (status, Json(body)).into_response();
         if let AppError::RateLimited { retry_after } = self {
             res.headers_mut()

@@ -27,6 +27,7 @@ pub mod protocol;
 pub mod ratelimit;
 pub mod realtime;
 pub mod relay;
+pub mod safety;
 pub mod store;
 pub mod telemetry;
 
@@ -53,6 +54,8 @@ pub struct Shared {
     pub call: CallLoop,
     pub files: FileService,
     pub turn: relay::TurnService,
+    /// Bans and who is let in.
+    pub safety: safety::Safety,
     /// HTTP rate limits (per IP and route group).
     pub limiter: Arc<dyn RateLimiter>,
     pub node: Node,
@@ -136,6 +139,13 @@ impl AppState {
         let turn = relay::TurnService::start(&config, turn_secret).await?;
         let store = store::open(&config).await?;
         let jwt = JwtKeys::new(&secret, config.jwt_expires_in.0);
+        let safety = safety::Safety::new(
+            &secret,
+            safety::BanPolicy {
+                base: config.ban_duration.0,
+                max: config.ban_max.0,
+            },
+        );
         let files = FileService::new(&config.upload_dir).map_err(|e| {
             StartupError::Io(std::io::Error::new(
                 e.kind(),
@@ -208,6 +218,7 @@ impl AppState {
             },
             files,
             turn,
+            safety,
             limiter,
             node: Node {
                 id: node_id,

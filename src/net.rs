@@ -1,6 +1,15 @@
-//! Socket helpers shared by the HTTP and TURN listeners.
+//! Socket helpers shared by the HTTP, Socket.IO and TURN listeners.
 
-use std::{io, time::Duration};
+use std::{
+    io,
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
+
+use axum::{
+    extract::ConnectInfo,
+    http::{Extensions, HeaderMap},
+};
 
 /// How long an accept loop pauses after errors: nothing for errors about
 /// one connection (it died before we took it), otherwise doubling from
@@ -31,6 +40,34 @@ impl AcceptBackoff {
     pub fn succeeded(&mut self) {
         self.pause = Duration::ZERO;
     }
+}
+
+/// The client's address: the peer, or with TRUST_PROXY the X-Real-IP header
+/// (then the leftmost X-Forwarded-For) a trusted proxy set.
+pub fn client_ip(
+    headers: &HeaderMap,
+    extensions: &Extensions,
+    trust_proxy: bool,
+) -> Option<IpAddr> {
+    if trust_proxy {
+        let from_header = headers
+            .get("x-real-ip")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+            .or_else(|| {
+                headers
+                    .get("x-forwarded-for")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(',').next())
+                    .and_then(|v| v.trim().parse().ok())
+            });
+        if from_header.is_some() {
+            return from_header;
+        }
+    }
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
 }
 
 #[cfg(test)]

@@ -158,8 +158,14 @@ async fn behaviour(store: Arc<dyn UserStore>) {
     let rec = RefreshRecord {
         user_id: alice.id.clone(),
         expires_at: Utc::now() + Duration::days(1),
+        ip: Some("hmac-of-an-address".into()),
     };
     store.insert_refresh("hash-1", rec.clone()).await.unwrap();
+    assert_eq!(
+        store.refresh_ips_of(&alice.id).await.unwrap(),
+        ["hmac-of-an-address"],
+        "a ban of the account finds the addresses of its tokens"
+    );
     let taken = store.take_refresh("hash-1").await.unwrap().unwrap();
     assert_eq!(taken.user_id, rec.user_id);
     assert!((taken.expires_at - rec.expires_at).num_milliseconds().abs() <= 1);
@@ -186,7 +192,58 @@ async fn behaviour(store: Arc<dyn UserStore>) {
     );
     assert_eq!(store.blocks_of(&alice.id).await.unwrap(), ["other"]);
 
+    bans_and_audit(store.as_ref()).await;
     guest_expiry(store.as_ref()).await;
+}
+
+/// Ban records replace each other by subject and survive their end (the
+/// next ban escalates from them); the audit log pages newest first.
+async fn bans_and_audit(store: &dyn UserStore) {
+    use tandem::safety::rules::{ban_records, in_force, lift_records};
+    let now = Utc::now();
+    let hour = std::time::Duration::from_secs(3600);
+    let records = ban_records("u1", vec!["device:d1".into()], hour, "spam", 1, now);
+    store.put_bans(records).await.unwrap();
+    let subjects = || vec!["user:u1".to_string(), "device:d1".into(), "ip:none".into()];
+    let got = store.bans_of(subjects()).await.unwrap();
+    assert_eq!(got.len(), 2);
+    let user = got.iter().find(|b| b.subject == "user:u1").unwrap().clone();
+    assert_eq!(user.covers, ["device:d1"]);
+    assert_eq!(user.reason, "spam");
+    assert_eq!((user.count, user.duration_s), (1, 3600));
+    assert!(
+        (user.until - (now + Duration::hours(1)))
+            .num_milliseconds()
+            .abs()
+            <= 1
+    );
+    assert!(in_force(&got, now).is_some());
+    store.put_bans(lift_records(&user, now)).await.unwrap();
+    let got = store.bans_of(subjects()).await.unwrap();
+    assert_eq!(got.len(), 2, "kept after the ban ends");
+    assert!(in_force(&got, now + Duration::milliseconds(1)).is_none());
+    assert!(store.bans_of(vec![]).await.unwrap().is_empty());
+
+    for i in 0..5 {
+        store
+            .append_audit(tandem::store::AuditEntry {
+                id: tandem::store::new_id(),
+                at: now,
+                actor: "admin".into(),
+                action: format!("a{i}"),
+                target: Some("u1".into()),
+                detail: serde_json::json!({ "n": i }),
+            })
+            .await
+            .unwrap();
+    }
+    let page = store.audit_log(None, 3).await.unwrap();
+    let actions: Vec<_> = page.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["a4", "a3", "a2"]);
+    assert_eq!(page[0].detail, serde_json::json!({ "n": 4 }));
+    let rest = store.audit_log(Some(page[2].id.clone()), 10).await.unwrap();
+    let actions: Vec<_> = rest.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["a1", "a0"]);
 }
 
 /// Guests idle past the TTL go with their tokens and devices; registered
@@ -238,6 +295,7 @@ async fn guest_expiry(store: &dyn UserStore) {
         let rec = RefreshRecord {
             user_id: user.clone(),
             expires_at: now + Duration::days(30),
+            ip: None,
         };
         store.insert_refresh(hash, rec).await.unwrap();
     }

@@ -6,16 +6,41 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{AuthAccount, users::user_json};
+use super::{
+    AuthAccount,
+    extract::{ClientIp, DeviceHeader},
+    users::user_json,
+};
 use crate::{
     AppState,
     auth::{password, rules},
     error::{AppError, JsonObject, ok},
+    safety::Origin,
     store::{NewUser, RefreshRecord, StoreError, User},
 };
 
-/// Creates an access token and a stored single-use refresh token.
-async fn session(state: &AppState, user: &User) -> Result<Value, AppError> {
+/// 403 `banned` if a ban covers the account (when known), the device or
+/// the address.
+async fn admit(
+    state: &AppState,
+    user: Option<&str>,
+    ip: &ClientIp,
+    device: &DeviceHeader,
+) -> Result<(), AppError> {
+    let origin = Origin {
+        user,
+        ip: ip.0,
+        device: device.0.as_deref(),
+    };
+    state
+        .safety
+        .admit(state.accounts.store.as_ref(), &origin)
+        .await
+}
+
+/// Creates an access token and a stored single-use refresh token (which
+/// keeps the HMAC of the client's address: a ban of the account covers it).
+async fn session(state: &AppState, user: &User, ip: &ClientIp) -> Result<Value, AppError> {
     let token = state
         .accounts
         .jwt
@@ -33,6 +58,7 @@ async fn session(state: &AppState, user: &User) -> Result<Value, AppError> {
             RefreshRecord {
                 user_id: user.id.clone(),
                 expires_at,
+                ip: state.safety.ip_hash(ip.0),
             },
         )
         .await?;
@@ -57,12 +83,15 @@ fn refresh_hash(token: &str) -> String {
 
 pub async fn register(
     State(state): State<AppState>,
+    ip: ClientIp,
+    device: DeviceHeader,
     body: JsonObject,
 ) -> Result<impl IntoResponse, AppError> {
     let username = rules::username(body.str("username")?)?;
     let email = rules::email(body.str("email")?)?;
     let pass = body.str("password")?;
     rules::password(pass)?;
+    admit(&state, None, &ip, &device).await?;
     let hash = password::hash(pass.to_string(), state.config.bcrypt_cost).await?;
     let user = state
         .accounts
@@ -75,7 +104,7 @@ pub async fn register(
         })
         .await?;
     tracing::info!(user = %user.id, "registered");
-    let data = session(&state, &user).await?;
+    let data = session(&state, &user, &ip).await?;
     Ok((
         StatusCode::CREATED,
         ok("User registered successfully", data),
@@ -84,6 +113,8 @@ pub async fn register(
 
 pub async fn login(
     State(state): State<AppState>,
+    ip: ClientIp,
+    device: DeviceHeader,
     body: JsonObject,
 ) -> Result<Json<Value>, AppError> {
     let email = body.str("email")?.trim().to_lowercase();
@@ -97,16 +128,20 @@ pub async fn login(
             "invalid email or password",
         ));
     };
+    admit(&state, Some(&user.id), &ip, &device).await?;
     tracing::info!(user = %user.id, "logged in");
-    Ok(ok("Login successful", session(&state, &user).await?))
+    Ok(ok("Login successful", session(&state, &user, &ip).await?))
 }
 
 /// A guest account: no email, no password; optional chosen username.
 pub async fn guest(
     State(state): State<AppState>,
+    ip: ClientIp,
+    device: DeviceHeader,
     body: JsonObject,
 ) -> Result<impl IntoResponse, AppError> {
     let chosen = body.opt_str("username")?.map(rules::username).transpose()?;
+    admit(&state, None, &ip, &device).await?;
     let mut attempts = 0;
     let user = loop {
         let username = match &chosen {
@@ -126,7 +161,7 @@ pub async fn guest(
         }
     };
     tracing::info!(user = %user.id, "guest created");
-    let data = session(&state, &user).await?;
+    let data = session(&state, &user, &ip).await?;
     Ok((StatusCode::CREATED, ok("Guest session created", data)))
 }
 
@@ -143,6 +178,8 @@ fn generated_guest_name() -> String {
 /// Exchanges a refresh token for a new pair; the old one is spent.
 pub async fn refresh(
     State(state): State<AppState>,
+    ip: ClientIp,
+    device: DeviceHeader,
     body: JsonObject,
 ) -> Result<Json<Value>, AppError> {
     let token = body.str("refreshToken")?;
@@ -152,10 +189,11 @@ pub async fn refresh(
             "the refresh token is invalid, used or revoked",
         )
     };
+    let hash = refresh_hash(token);
     let record = state
         .accounts
         .store
-        .take_refresh(&refresh_hash(token))
+        .take_refresh(&hash)
         .await?
         .ok_or_else(invalid)?;
     if record.expires_at <= Utc::now() {
@@ -170,7 +208,12 @@ pub async fn refresh(
         .user_by_id(&record.user_id)
         .await?
         .ok_or_else(invalid)?;
-    Ok(ok("Token refreshed", session(&state, &user).await?))
+    if let Err(e) = admit(&state, Some(&user.id), &ip, &device).await {
+        // Banned: the token stays usable once the ban ends.
+        state.accounts.store.insert_refresh(&hash, record).await?;
+        return Err(e);
+    }
+    Ok(ok("Token refreshed", session(&state, &user, &ip).await?))
 }
 
 /// Revokes a refresh token. Idempotent: an unknown token is not an error.

@@ -1,10 +1,10 @@
 //! Request extractors: the bearer token's claims, and the client address.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use axum::{
-    extract::{ConnectInfo, FromRequestParts},
-    http::{Extensions, HeaderMap, header, request::Parts},
+    extract::FromRequestParts,
+    http::{HeaderMap, header, request::Parts},
 };
 
 use crate::{
@@ -81,33 +81,7 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, AppError> {
     })
 }
 
-/// The client's address: the peer, or with TRUST_PROXY the X-Real-IP header
-/// (then the leftmost X-Forwarded-For) a trusted proxy set.
-pub fn client_ip(
-    headers: &HeaderMap,
-    extensions: &Extensions,
-    trust_proxy: bool,
-) -> Option<IpAddr> {
-    if trust_proxy {
-        let from_header = headers
-            .get("x-real-ip")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok())
-            .or_else(|| {
-                headers
-                    .get("x-forwarded-for")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.split(',').next())
-                    .and_then(|v| v.trim().parse().ok())
-            });
-        if from_header.is_some() {
-            return from_header;
-        }
-    }
-    extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
-}
+pub use crate::net::client_ip;
 
 /// The client address as [`client_ip`] finds it.
 pub struct ClientIp(pub Option<IpAddr>);
@@ -124,5 +98,25 @@ impl FromRequestParts<AppState> for ClientIp {
             &parts.extensions,
             state.config.trust_proxy,
         )))
+    }
+}
+
+/// The `X-Device-Id` header a client may send with auth requests (the id
+/// it registers with `POST /api/users/device`): a ban covers it.
+pub struct DeviceHeader(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for DeviceHeader {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(DeviceHeader(
+            parts
+                .headers
+                .get("x-device-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty() && v.len() <= 128)
+                .map(str::to_string),
+        ))
     }
 }

@@ -14,6 +14,7 @@ use tower_http::{
 
 use crate::{AppState, Config, error::AppError};
 
+mod admin;
 mod auth;
 mod extract;
 mod files;
@@ -59,6 +60,7 @@ pub fn api_router(state: AppState) -> Router {
         .merge(credentials)
         .merge(uploads)
         .merge(api)
+        .merge(admin::router(&state))
         .route("/health", get(health::health))
         .merge(web::router())
         .fallback(not_found)

@@ -45,6 +45,7 @@ kinds! {
     ServerShutdown => "server:shutdown",
     ServerDegraded => "server:degraded",
     ServerRecovered => "server:recovered",
+    ModerationBanned => "moderation:banned",
     Error => "error",
 }
 
@@ -133,6 +134,10 @@ pub enum ServerEvent {
     ServerShutdown {
         reconnect: bool,
     },
+    ModerationBanned {
+        until: DateTime<Utc>,
+        reason: String,
+    },
     ServerDegraded {
         redis: &'static str,
         matching: bool,
@@ -164,6 +169,7 @@ impl ServerEvent {
             ServerEvent::WebrtcIceCandidate { .. } => K::WebrtcIceCandidate,
             ServerEvent::WebrtcHangup { .. } => K::WebrtcHangup,
             ServerEvent::ServerShutdown { .. } => K::ServerShutdown,
+            ServerEvent::ModerationBanned { .. } => K::ModerationBanned,
             ServerEvent::ServerDegraded { .. } => K::ServerDegraded,
             ServerEvent::ServerRecovered { .. } => K::ServerRecovered,
             ServerEvent::Error { .. } => K::Error,

@@ -25,6 +25,7 @@ use crate::{
 
 pub mod calls;
 pub mod events;
+pub mod moderation;
 pub mod node;
 
 /// Largest Socket.IO packet accepted (an SDP offer is at most 64 KiB).
@@ -65,7 +66,10 @@ fn builder(state: AppState) -> SocketIoBuilder {
 
 /// A single node: the in-memory adapter.
 pub fn local_layer(state: AppState) -> (SocketIoLayer, SocketIo) {
-    let (layer, io) = builder(state).build_layer();
+    let (layer, io) = builder(state.clone()).build_layer();
+    state
+        .safety
+        .attach(Arc::new(moderation::IoSessions(io.clone())));
     io.ns(
         "/",
         on_connect::<LocalAdapter>.with(authenticate::<LocalAdapter>),
@@ -85,9 +89,12 @@ pub async fn redis_layer(
     ),
     String,
 > {
-    let (layer, io) = builder(state)
+    let (layer, io) = builder(state.clone())
         .with_adapter::<crate::cluster::IoAdapter>(adapter)
         .build_layer();
+    state
+        .safety
+        .attach(Arc::new(moderation::IoSessions(io.clone())));
     io.ns(
         "/",
         on_connect::<crate::cluster::IoAdapter>.with(authenticate::<crate::cluster::IoAdapter>),
@@ -131,16 +138,46 @@ impl std::fmt::Display for Unauthorized {
     }
 }
 
+/// Why a handshake was refused: `connect_error` "unauthorized", or
+/// "banned" when a ban covers the account, the device (`auth.deviceId`) or
+/// the address.
+#[derive(Debug)]
+enum Refused {
+    Unauthorized,
+    Banned,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::Unauthorized => Unauthorized.fmt(f),
+            Refused::Banned => f.write_str("banned"),
+        }
+    }
+}
+
+impl From<Unauthorized> for Refused {
+    fn from(_: Unauthorized) -> Self {
+        Refused::Unauthorized
+    }
+}
+
 /// Handshake middleware: `io(url, {auth: {token}})` or an
-/// `Authorization: Bearer` header. Failure → `connect_error` "unauthorized".
+/// `Authorization: Bearer` header. Failure → `connect_error` "unauthorized"
+/// (or "banned").
 async fn authenticate<A: Adapter>(
     s: SocketRef<A>,
     TryData(auth): TryData<Value>,
     State(state): State<AppState>,
-) -> Result<(), Unauthorized> {
-    let from_auth = auth
-        .ok()
-        .and_then(|a| a.get("token").and_then(Value::as_str).map(str::to_string));
+) -> Result<(), Refused> {
+    let auth = auth.ok();
+    let device = auth
+        .as_ref()
+        .and_then(|a| a.get("deviceId").and_then(Value::as_str))
+        .map(str::trim)
+        .filter(|d| !d.is_empty() && d.len() <= 128)
+        .map(str::to_string);
+    let from_auth = auth.and_then(|a| a.get("token").and_then(Value::as_str).map(str::to_string));
     let token = from_auth.or_else(|| {
         s.req_parts()
             .headers
@@ -151,7 +188,7 @@ async fn authenticate<A: Adapter>(
     });
     let Some(token) = token else {
         tracing::debug!(sid = %s.id, "socket without token refused");
-        return Err(Unauthorized);
+        return Err(Refused::Unauthorized);
     };
     let claims = state.accounts.jwt.verify(&token).map_err(|e| {
         tracing::debug!(sid = %s.id, error = %e, "socket with bad token refused");
@@ -161,10 +198,28 @@ async fn authenticate<A: Adapter>(
         Ok(Some(_)) => {}
         Ok(None) => {
             tracing::debug!(sid = %s.id, "socket of an unknown account refused");
-            return Err(Unauthorized);
+            return Err(Refused::Unauthorized);
         }
         // As for REST: while the store cannot say, the signed token is trusted.
         Err(e) => tracing::debug!(error = %e, "account check skipped: store unavailable"),
+    }
+    let parts = s.req_parts();
+    let origin = crate::safety::Origin {
+        user: Some(&claims.sub),
+        ip: crate::net::client_ip(&parts.headers, &parts.extensions, state.config.trust_proxy),
+        device: device.as_deref(),
+    };
+    match state
+        .safety
+        .ban_in_force(state.accounts.store.as_ref(), &origin)
+        .await
+    {
+        Ok(Some(_)) => {
+            tracing::debug!(sid = %s.id, "socket of a banned user refused");
+            return Err(Refused::Banned);
+        }
+        Ok(None) => {}
+        Err(e) => tracing::debug!(error = %e, "ban check skipped: store unavailable"),
     }
     // Behind an Arc: every event reads it, and the extension map hands out clones.
     s.extensions.insert(Arc::new(SessionUser {

@@ -10,7 +10,10 @@ use redb::{
     Database, ReadableTable, ReadableTableMetadata, TableDefinition, TableError, WriteTransaction,
 };
 
-use super::{Device, NewUser, RefreshRecord, StoreError, StoreResult, User, UserCounts, UserStore};
+use super::{
+    AuditEntry, BanRecord, Device, NewUser, RefreshRecord, StoreError, StoreResult, User,
+    UserCounts, UserStore,
+};
 
 /// id → JSON of [`User`].
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
@@ -31,6 +34,10 @@ const GUEST_ACTIVE: TableDefinition<&str, ()> = TableDefinition::new("guest_acti
 const BLOCKS: TableDefinition<&str, ()> = TableDefinition::new("blocks");
 /// "user id \0 token hash" of every refresh token, to remove a user's tokens.
 const REFRESH_BY_USER: TableDefinition<&str, ()> = TableDefinition::new("refresh_by_user");
+/// Ban subject → JSON of [`BanRecord`].
+const BANS: TableDefinition<&str, &[u8]> = TableDefinition::new("bans");
+/// Audit entry id (sortable) → JSON of [`AuditEntry`].
+const AUDIT: TableDefinition<&str, &[u8]> = TableDefinition::new("audit");
 
 /// The store's work, run on its own threads.
 type Job = Box<dyn FnOnce(&Database) + Send>;
@@ -295,6 +302,8 @@ fn create_tables(tx: &WriteTransaction) -> Result<(), TableError> {
     tx.open_table(GUEST_ACTIVE)?;
     tx.open_table(REFRESH_BY_USER)?;
     tx.open_table(BLOCKS)?;
+    tx.open_table(BANS)?;
+    tx.open_table(AUDIT)?;
     Ok(())
 }
 
@@ -508,6 +517,94 @@ impl UserStore for EmbeddedStore {
                 .insert(key.as_str(), ())
                 .map_err(other_err)?;
             tx.commit().map_err(other_err)
+        })
+        .await
+    }
+
+    async fn refresh_ips_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
+        let (start, end) = (format!("{user_id}\0"), format!("{user_id}\u{1}"));
+        self.reading(move |db| {
+            let tx = db.begin_read().map_err(other)?;
+            let by_user = tx.open_table(REFRESH_BY_USER).map_err(other)?;
+            let tokens = tx.open_table(REFRESH).map_err(other)?;
+            let mut out = Vec::new();
+            for row in by_user.range(start.as_str()..end.as_str()).map_err(other)? {
+                let (k, _) = row.map_err(other)?;
+                let Some((_, hash)) = k.value().split_once('\0') else {
+                    continue;
+                };
+                if let Some(v) = tokens.get(hash).map_err(other)?
+                    && let Some(ip) = decode::<RefreshRecord>(v.value())?.ip
+                    && !out.contains(&ip)
+                {
+                    out.push(ip);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn put_bans(&self, bans: Vec<BanRecord>) -> StoreResult<()> {
+        self.writing(move |db| {
+            let tx = db.begin_write().map_err(other)?;
+            {
+                let mut t = tx.open_table(BANS).map_err(other)?;
+                for b in &bans {
+                    t.insert(b.subject.as_str(), encode(b)?.as_slice())
+                        .map_err(other)?;
+                }
+            }
+            tx.commit().map_err(other)
+        })
+        .await
+    }
+
+    async fn bans_of(&self, subjects: Vec<String>) -> StoreResult<Vec<BanRecord>> {
+        self.reading(move |db| {
+            let tx = db.begin_read().map_err(other)?;
+            let t = tx.open_table(BANS).map_err(other)?;
+            let mut out = Vec::new();
+            for s in &subjects {
+                if let Some(v) = t.get(s.as_str()).map_err(other)? {
+                    out.push(decode(v.value())?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn append_audit(&self, entry: AuditEntry) -> StoreResult<()> {
+        self.writing(move |db| {
+            let tx = db.begin_write().map_err(other)?;
+            tx.open_table(AUDIT)
+                .map_err(other)?
+                .insert(entry.id.as_str(), encode(&entry)?.as_slice())
+                .map_err(other)?;
+            tx.commit().map_err(other)
+        })
+        .await
+    }
+
+    async fn audit_log(
+        &self,
+        before: Option<String>,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        self.reading(move |db| {
+            let tx = db.begin_read().map_err(other)?;
+            let t = tx.open_table(AUDIT).map_err(other)?;
+            let rows = match &before {
+                Some(b) => t.range::<&str>(..b.as_str()).map_err(other)?,
+                None => t.range::<&str>(..).map_err(other)?,
+            };
+            let mut out = Vec::new();
+            for row in rows.rev().take(limit) {
+                let (_, v) = row.map_err(other)?;
+                out.push(decode(v.value())?);
+            }
+            Ok(out)
         })
         .await
     }

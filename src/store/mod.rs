@@ -55,6 +55,41 @@ pub struct NewUser {
 pub struct RefreshRecord {
     pub user_id: String,
     pub expires_at: DateTime<Utc>,
+    /// HMAC of the address the token was issued to (see
+    /// `safety::IpKey`): a ban of the account covers it.
+    #[serde(default)]
+    pub ip: Option<String>,
+}
+
+/// A ban of one subject (`user:<id>`, `device:<id>` or `ip:<hmac>`), kept
+/// after it ends: the next ban of the account escalates from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanRecord {
+    pub subject: String,
+    pub until: DateTime<Utc>,
+    pub reason: String,
+    /// How long the ban was set for, in seconds.
+    pub duration_s: u64,
+    /// Bans of this subject so far, this one included.
+    pub count: u32,
+    /// For an account's ban: the device and IP subjects it also covers.
+    #[serde(default)]
+    pub covers: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One entry of the moderation audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    /// Sortable by time (an ObjectId's hex).
+    pub id: String,
+    pub at: DateTime<Utc>,
+    /// `admin` or `system` (automatic bans).
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub detail: serde_json::Value,
 }
 
 /// A device a user reported through `POST /api/users/device`.
@@ -116,6 +151,20 @@ pub trait UserStore: Send + Sync + 'static {
     async fn remove_block(&self, user_id: &str, other: &str) -> StoreResult<bool>;
     /// The users `user_id` blocked.
     async fn blocks_of(&self, user_id: &str) -> StoreResult<Vec<String>>;
+
+    /// The address HMACs recorded on the user's live refresh tokens.
+    async fn refresh_ips_of(&self, user_id: &str) -> StoreResult<Vec<String>>;
+
+    /// Writes ban records, replacing any of the same subject.
+    async fn put_bans(&self, bans: Vec<BanRecord>) -> StoreResult<()>;
+    /// The records of these subjects (in force or not).
+    async fn bans_of(&self, subjects: Vec<String>) -> StoreResult<Vec<BanRecord>>;
+
+    async fn append_audit(&self, entry: AuditEntry) -> StoreResult<()>;
+    /// Up to `limit` entries, newest first, older than `before` (an entry
+    /// id) when given.
+    async fn audit_log(&self, before: Option<String>, limit: usize)
+    -> StoreResult<Vec<AuditEntry>>;
 
     /// Up to `limit` guest accounts last active (last seen, or created if
     /// never seen) before `cutoff`, oldest first. Registered accounts never.

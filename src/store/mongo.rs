@@ -17,11 +17,16 @@ use mongodb::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Device, NewUser, RefreshRecord, StoreError, StoreResult, User, UserCounts, UserStore};
+use super::{
+    AuditEntry, BanRecord, Device, NewUser, RefreshRecord, StoreError, StoreResult, User,
+    UserCounts, UserStore,
+};
 
 pub struct MongoStore {
     db: Database,
     blocks: Collection<BlockDoc>,
+    bans: Collection<BanDoc>,
+    audit: Collection<AuditDoc>,
     users: Collection<UserDoc>,
     refresh: Collection<RefreshDoc>,
     devices: Collection<DeviceDoc>,
@@ -57,6 +62,61 @@ struct RefreshDoc {
     hash: String,
     user_id: String,
     expires_at: bson::DateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ip: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BanDoc {
+    #[serde(rename = "_id")]
+    subject: String,
+    until: bson::DateTime,
+    reason: String,
+    duration_s: i64,
+    count: i64,
+    #[serde(default)]
+    covers: Vec<String>,
+    created_at: bson::DateTime,
+}
+
+impl BanDoc {
+    fn from_record(b: BanRecord) -> Self {
+        BanDoc {
+            subject: b.subject,
+            until: to_bson(b.until),
+            reason: b.reason,
+            duration_s: b.duration_s.min(i64::MAX as u64) as i64,
+            count: b.count as i64,
+            covers: b.covers,
+            created_at: to_bson(b.created_at),
+        }
+    }
+
+    fn into_record(self) -> BanRecord {
+        BanRecord {
+            subject: self.subject,
+            until: from_bson(self.until),
+            reason: self.reason,
+            duration_s: self.duration_s.max(0) as u64,
+            count: self.count.clamp(0, u32::MAX as i64) as u32,
+            covers: self.covers,
+            created_at: from_bson(self.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AuditDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    at: bson::DateTime,
+    actor: String,
+    action: String,
+    target: Option<String>,
+    /// JSON text: the detail's shape varies by action.
+    detail: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -151,6 +211,8 @@ impl MongoStore {
             refresh: db.collection("refresh_tokens"),
             devices: db.collection("devices"),
             blocks: db.collection("blocks"),
+            bans: db.collection("bans"),
+            audit: db.collection("audit"),
             db,
             indexes_ready: AtomicBool::new(false),
         };
@@ -356,6 +418,7 @@ impl UserStore for MongoStore {
             hash: token_hash.to_string(),
             user_id: record.user_id,
             expires_at: to_bson(record.expires_at),
+            ip: record.ip,
         };
         self.refresh.insert_one(doc).await.map_err(classify)?;
         Ok(())
@@ -370,6 +433,7 @@ impl UserStore for MongoStore {
         Ok(taken.map(|d| RefreshRecord {
             user_id: d.user_id,
             expires_at: from_bson(d.expires_at),
+            ip: d.ip,
         }))
     }
 
@@ -384,6 +448,97 @@ impl UserStore for MongoStore {
             .await
             .map_err(classify)?;
         Ok(())
+    }
+
+    async fn refresh_ips_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
+        let mut cursor = self
+            .refresh
+            .find(doc! { "userId": user_id, "ip": { "$exists": true } })
+            .await
+            .map_err(classify)?;
+        let mut out = Vec::new();
+        while cursor.advance().await.map_err(classify)? {
+            if let Some(ip) = cursor.deserialize_current().map_err(classify)?.ip
+                && !out.contains(&ip)
+            {
+                out.push(ip);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn put_bans(&self, bans: Vec<BanRecord>) -> StoreResult<()> {
+        for b in bans {
+            let subject = b.subject.clone();
+            self.bans
+                .replace_one(doc! { "_id": subject }, BanDoc::from_record(b))
+                .upsert(true)
+                .await
+                .map_err(classify)?;
+        }
+        Ok(())
+    }
+
+    async fn bans_of(&self, subjects: Vec<String>) -> StoreResult<Vec<BanRecord>> {
+        let mut cursor = self
+            .bans
+            .find(doc! { "_id": { "$in": subjects } })
+            .await
+            .map_err(classify)?;
+        let mut out = Vec::new();
+        while cursor.advance().await.map_err(classify)? {
+            out.push(
+                cursor
+                    .deserialize_current()
+                    .map_err(classify)?
+                    .into_record(),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn append_audit(&self, entry: AuditEntry) -> StoreResult<()> {
+        let doc = AuditDoc {
+            id: entry.id,
+            at: to_bson(entry.at),
+            actor: entry.actor,
+            action: entry.action,
+            target: entry.target,
+            detail: entry.detail.to_string(),
+        };
+        self.audit.insert_one(doc).await.map_err(classify)?;
+        Ok(())
+    }
+
+    async fn audit_log(
+        &self,
+        before: Option<String>,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        let filter = match before {
+            Some(b) => doc! { "_id": { "$lt": b } },
+            None => doc! {},
+        };
+        let mut cursor = self
+            .audit
+            .find(filter)
+            .sort(doc! { "_id": -1 })
+            .limit(limit.min(i64::MAX as usize) as i64)
+            .await
+            .map_err(classify)?;
+        let mut out = Vec::new();
+        while cursor.advance().await.map_err(classify)? {
+            let d = cursor.deserialize_current().map_err(classify)?;
+            out.push(AuditEntry {
+                id: d.id,
+                at: from_bson(d.at),
+                actor: d.actor,
+                action: d.action,
+                target: d.target,
+                detail: serde_json::from_str(&d.detail).unwrap_or(serde_json::Value::Null),
+            });
+        }
+        Ok(out)
     }
 
     async fn remove_block(&self, user_id: &str, other: &str) -> StoreResult<bool> {
