@@ -63,6 +63,9 @@ export async function connect(base, token, opts = {}) {
   try {
     const info = await Promise.race([established, failed.then((e) => { throw e; })]);
     return { socket, info };
+  } catch (e) {
+    socket.close(); // a refused handshake leaves the Engine.IO connection open
+    throw e;
   } finally {
     established.cancel();
     failed.cancel();

@@ -1,0 +1,166 @@
+// Safety: blocks are covered in matching.test.mjs; here bans and the
+// moderator API, on one node and across a cluster. Each user gets an
+// address of its own through X-Real-IP (TRUST_PROXY), so a ban of one
+// address does not touch the other tests' users.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer } from '../lib/server.mjs';
+import { startCluster } from '../lib/cluster.mjs';
+import { api, connect, once } from '../lib/client.mjs';
+
+const ADMIN_KEY = 'test-admin-key-0123456789';
+let srv;
+before(async () => {
+  srv = await startServer({ ADMIN_KEY, TRUST_PROXY: 'true', BAN_DURATION: '1h', BAN_MAX: '10h', RATE_LIMIT_AUTH_MAX: '1000' });
+});
+after(async () => { await srv?.stop(); });
+
+let nextIp = 10;
+/** A guest from an address (and optionally a device) of its own. */
+async function guestFrom(base, { ip = `10.9.0.${nextIp++}`, device } = {}) {
+  const headers = { 'x-real-ip': ip };
+  if (device) headers['x-device-id'] = device;
+  const r = await api(base, 'POST', '/api/auth/guest', { body: {}, headers });
+  return { ...r, ip, headers, data: r.body?.data };
+}
+
+function connectFrom(base, g, opts = {}) {
+  return connect(base, g.data.token, { extraHeaders: { 'x-real-ip': g.ip }, ...opts });
+}
+
+/** socket.io-client's `disconnect` gives (reason, details). */
+const reasonOf = (args) => (Array.isArray(args) ? args[0] : args);
+
+const admin = (base, method, path, body, key = ADMIN_KEY, headers = {}) =>
+  api(base, method, path, { body, headers: { 'x-admin-key': key, ...headers } });
+
+test('the admin API wants the key: 401 for a wrong one, counted against the auth limit; 404 without ADMIN_KEY', async () => {
+  const g = await guestFrom(srv.url);
+  for (const key of ['', 'wrong']) {
+    const r = await admin(srv.url, 'POST', `/admin/users/${g.data.user.id}/kick`, {}, key, { 'x-real-ip': '10.8.0.1' });
+    assert.equal(r.status, 401);
+    assert.equal(r.body.error.code, 'invalid_admin_key');
+  }
+  const plain = await startServer({ TRUST_PROXY: 'true', RATE_LIMIT_AUTH_MAX: '2' });
+  try {
+    const r = await admin(plain.url, 'GET', '/admin/audit');
+    assert.equal(r.status, 404);
+    assert.equal(r.body.error.code, 'not_found');
+  } finally {
+    await plain.stop();
+  }
+  const strict = await startServer({ ADMIN_KEY, TRUST_PROXY: 'true', RATE_LIMIT_AUTH_MAX: '2' });
+  try {
+    const codes = [];
+    for (let i = 0; i < 3; i += 1) {
+      codes.push((await admin(strict.url, 'GET', '/admin/audit', undefined, 'nope', { 'x-real-ip': '10.8.0.2' })).status);
+    }
+    assert.deepEqual(codes, [401, 401, 429]);
+    assert.equal((await admin(strict.url, 'GET', '/admin/audit', undefined, ADMIN_KEY, { 'x-real-ip': '10.8.0.3' })).status, 200);
+  } finally {
+    await strict.stop();
+  }
+});
+
+test('a ban tells and disconnects the user, refuses their token, device and address, and is audited; lifting it lets them back', async () => {
+  const g = await guestFrom(srv.url, { device: 'dev-banned-1' });
+  assert.equal(g.status, 201);
+  const { socket } = await connectFrom(srv.url, g);
+  const dev = await api(srv.url, 'POST', '/api/users/device', { token: g.data.token, body: { deviceId: 'dev-banned-2' }, headers: { 'x-real-ip': g.ip } });
+  assert.equal(dev.status, 200);
+  const notice = once(socket, 'moderation:banned');
+  const gone = once(socket, 'disconnect');
+  const b = await admin(srv.url, 'POST', `/admin/users/${g.data.user.id}/ban`, { duration: '2h', reason: 'spam' });
+  assert.equal(b.status, 200);
+  assert.equal(b.body.data.durationSeconds, 7200);
+  const n = await notice;
+  assert.equal(n.reason, 'spam');
+  assert.equal(n.until, b.body.data.until);
+  assert.equal(reasonOf(await gone), 'io server disconnect');
+
+  // The handshake is refused.
+  await assert.rejects(connectFrom(srv.url, g), (e) => e.message === 'banned');
+  // Refresh, as the same account: 403 with until; the token stays usable later.
+  const r = await api(srv.url, 'POST', '/api/auth/refresh', { body: { refreshToken: g.data.refreshToken }, headers: { 'x-real-ip': '10.7.0.1' } });
+  assert.equal(r.status, 403);
+  assert.equal(r.body.error.code, 'banned');
+  assert.equal(r.body.until, b.body.data.until);
+  // A new guest from the same address, or from a registered device elsewhere.
+  for (const from of [{ ip: g.ip }, { ip: '10.7.0.2', device: 'dev-banned-2' }]) {
+    const again = await guestFrom(srv.url, from);
+    assert.equal(again.status, 403, JSON.stringify(from));
+    assert.equal(again.body.error.code, 'banned');
+  }
+  // Someone else is untouched.
+  assert.equal((await guestFrom(srv.url)).status, 201);
+
+  const audit = await admin(srv.url, 'GET', '/admin/audit?limit=5');
+  const entry = audit.body.data.entries.find((e) => e.action === 'ban' && e.target === g.data.user.id);
+  assert.equal(entry.actor, 'admin');
+  assert.equal(entry.detail.reason, 'spam');
+
+  const lifted = await admin(srv.url, 'DELETE', `/admin/users/${g.data.user.id}/ban`);
+  assert.deepEqual(lifted.body.data, { userId: g.data.user.id, lifted: true });
+  assert.equal((await admin(srv.url, 'DELETE', `/admin/users/${g.data.user.id}/ban`)).body.data.lifted, false);
+  const back = await api(srv.url, 'POST', '/api/auth/refresh', { body: { refreshToken: g.data.refreshToken }, headers: { 'x-real-ip': g.ip } });
+  assert.equal(back.status, 200);
+  const again = await connect(srv.url, back.body.data.token, { extraHeaders: { 'x-real-ip': g.ip } });
+  assert.equal(again.info.userId, g.data.user.id);
+  again.socket.close();
+});
+
+test('bans escalate: without a duration, BAN_DURATION, then 4x the last, up to BAN_MAX', async () => {
+  const g = await guestFrom(srv.url);
+  const id = g.data.user.id;
+  const seconds = [];
+  for (let i = 0; i < 3; i += 1) {
+    const b = await admin(srv.url, 'POST', `/admin/users/${id}/ban`, { reason: 'again' });
+    assert.equal(b.status, 200);
+    seconds.push(b.body.data.durationSeconds);
+    assert.equal(b.body.data.count, i + 1);
+    await admin(srv.url, 'DELETE', `/admin/users/${id}/ban`);
+  }
+  assert.deepEqual(seconds, [3600, 4 * 3600, 10 * 3600]);
+});
+
+test('admin requests are validated: unknown users 404, bad durations 400, kick disconnects', async () => {
+  const missing = await admin(srv.url, 'POST', '/admin/users/000000000000000000000000/ban', { duration: '1h' });
+  assert.equal(missing.status, 404);
+  const g = await guestFrom(srv.url);
+  for (const duration of ['soon', -5, 0, {}]) {
+    const r = await admin(srv.url, 'POST', `/admin/users/${g.data.user.id}/ban`, { duration });
+    assert.equal(r.status, 400, JSON.stringify(duration));
+    assert.equal(r.body.error.field, 'duration');
+  }
+  const { socket } = await connectFrom(srv.url, g);
+  const gone = once(socket, 'disconnect');
+  assert.equal((await admin(srv.url, 'POST', `/admin/users/${g.data.user.id}/kick`)).status, 200);
+  assert.equal(reasonOf(await gone), 'io server disconnect');
+  // A kick is not a ban.
+  const back = await connectFrom(srv.url, g);
+  back.socket.close();
+});
+
+const skip = process.env.TANDEM_SKIP_CLUSTER ? 'TANDEM_SKIP_CLUSTER set' : false;
+
+test('cluster: banned through node B while connected to node A; lifted on B, back on A', { skip }, async () => {
+  const c = await startCluster(2, { ADMIN_KEY });
+  try {
+    const [a, b] = c.nodes;
+    const g = await guestFrom(a.url);
+    const { socket } = await connectFrom(a.url, g);
+    const notice = once(socket, 'moderation:banned', 10000);
+    const gone = once(socket, 'disconnect', 10000);
+    const ban = await admin(b.url, 'POST', `/admin/users/${g.data.user.id}/ban`, { duration: '1h', reason: 'harassment' });
+    assert.equal(ban.status, 200);
+    assert.equal((await notice).reason, 'harassment');
+    assert.equal(reasonOf(await gone), 'io server disconnect');
+    await assert.rejects(connectFrom(a.url, g), (e) => e.message === 'banned');
+    assert.equal((await guestFrom(a.url, { ip: g.ip })).status, 403);
+    assert.equal((await admin(b.url, 'DELETE', `/admin/users/${g.data.user.id}/ban`)).body.data.lifted, true);
+    const back = await connectFrom(a.url, g);
+    back.socket.close();
+  } finally {
+    await c.stop();
+  }
+});
