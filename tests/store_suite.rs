@@ -193,7 +193,102 @@ async fn behaviour(store: Arc<dyn UserStore>) {
     assert_eq!(store.blocks_of(&alice.id).await.unwrap(), ["other"]);
 
     bans_and_audit(store.as_ref()).await;
+    reports(store.as_ref()).await;
     guest_expiry(store.as_ref()).await;
+}
+
+/// Reports: found by target since a time, listed newest first by status,
+/// resolved once, and deleted past their retention (time simulated by
+/// stamping reports in the past).
+async fn reports(store: &dyn UserStore) {
+    use tandem::store::{Evidence, Report, new_id};
+    let now = Utc::now();
+    let report = |reporter: &str, target: &str, age_days: i64| Report {
+        id: new_id(),
+        reporter: reporter.into(),
+        target: target.into(),
+        reason: "spam".into(),
+        details: Some("buy now".into()),
+        room_id: Some("r1".into()),
+        evidence: vec![Evidence {
+            from: target.into(),
+            text: "buy now".into(),
+            at: now,
+        }],
+        created_at: now - Duration::days(age_days),
+        status: "open".into(),
+        resolution: None,
+    };
+    let old = report("a", "t", 40);
+    let recent = [
+        report("a", "t", 0),
+        report("b", "t", 0),
+        report("c", "other", 0),
+    ];
+    store.insert_report(old.clone()).await.unwrap();
+    for r in &recent {
+        store.insert_report(r.clone()).await.unwrap();
+    }
+    let about = store
+        .reports_about("t", now - Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        about.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        [recent[0].id.as_str(), recent[1].id.as_str()],
+        "about t, in the window, oldest first"
+    );
+    assert_eq!(about[0].evidence[0].text, "buy now");
+    let page = store
+        .list_reports(Some("open".into()), None, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.reporter.as_str()).collect::<Vec<_>>(),
+        ["c", "b"]
+    );
+    let resolved = store
+        .resolve_report(&recent[1].id, "dismiss")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resolved.status, "resolved");
+    assert_eq!(resolved.resolution.as_deref(), Some("dismiss"));
+    assert!(
+        store
+            .resolve_report(&recent[1].id, "ban")
+            .await
+            .unwrap()
+            .is_none(),
+        "resolved once"
+    );
+    let open = store
+        .list_reports(Some("open".into()), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 3);
+    assert!(open.iter().all(|r| r.id != recent[1].id));
+    let next = store
+        .list_reports(None, Some(page[1].id.clone()), 10)
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 2, "older than b: a's two");
+    assert_eq!(
+        store
+            .delete_reports_before(now - Duration::days(30), 100)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.list_reports(None, None, 10).await.unwrap().len(), 3);
+    assert!(
+        store
+            .reports_about("t", now - Duration::days(100))
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.id != old.id)
+    );
 }
 
 /// Ban records replace each other by subject and survive their end (the

@@ -11,7 +11,7 @@ use redb::{
 };
 
 use super::{
-    AuditEntry, BanRecord, Device, NewUser, RefreshRecord, StoreError, StoreResult, User,
+    AuditEntry, BanRecord, Device, NewUser, RefreshRecord, Report, StoreError, StoreResult, User,
     UserCounts, UserStore,
 };
 
@@ -36,6 +36,10 @@ const BLOCKS: TableDefinition<&str, ()> = TableDefinition::new("blocks");
 const REFRESH_BY_USER: TableDefinition<&str, ()> = TableDefinition::new("refresh_by_user");
 /// Ban subject → JSON of [`BanRecord`].
 const BANS: TableDefinition<&str, &[u8]> = TableDefinition::new("bans");
+/// Report id (sortable) → JSON of [`Report`].
+const REPORTS: TableDefinition<&str, &[u8]> = TableDefinition::new("reports");
+/// "target \0 report id" of every report.
+const REPORTS_BY_TARGET: TableDefinition<&str, ()> = TableDefinition::new("reports_by_target");
 /// Audit entry id (sortable) → JSON of [`AuditEntry`].
 const AUDIT: TableDefinition<&str, &[u8]> = TableDefinition::new("audit");
 
@@ -304,6 +308,8 @@ fn create_tables(tx: &WriteTransaction) -> Result<(), TableError> {
     tx.open_table(BLOCKS)?;
     tx.open_table(BANS)?;
     tx.open_table(AUDIT)?;
+    tx.open_table(REPORTS)?;
+    tx.open_table(REPORTS_BY_TARGET)?;
     Ok(())
 }
 
@@ -571,6 +577,141 @@ impl UserStore for EmbeddedStore {
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn insert_report(&self, report: Report) -> StoreResult<()> {
+        self.writing(move |db| {
+            let tx = db.begin_write().map_err(other)?;
+            {
+                tx.open_table(REPORTS)
+                    .map_err(other)?
+                    .insert(report.id.as_str(), encode(&report)?.as_slice())
+                    .map_err(other)?;
+                tx.open_table(REPORTS_BY_TARGET)
+                    .map_err(other)?
+                    .insert(format!("{}\0{}", report.target, report.id).as_str(), ())
+                    .map_err(other)?;
+            }
+            tx.commit().map_err(other)
+        })
+        .await
+    }
+
+    async fn reports_about(&self, target: &str, since: DateTime<Utc>) -> StoreResult<Vec<Report>> {
+        let (start, end) = (format!("{target}\0"), format!("{target}\u{1}"));
+        self.reading(move |db| {
+            let tx = db.begin_read().map_err(other)?;
+            let index = tx.open_table(REPORTS_BY_TARGET).map_err(other)?;
+            let reports = tx.open_table(REPORTS).map_err(other)?;
+            let mut out = Vec::new();
+            for row in index.range(start.as_str()..end.as_str()).map_err(other)? {
+                let (k, _) = row.map_err(other)?;
+                let Some((_, id)) = k.value().split_once('\0') else {
+                    continue;
+                };
+                if let Some(v) = reports.get(id).map_err(other)? {
+                    let r: Report = decode(v.value())?;
+                    if r.created_at >= since {
+                        out.push(r);
+                    }
+                }
+            }
+            out.sort_by(|a, b| a.id.cmp(&b.id));
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn list_reports(
+        &self,
+        status: Option<String>,
+        before: Option<String>,
+        limit: usize,
+    ) -> StoreResult<Vec<Report>> {
+        self.reading(move |db| {
+            let tx = db.begin_read().map_err(other)?;
+            let t = tx.open_table(REPORTS).map_err(other)?;
+            let rows = match &before {
+                Some(b) => t.range::<&str>(..b.as_str()).map_err(other)?,
+                None => t.range::<&str>(..).map_err(other)?,
+            };
+            let mut out = Vec::new();
+            for row in rows.rev() {
+                if out.len() >= limit {
+                    break;
+                }
+                let (_, v) = row.map_err(other)?;
+                let r: Report = decode(v.value())?;
+                if status.as_ref().is_none_or(|s| *s == r.status) {
+                    out.push(r);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn resolve_report(&self, id: &str, resolution: &str) -> StoreResult<Option<Report>> {
+        let (id, resolution) = (id.to_string(), resolution.to_string());
+        self.writing(move |db| {
+            let tx = db.begin_write().map_err(other)?;
+            let done = {
+                let mut t = tx.open_table(REPORTS).map_err(other)?;
+                let current: Option<Report> = match t.get(id.as_str()).map_err(other)? {
+                    Some(v) => Some(decode(v.value())?),
+                    None => None,
+                };
+                match current {
+                    Some(mut r) if r.status == "open" => {
+                        r.status = "resolved".into();
+                        r.resolution = Some(resolution);
+                        t.insert(id.as_str(), encode(&r)?.as_slice())
+                            .map_err(other)?;
+                        Some(r)
+                    }
+                    _ => None,
+                }
+            };
+            tx.commit().map_err(other)?;
+            Ok(done)
+        })
+        .await
+    }
+
+    async fn delete_reports_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<usize> {
+        self.writing(move |db| {
+            let tx = db.begin_write().map_err(other)?;
+            let mut removed = 0;
+            {
+                let mut t = tx.open_table(REPORTS).map_err(other)?;
+                let mut index = tx.open_table(REPORTS_BY_TARGET).map_err(other)?;
+                let mut old = Vec::new();
+                for row in t.iter().map_err(other)? {
+                    if old.len() >= limit {
+                        break;
+                    }
+                    let (k, v) = row.map_err(other)?;
+                    let r: Report = decode(v.value())?;
+                    if r.created_at < cutoff {
+                        old.push((k.value().to_string(), r.target));
+                    }
+                }
+                for (id, target) in old {
+                    t.remove(id.as_str()).map_err(other)?;
+                    index
+                        .remove(format!("{target}\0{id}").as_str())
+                        .map_err(other)?;
+                    removed += 1;
+                }
+            }
+            tx.commit().map_err(other)?;
+            Ok(removed)
         })
         .await
     }

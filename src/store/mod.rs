@@ -78,6 +78,35 @@ pub struct BanRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// A message kept as a report's evidence (text only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Evidence {
+    pub from: String,
+    pub text: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A user's report about another; deleted after `REPORT_RETENTION`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// Sortable by time (an ObjectId's hex).
+    pub id: String,
+    pub reporter: String,
+    pub target: String,
+    pub reason: String,
+    pub details: Option<String>,
+    pub room_id: Option<String>,
+    /// The chat's last messages (both directions), oldest first.
+    pub evidence: Vec<Evidence>,
+    pub created_at: DateTime<Utc>,
+    /// `open` or `resolved`.
+    pub status: String,
+    /// How a moderator resolved it: `dismiss`, `ban` or `warn`.
+    pub resolution: Option<String>,
+}
+
 /// One entry of the moderation audit log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -159,6 +188,27 @@ pub trait UserStore: Send + Sync + 'static {
     async fn put_bans(&self, bans: Vec<BanRecord>) -> StoreResult<()>;
     /// The records of these subjects (in force or not).
     async fn bans_of(&self, subjects: Vec<String>) -> StoreResult<Vec<BanRecord>>;
+
+    async fn insert_report(&self, report: Report) -> StoreResult<()>;
+    /// Reports about `target` made at or after `since`, oldest first.
+    async fn reports_about(&self, target: &str, since: DateTime<Utc>) -> StoreResult<Vec<Report>>;
+    /// Up to `limit` reports, newest first, with `status` when given, older
+    /// than `before` (a report id) when given.
+    async fn list_reports(
+        &self,
+        status: Option<String>,
+        before: Option<String>,
+        limit: usize,
+    ) -> StoreResult<Vec<Report>>;
+    /// Marks an open report resolved; None if unknown or already resolved.
+    async fn resolve_report(&self, id: &str, resolution: &str) -> StoreResult<Option<Report>>;
+    /// Deletes up to `limit` reports made before `cutoff`, evidence and
+    /// all; returns how many.
+    async fn delete_reports_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<usize>;
 
     async fn append_audit(&self, entry: AuditEntry) -> StoreResult<()>;
     /// Up to `limit` entries, newest first, older than `before` (an entry

@@ -18,8 +18,8 @@ use mongodb::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AuditEntry, BanRecord, Device, NewUser, RefreshRecord, StoreError, StoreResult, User,
-    UserCounts, UserStore,
+    AuditEntry, BanRecord, Device, Evidence, NewUser, RefreshRecord, Report, StoreError,
+    StoreResult, User, UserCounts, UserStore,
 };
 
 pub struct MongoStore {
@@ -27,6 +27,7 @@ pub struct MongoStore {
     blocks: Collection<BlockDoc>,
     bans: Collection<BanDoc>,
     audit: Collection<AuditDoc>,
+    reports: Collection<ReportDoc>,
     users: Collection<UserDoc>,
     refresh: Collection<RefreshDoc>,
     devices: Collection<DeviceDoc>,
@@ -104,6 +105,91 @@ impl BanDoc {
             created_at: from_bson(self.created_at),
         }
     }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EvidenceDoc {
+    from: String,
+    text: String,
+    at: bson::DateTime,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReportDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    reporter: String,
+    target: String,
+    reason: String,
+    details: Option<String>,
+    room_id: Option<String>,
+    evidence: Vec<EvidenceDoc>,
+    created_at: bson::DateTime,
+    status: String,
+    resolution: Option<String>,
+}
+
+impl ReportDoc {
+    fn from_report(r: Report) -> Self {
+        ReportDoc {
+            id: r.id,
+            reporter: r.reporter,
+            target: r.target,
+            reason: r.reason,
+            details: r.details,
+            room_id: r.room_id,
+            evidence: r
+                .evidence
+                .into_iter()
+                .map(|e| EvidenceDoc {
+                    from: e.from,
+                    text: e.text,
+                    at: to_bson(e.at),
+                })
+                .collect(),
+            created_at: to_bson(r.created_at),
+            status: r.status,
+            resolution: r.resolution,
+        }
+    }
+
+    fn into_report(self) -> Report {
+        Report {
+            id: self.id,
+            reporter: self.reporter,
+            target: self.target,
+            reason: self.reason,
+            details: self.details,
+            room_id: self.room_id,
+            evidence: self
+                .evidence
+                .into_iter()
+                .map(|e| Evidence {
+                    from: e.from,
+                    text: e.text,
+                    at: from_bson(e.at),
+                })
+                .collect(),
+            created_at: from_bson(self.created_at),
+            status: self.status,
+            resolution: self.resolution,
+        }
+    }
+}
+
+async fn collect_reports(mut cursor: mongodb::Cursor<ReportDoc>) -> StoreResult<Vec<Report>> {
+    let mut out = Vec::new();
+    while cursor.advance().await.map_err(classify)? {
+        out.push(
+            cursor
+                .deserialize_current()
+                .map_err(classify)?
+                .into_report(),
+        );
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -213,6 +299,7 @@ impl MongoStore {
             blocks: db.collection("blocks"),
             bans: db.collection("bans"),
             audit: db.collection("audit"),
+            reports: db.collection("reports"),
             db,
             indexes_ready: AtomicBool::new(false),
         };
@@ -258,6 +345,18 @@ impl MongoStore {
             .map_err(classify)?;
         self.blocks
             .create_index(IndexModel::builder().keys(doc! { "userId": 1 }).build())
+            .await
+            .map_err(classify)?;
+        self.reports
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "target": 1, "createdAt": 1 })
+                    .build(),
+            )
+            .await
+            .map_err(classify)?;
+        self.reports
+            .create_index(IndexModel::builder().keys(doc! { "createdAt": 1 }).build())
             .await
             .map_err(classify)?;
         // Guest expiry walks guests by last activity.
@@ -495,6 +594,86 @@ impl UserStore for MongoStore {
             );
         }
         Ok(out)
+    }
+
+    async fn insert_report(&self, report: Report) -> StoreResult<()> {
+        self.reports
+            .insert_one(ReportDoc::from_report(report))
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn reports_about(&self, target: &str, since: DateTime<Utc>) -> StoreResult<Vec<Report>> {
+        let cursor = self
+            .reports
+            .find(doc! { "target": target, "createdAt": { "$gte": to_bson(since) } })
+            .sort(doc! { "_id": 1 })
+            .await
+            .map_err(classify)?;
+        collect_reports(cursor).await
+    }
+
+    async fn list_reports(
+        &self,
+        status: Option<String>,
+        before: Option<String>,
+        limit: usize,
+    ) -> StoreResult<Vec<Report>> {
+        let mut filter = doc! {};
+        if let Some(s) = status {
+            filter.insert("status", s);
+        }
+        if let Some(b) = before {
+            filter.insert("_id", doc! { "$lt": b });
+        }
+        let cursor = self
+            .reports
+            .find(filter)
+            .sort(doc! { "_id": -1 })
+            .limit(limit.min(i64::MAX as usize) as i64)
+            .await
+            .map_err(classify)?;
+        collect_reports(cursor).await
+    }
+
+    async fn resolve_report(&self, id: &str, resolution: &str) -> StoreResult<Option<Report>> {
+        let updated = self
+            .reports
+            .find_one_and_update(
+                doc! { "_id": id, "status": "open" },
+                doc! { "$set": { "status": "resolved", "resolution": resolution } },
+            )
+            .return_document(mongodb::options::ReturnDocument::After)
+            .await
+            .map_err(classify)?;
+        Ok(updated.map(ReportDoc::into_report))
+    }
+
+    async fn delete_reports_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<usize> {
+        let mut cursor = self
+            .reports
+            .find(doc! { "createdAt": { "$lt": to_bson(cutoff) } })
+            .limit(limit.min(i64::MAX as usize) as i64)
+            .await
+            .map_err(classify)?;
+        let mut ids = Vec::new();
+        while cursor.advance().await.map_err(classify)? {
+            ids.push(cursor.deserialize_current().map_err(classify)?.id);
+        }
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let res = self
+            .reports
+            .delete_many(doc! { "_id": { "$in": ids } })
+            .await
+            .map_err(classify)?;
+        Ok(res.deleted_count as usize)
     }
 
     async fn append_audit(&self, entry: AuditEntry) -> StoreResult<()> {
