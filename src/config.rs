@@ -219,6 +219,18 @@ pub struct Config {
     #[arg(long, env = "BAN_MAX", default_value = "30d")]
     pub ban_max: DurationArg,
 
+    /// Distinct users whose reports within REPORT_WINDOW ban the reported
+    /// user (0: reports never ban by themselves).
+    #[arg(long, env = "REPORT_THRESHOLD", default_value_t = 3)]
+    pub report_threshold: u32,
+
+    #[arg(long, env = "REPORT_WINDOW", default_value = "24h")]
+    pub report_window: DurationArg,
+
+    /// Reports (and the messages kept with them) are deleted after this.
+    #[arg(long, env = "REPORT_RETENTION", default_value = "30d")]
+    pub report_retention: DurationArg,
+
     /// Key of the moderator API (`X-Admin-Key`); unset, `/admin/*` is 404.
     #[arg(long, env = "ADMIN_KEY")]
     pub admin_key: Option<String>,
@@ -346,6 +358,8 @@ impl Config {
             ("GUEST_TTL", self.guest_ttl.0),
             ("BAN_DURATION", self.ban_duration.0),
             ("BAN_MAX", self.ban_max.0),
+            ("REPORT_WINDOW", self.report_window.0),
+            ("REPORT_RETENTION", self.report_retention.0),
         ] {
             if d < Duration::from_millis(100) {
                 return Err(ConfigError(format!("{name} must be at least 100ms")));

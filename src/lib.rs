@@ -139,13 +139,6 @@ impl AppState {
         let turn = relay::TurnService::start(&config, turn_secret).await?;
         let store = store::open(&config).await?;
         let jwt = JwtKeys::new(&secret, config.jwt_expires_in.0);
-        let safety = safety::Safety::new(
-            &secret,
-            safety::BanPolicy {
-                base: config.ban_duration.0,
-                max: config.ban_max.0,
-            },
-        );
         let files = FileService::new(&config.upload_dir).map_err(|e| {
             StartupError::Io(std::io::Error::new(
                 e.kind(),
@@ -202,6 +195,23 @@ impl AppState {
                 )
             }
         };
+        let recent: Arc<dyn safety::recent::RecentChats> = match &cluster {
+            Some(c) => Arc::new(cluster::recent::RedisRecent::new(c.conn.clone())),
+            None => Arc::new(safety::recent::MemoryRecent::default()),
+        };
+        let safety = safety::Safety::new(
+            &secret,
+            safety::BanPolicy {
+                base: config.ban_duration.0,
+                max: config.ban_max.0,
+            },
+            safety::ReportPolicy {
+                threshold: config.report_threshold,
+                window: config.report_window.0,
+                retention: config.report_retention.0,
+            },
+            recent,
+        );
         Ok(AppState(Arc::new(Shared {
             accounts: Accounts {
                 store,
@@ -337,6 +347,7 @@ async fn serve<A: socketioxide::adapter::Adapter>(
     let typing = tokio::spawn(realtime::events::drive_typing(io.clone(), state.clone()));
     let sweeper = tokio::spawn(sweep_files(state.clone()));
     let guest_sweeper = tokio::spawn(sweep_guests(state.clone()));
+    let report_sweeper = tokio::spawn(sweep_reports(state.clone()));
     let last_seen = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -370,6 +381,7 @@ async fn serve<A: socketioxide::adapter::Adapter>(
     typing.abort();
     sweeper.abort();
     guest_sweeper.abort();
+    report_sweeper.abort();
     state.accounts.last_seen.close();
     let _ = last_seen.await;
     state.turn.shutdown();
@@ -379,6 +391,22 @@ async fn serve<A: socketioxide::adapter::Adapter>(
 
 /// Removes guests idle past GUEST_TTL, every tenth of the TTL (between
 /// 1 s and 10 min), and once at start.
+/// Deletes reports past REPORT_RETENTION, hourly.
+async fn sweep_reports(state: AppState) {
+    loop {
+        match state
+            .safety
+            .expire_reports(state.accounts.store.as_ref(), chrono::Utc::now())
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "removed expired reports"),
+            Err(e) => tracing::warn!(error = %e, "report expiry failed"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
+}
+
 async fn sweep_guests(state: AppState) {
     let ttl = state.config.guest_ttl.0;
     let every = (ttl / 10).clamp(

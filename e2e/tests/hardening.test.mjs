@@ -24,7 +24,7 @@ after(async () => { await srv?.stop(); });
 
 /** Every client event of the contract. */
 const EVENTS = [
-  'user:match', 'user:cancel', 'user:skip', 'user:end', 'user:block', 'user:unblock',
+  'user:match', 'user:cancel', 'user:skip', 'user:end', 'user:block', 'user:unblock', 'user:report',
   'chat:message', 'chat:typing', 'chat:clear',
   'webrtc:offer', 'webrtc:answer', 'webrtc:ice-candidate', 'webrtc:hangup',
 ];

@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
 import { startCluster } from '../lib/cluster.mjs';
-import { api, connect, once } from '../lib/client.mjs';
+import { api, connect, once, request } from '../lib/client.mjs';
 
 const ADMIN_KEY = 'test-admin-key-0123456789';
 let srv;
@@ -141,18 +141,114 @@ test('admin requests are validated: unknown users 404, bad durations 400, kick d
   back.socket.close();
 });
 
+/** Two users from addresses of their own, connected and matched. */
+async function pairFrom(base) {
+  const a = await guestFrom(base);
+  const b = await guestFrom(base);
+  a.socket = (await connectFrom(base, a)).socket;
+  b.socket = (await connectFrom(base, b)).socket;
+  assert.equal((await request(a.socket, 'user:match', { mode: 'text' })).data.status, 'waiting');
+  assert.equal((await request(b.socket, 'user:match', { mode: 'text' })).data.status, 'matched');
+  return { a, b };
+}
+
+test('user:report: the current or a recent partner, once a day, with the chat\'s last messages as evidence; moderators resolve', async () => {
+  const { a, b } = await pairFrom(srv.url);
+  const c = await guestFrom(srv.url);
+  for (const [who, text] of [[a, 'hello'], [b, 'buy my stuff'], [a, 'no thanks']]) {
+    assert.equal((await request(who.socket, 'chat:message', { content: text })).success, true);
+  }
+  const r = await request(a.socket, 'user:report', { userId: b.data.user.id, reason: 'spam', details: 'kept selling' });
+  assert.equal(r.success, true, JSON.stringify(r));
+  const reportId = r.data.reportId;
+  assert.match(reportId, /^[0-9a-f]{24}$/);
+  const again = await request(a.socket, 'user:report', { userId: b.data.user.id, reason: 'hate' });
+  assert.equal(again.error.code, 'already_reported');
+  const stranger = await request(a.socket, 'user:report', { userId: c.data.user.id, reason: 'spam' });
+  assert.equal(stranger.error.code, 'not_reportable');
+  const self = await request(a.socket, 'user:report', { userId: a.data.user.id, reason: 'spam' });
+  assert.equal(self.error.code, 'not_reportable');
+  for (const bad of [undefined, null, {}, { userId: b.data.user.id }, { userId: b.data.user.id, reason: 'rude' },
+    { userId: b.data.user.id, reason: 'spam', details: 5 }, { userId: b.data.user.id, reason: 'spam', details: 'x'.repeat(1001) }]) {
+    const res = bad === undefined
+      ? await a.socket.timeout(5000).emitWithAck('user:report')
+      : await request(a.socket, 'user:report', bad);
+    assert.equal(res.error.code, 'invalid_payload', JSON.stringify(bad));
+  }
+  // After the chat, b may still report a (a recent partner).
+  assert.equal((await request(a.socket, 'user:end')).success, true);
+  const back = await request(b.socket, 'user:report', { userId: a.data.user.id, reason: 'harassment' });
+  assert.equal(back.success, true, JSON.stringify(back));
+
+  const list = await admin(srv.url, 'GET', '/admin/reports?status=open&limit=10');
+  const mine = list.body.data.reports.find((x) => x.id === reportId);
+  assert.equal(mine.reporter, a.data.user.id);
+  assert.equal(mine.target, b.data.user.id);
+  assert.equal(mine.reason, 'spam');
+  assert.equal(mine.details, 'kept selling');
+  assert.deepEqual(mine.evidence.map((e) => [e.from, e.text]), [
+    [a.data.user.id, 'hello'], [b.data.user.id, 'buy my stuff'], [a.data.user.id, 'no thanks'],
+  ]);
+  const warned = once(b.socket, 'moderation:warning');
+  const res = await admin(srv.url, 'POST', `/admin/reports/${reportId}/resolve`, { action: 'warn' });
+  assert.equal(res.status, 200);
+  assert.equal(res.body.data.report.status, 'resolved');
+  assert.deepEqual(await warned, { reason: 'spam' });
+  assert.equal((await admin(srv.url, 'POST', `/admin/reports/${reportId}/resolve`, { action: 'dismiss' })).status, 404);
+  assert.equal((await admin(srv.url, 'POST', `/admin/reports/${back.data.reportId}/resolve`, { action: 'nuke' })).status, 400);
+  assert.equal((await admin(srv.url, 'POST', `/admin/reports/${back.data.reportId}/resolve`, { action: 'dismiss' })).status, 200);
+  const resolved = await admin(srv.url, 'GET', '/admin/reports?status=resolved&limit=500');
+  assert.ok(resolved.body.data.reports.some((x) => x.id === reportId && x.resolution === 'warn'));
+  assert.equal((await admin(srv.url, 'GET', '/admin/reports?status=maybe')).status, 400);
+  a.socket.close(); b.socket.close();
+});
+
+test('reports from 3 distinct users within the window ban the reported user automatically', async () => {
+  const t = await guestFrom(srv.url);
+  t.socket = (await connectFrom(srv.url, t)).socket;
+  const banned = once(t.socket, 'moderation:banned', 10000);
+  for (let i = 0; i < 3; i += 1) {
+    const u = await guestFrom(srv.url);
+    u.socket = (await connectFrom(srv.url, u)).socket;
+    assert.equal((await request(t.socket, 'user:match', { mode: 'text' })).data.status, 'waiting');
+    assert.equal((await request(u.socket, 'user:match', { mode: 'text' })).data.status, 'matched');
+    const r = await request(u.socket, 'user:report', { userId: t.data.user.id, reason: 'harassment' });
+    assert.equal(r.success, true, JSON.stringify(r));
+    if (i < 2) assert.equal((await request(u.socket, 'user:end')).success, true);
+    u.socket.close();
+  }
+  const n = await banned;
+  assert.equal(n.reason, 'reported by several users');
+  const audit = await admin(srv.url, 'GET', '/admin/audit?limit=50');
+  const entry = audit.body.data.entries.find((e) => e.action === 'ban' && e.target === t.data.user.id);
+  assert.equal(entry.actor, 'system');
+  assert.equal(entry.detail.durationS, 3600, 'BAN_DURATION');
+});
+
 const skip = process.env.TANDEM_SKIP_CLUSTER ? 'TANDEM_SKIP_CLUSTER set' : false;
 
-test('cluster: banned through node B while connected to node A; lifted on B, back on A', { skip }, async () => {
+test('cluster: reported on node A, banned through node B while connected to A; lifted on B, back on A', { skip }, async () => {
   const c = await startCluster(2, { ADMIN_KEY });
   try {
     const [a, b] = c.nodes;
     const g = await guestFrom(a.url);
     const { socket } = await connectFrom(a.url, g);
+    const reporter = await guestFrom(b.url);
+    reporter.socket = (await connectFrom(b.url, reporter)).socket;
+    assert.equal((await request(socket, 'user:match', { mode: 'text' })).data.status, 'waiting');
+    assert.equal((await request(reporter.socket, 'user:match', { mode: 'text' })).data.status, 'matched');
+    assert.equal((await request(socket, 'chat:message', { content: 'rude words' })).success, true);
+    const r = await request(reporter.socket, 'user:report', { userId: g.data.user.id, reason: 'harassment' });
+    assert.equal(r.success, true, JSON.stringify(r));
+    const listed = await admin(a.url, 'GET', '/admin/reports?status=open');
+    const report = listed.body.data.reports.find((x) => x.id === r.data.reportId);
+    assert.deepEqual(report.evidence.map((e) => e.text), ['rude words'], 'evidence kept across nodes');
     const notice = once(socket, 'moderation:banned', 10000);
     const gone = once(socket, 'disconnect', 10000);
-    const ban = await admin(b.url, 'POST', `/admin/users/${g.data.user.id}/ban`, { duration: '1h', reason: 'harassment' });
+    const ban = await admin(b.url, 'POST', `/admin/reports/${r.data.reportId}/resolve`, { action: 'ban', duration: '1h' });
     assert.equal(ban.status, 200);
+    assert.ok(ban.body.data.bannedUntil);
+    reporter.socket.close();
     assert.equal((await notice).reason, 'harassment');
     assert.equal(reasonOf(await gone), 'io server disconnect');
     await assert.rejects(connectFrom(a.url, g), (e) => e.message === 'banned');

@@ -14,6 +14,7 @@ pub mod driver;
 pub mod matcher;
 pub mod presence;
 pub mod ratelimit;
+pub mod recent;
 pub mod rooms;
 
 /// The Socket.IO adapter of a cluster node.

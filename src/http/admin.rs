@@ -32,6 +32,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin/users/{id}/ban", post(ban).delete(unban))
         .route("/admin/users/{id}/kick", post(kick))
         .route("/admin/audit", get(audit))
+        .route("/admin/reports", get(reports))
+        .route("/admin/reports/{id}/resolve", post(resolve))
         .route_layer(from_fn_with_state(state.clone(), gate))
 }
 
@@ -150,6 +152,69 @@ async fn kick(
         .kick(state.accounts.store.as_ref(), &id, Actor::Admin)
         .await;
     Ok(ok("User kicked", json!({ "userId": id })))
+}
+
+#[derive(Deserialize)]
+struct ReportsQuery {
+    status: Option<String>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Newest first, with their evidence; `status` is `open` or `resolved`.
+async fn reports(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ReportsQuery>,
+) -> Result<Json<Value>, AppError> {
+    if let Some(s) = &q.status
+        && s != "open"
+        && s != "resolved"
+    {
+        return Err(AppError::BadRequest(
+            "status must be open or resolved".into(),
+        ));
+    }
+    let limit = q.limit.unwrap_or(AUDIT_DEFAULT).clamp(1, AUDIT_MAX);
+    let mut reports = state
+        .accounts
+        .store
+        .list_reports(q.status, q.cursor, limit + 1)
+        .await?;
+    let next = (reports.len() > limit).then(|| {
+        reports.truncate(limit);
+        reports.last().map(|r| r.id.clone())
+    });
+    Ok(ok(
+        "Reports",
+        json!({ "reports": reports, "nextCursor": next.flatten() }),
+    ))
+}
+
+/// `{action: "dismiss"|"ban"|"warn", duration?}`.
+async fn resolve(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: JsonObject,
+) -> Result<Json<Value>, AppError> {
+    let action = body.str("action")?;
+    if !["dismiss", "ban", "warn"].contains(&action) {
+        return Err(AppError::validation(
+            "action",
+            "action must be dismiss, ban or warn",
+        ));
+    }
+    let duration = duration(&body)?;
+    let Some((report, ban)) = state
+        .safety
+        .resolve(state.accounts.store.as_ref(), &id, action, duration)
+        .await?
+    else {
+        return Err(AppError::NotFound(format!("no open report {id}")));
+    };
+    Ok(ok(
+        "Report resolved",
+        json!({ "report": report, "bannedUntil": ban.map(|b| b.until) }),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -50,6 +50,7 @@ events! {
     UserEnd => "user:end",
     UserBlock => "user:block",
     UserUnblock => "user:unblock",
+    UserReport => "user:report",
     ChatMessage => "chat:message",
     ChatTyping => "chat:typing",
     ChatClear => "chat:clear",
@@ -114,6 +115,11 @@ pub enum Command {
     End,
     Block(UserId),
     Unblock(UserId),
+    Report {
+        user: UserId,
+        reason: &'static str,
+        details: Option<String>,
+    },
     Message(MessageBody),
     Typing(bool),
     Clear,
@@ -140,6 +146,15 @@ struct PrefsWire {
 #[serde(rename_all = "camelCase")]
 struct BlockWire {
     user_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReportWire {
+    #[serde(default)]
+    reason: Option<Value>,
+    #[serde(default)]
+    details: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -288,6 +303,36 @@ impl Command {
             ClientEvent::UserEnd => Command::End,
             ClientEvent::UserBlock => Command::Block(user_id(payload)?),
             ClientEvent::UserUnblock => Command::Unblock(user_id(payload)?),
+            ClientEvent::UserReport => {
+                use crate::safety::rules::{DETAILS_MAX, REASONS};
+                let user = user_id(payload.clone())?;
+                let w: ReportWire = wire(payload)?;
+                let reason = match &w.reason {
+                    Some(Value::String(r)) => REASONS.iter().find(|x| **x == r.as_str()).copied(),
+                    _ => None,
+                }
+                .ok_or_else(|| invalid(format!("reason: must be one of {}", REASONS.join(", "))))?;
+                let details = match w.details {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(d)) => {
+                        let d = d.trim();
+                        if d.chars().count() > DETAILS_MAX
+                            || d.chars().any(|c| c.is_control() && c != '\n')
+                        {
+                            return Err(invalid(format!(
+                                "details: at most {DETAILS_MAX} characters, no control characters"
+                            )));
+                        }
+                        (!d.is_empty()).then(|| d.to_string())
+                    }
+                    Some(_) => return Err(invalid("details: must be a string")),
+                };
+                Command::Report {
+                    user,
+                    reason,
+                    details,
+                }
+            }
             ClientEvent::ChatMessage => {
                 let w: MessageWire = wire(payload)?;
                 match w.kind.as_deref().unwrap_or("text") {

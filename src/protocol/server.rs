@@ -46,6 +46,7 @@ kinds! {
     ServerDegraded => "server:degraded",
     ServerRecovered => "server:recovered",
     ModerationBanned => "moderation:banned",
+    ModerationWarning => "moderation:warning",
     Error => "error",
 }
 
@@ -138,6 +139,9 @@ pub enum ServerEvent {
         until: DateTime<Utc>,
         reason: String,
     },
+    ModerationWarning {
+        reason: String,
+    },
     ServerDegraded {
         redis: &'static str,
         matching: bool,
@@ -170,6 +174,7 @@ impl ServerEvent {
             ServerEvent::WebrtcHangup { .. } => K::WebrtcHangup,
             ServerEvent::ServerShutdown { .. } => K::ServerShutdown,
             ServerEvent::ModerationBanned { .. } => K::ModerationBanned,
+            ServerEvent::ModerationWarning { .. } => K::ModerationWarning,
             ServerEvent::ServerDegraded { .. } => K::ServerDegraded,
             ServerEvent::ServerRecovered { .. } => K::ServerRecovered,
             ServerEvent::Error { .. } => K::Error,

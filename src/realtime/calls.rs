@@ -84,6 +84,15 @@ pub async fn start_chat<A: Adapter>(
         }
     }
     tracing::info!(room = %room.id, caller = %room.caller.id, callee = %room.callee.id, "matched");
+    // Each becomes reportable by the other (safety keeps the last partners).
+    if let Err(e) = state
+        .safety
+        .recent
+        .chat_started(&room.caller.id, &room.callee.id, &room.id)
+        .await
+    {
+        tracing::warn!(error = %e, "recent chats not updated");
+    }
     for member in [&room.caller, &room.callee] {
         set_status(state, &member.id, Status::InChat).await;
     }

@@ -112,6 +112,11 @@ async fn run<A: Adapter>(
         Command::End => Box::pin(user_end(io, state, user)).await,
         Command::Block(other) => Box::pin(user_block(s, io, state, user, other)).await,
         Command::Unblock(other) => Box::pin(user_unblock(s, io, state, user, other)).await,
+        Command::Report {
+            user: target,
+            reason,
+            details,
+        } => Box::pin(user_report(state, user, target, reason, details)).await,
         Command::Clear => Box::pin(chat_clear(io, state, user)).await,
         Command::Offer { offer, kind } => {
             Box::pin(signal(&io, &state, &user, |from| {
@@ -398,6 +403,40 @@ async fn user_unblock<A: Adapter>(
     Ok(json!({ "unblocked": other, "wasBlocked": removed }))
 }
 
+async fn user_report(
+    state: AppState,
+    user: Arc<SessionUser>,
+    target: UserId,
+    reason: &'static str,
+    details: Option<String>,
+) -> EventResult {
+    use crate::safety::{NewReport, ReportError};
+    let room = room_of(&state, &user.id).await?;
+    let current = room.as_ref().and_then(|r| {
+        r.seen_by(&user.id)
+            .map(|(p, _)| (p.id.clone(), r.id.clone()))
+    });
+    let report = state
+        .safety
+        .report(
+            state.accounts.store.as_ref(),
+            NewReport {
+                reporter: &user.id,
+                target: &target.0,
+                reason,
+                details,
+                current: current.as_ref().map(|(p, r)| (p.as_str(), r.as_str())),
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            ReportError::NotReportable => EventError::new("not_reportable", e.to_string()),
+            ReportError::AlreadyReported => EventError::new("already_reported", e.to_string()),
+            ReportError::Unavailable(e) => unavailable(e),
+        })?;
+    Ok(json!({ "reportId": report.id }))
+}
+
 /// Delivers a chat message to the partner, keeping it if they are away.
 /// Refused with `not_in_chat` if the chat closed since the sender's
 /// message was checked: a close and a delivery never interleave.
@@ -486,6 +525,11 @@ async fn chat_message<A: Adapter>(
     if let Some(content) = &message.content {
         ack["content"] = json!(content);
     }
+    let evidence = message.content.clone().map(|text| crate::store::Evidence {
+        from: user.id.clone(),
+        text,
+        at: timestamp,
+    });
     deliver(
         &io,
         &state,
@@ -494,6 +538,12 @@ async fn chat_message<A: Adapter>(
         &ServerEvent::ChatMessage(message),
     )
     .await?;
+    // Kept only as possible evidence for a report (the last 20 of a chat).
+    if let Some(e) = evidence
+        && let Err(e) = state.safety.recent.note(&room.id, e).await
+    {
+        tracing::debug!(error = %e, "message not kept as evidence");
+    }
     Ok(ack)
 }
 

@@ -22,6 +22,13 @@ impl<A: Adapter> Sessions for IoSessions<A> {
         self.kick(user_id).await;
     }
 
+    async fn warned(&self, user_id: &str, reason: &str) {
+        let notice = ServerEvent::ModerationWarning {
+            reason: reason.to_string(),
+        };
+        emit_to_user(&self.0, user_id, &notice).await;
+    }
+
     async fn kick(&self, user_id: &str) {
         if let Err(e) = self.0.to(user_room(user_id)).disconnect().await {
             tracing::debug!(error = %e, "disconnecting a user's sockets failed");

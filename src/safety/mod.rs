@@ -15,9 +15,10 @@ use serde_json::{Value, json};
 
 use crate::{
     error::AppError,
-    store::{AuditEntry, BanRecord, StoreError, StoreResult, UserStore, new_id},
+    store::{AuditEntry, BanRecord, Report, StoreError, StoreResult, UserStore, new_id},
 };
 
+pub mod recent;
 pub mod rules;
 
 pub use rules::{BanPolicy, IpKey};
@@ -31,6 +32,8 @@ pub trait Sessions: Send + Sync + 'static {
     async fn banned(&self, user_id: &str, until: DateTime<Utc>, reason: &str);
     /// Disconnects the user's sockets.
     async fn kick(&self, user_id: &str);
+    /// Sends `moderation:warning {reason}` to the user's sockets.
+    async fn warned(&self, user_id: &str, reason: &str);
 }
 
 /// Who did a moderation action, for the audit log.
@@ -58,18 +61,150 @@ pub struct Origin<'a> {
     pub device: Option<&'a str>,
 }
 
+/// When reports turn into a ban, and how long they are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportPolicy {
+    /// Distinct reporters within `window` that ban the target (0: never).
+    pub threshold: u32,
+    pub window: Duration,
+    pub retention: Duration,
+}
+
+/// Why a report was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("you can only report your current or one of your last 3 partners")]
+    NotReportable,
+    #[error("you already reported this user in the last 24 hours")]
+    AlreadyReported,
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<StoreError> for ReportError {
+    fn from(e: StoreError) -> Self {
+        ReportError::Unavailable(e.to_string())
+    }
+}
+
+/// A report as a user makes it.
+pub struct NewReport<'a> {
+    pub reporter: &'a str,
+    pub target: &'a str,
+    pub reason: &'a str,
+    pub details: Option<String>,
+    /// The reporter's chat now: (partner, room).
+    pub current: Option<(&'a str, &'a str)>,
+}
+
 pub struct Safety {
     pub ip_key: IpKey,
     pub policy: BanPolicy,
+    pub reports: ReportPolicy,
+    /// Last partners and chat evidence, for reports.
+    pub recent: Arc<dyn recent::RecentChats>,
     sessions: OnceLock<Arc<dyn Sessions>>,
 }
 
 impl Safety {
-    pub fn new(secret: &[u8], policy: BanPolicy) -> Self {
+    pub fn new(
+        secret: &[u8],
+        policy: BanPolicy,
+        reports: ReportPolicy,
+        recent: Arc<dyn recent::RecentChats>,
+    ) -> Self {
         Safety {
             ip_key: IpKey::derive(secret),
             policy,
+            reports,
+            recent,
             sessions: OnceLock::new(),
+        }
+    }
+
+    /// Files a report: allowed about the current or one of the last
+    /// partners, once per reporter and target a day; keeps that chat's last
+    /// messages as evidence; bans the target once enough distinct users
+    /// reported them within the window.
+    pub async fn report(
+        &self,
+        store: &dyn UserStore,
+        new: NewReport<'_>,
+    ) -> Result<Report, ReportError> {
+        let unavailable = |e: recent::RecentError| ReportError::Unavailable(e.to_string());
+        let partners = self
+            .recent
+            .partners(new.reporter)
+            .await
+            .map_err(unavailable)?;
+        let room = rules::reportable_room(new.current, &partners, new.target)
+            .ok_or(ReportError::NotReportable)?;
+        let now = Utc::now();
+        let day = chrono::Duration::from_std(rules::REPORT_ONCE_PER).unwrap_or_default();
+        let window = chrono::Duration::from_std(self.reports.window).unwrap_or_default();
+        let earliest = now - day.max(window);
+        let about = store.reports_about(new.target, earliest).await?;
+        let last_day: Vec<Report> = about
+            .iter()
+            .filter(|r| r.created_at >= now - day)
+            .cloned()
+            .collect();
+        if rules::already_reported(&last_day, new.reporter) {
+            return Err(ReportError::AlreadyReported);
+        }
+        let evidence = self.recent.evidence(&room).await.map_err(unavailable)?;
+        let report = Report {
+            id: new_id(),
+            reporter: new.reporter.into(),
+            target: new.target.into(),
+            reason: new.reason.into(),
+            details: new.details,
+            room_id: Some(room),
+            evidence,
+            created_at: now,
+            status: "open".into(),
+            resolution: None,
+        };
+        store.insert_report(report.clone()).await?;
+        tracing::info!(report = %report.id, target = new.target, reason = new.reason, "report filed");
+        let mut in_window: Vec<Report> = about
+            .into_iter()
+            .filter(|r| r.created_at >= now - window)
+            .collect();
+        in_window.push(report.clone());
+        if rules::autoban_due(&in_window, self.reports.threshold) {
+            let origin = Origin {
+                user: Some(new.target),
+                ..Origin::default()
+            };
+            if self.ban_in_force(store, &origin).await?.is_none() {
+                self.ban(
+                    store,
+                    new.target,
+                    None,
+                    "reported by several users",
+                    Actor::System,
+                )
+                .await?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Deletes reports older than the retention, in batches.
+    pub async fn expire_reports(
+        &self,
+        store: &dyn UserStore,
+        now: DateTime<Utc>,
+    ) -> StoreResult<usize> {
+        let cutoff = now - chrono::Duration::from_std(self.reports.retention).unwrap_or_default();
+        let mut total = 0;
+        loop {
+            let n = store.delete_reports_before(cutoff, 500).await?;
+            total += n;
+            if n < 500 {
+                return Ok(total);
+            }
         }
     }
 
@@ -179,6 +314,48 @@ impl Safety {
         store.put_bans(rules::lift_records(&ban, now)).await?;
         audit(store, actor, "unban", Some(user), Value::Null).await;
         Ok(true)
+    }
+
+    /// Resolves an open report as `dismiss`, `warn` (the target gets
+    /// `moderation:warning`) or `ban`; None if there is no such open report.
+    pub async fn resolve(
+        &self,
+        store: &dyn UserStore,
+        report_id: &str,
+        action: &str,
+        duration: Option<Duration>,
+    ) -> StoreResult<Option<(Report, Option<BanRecord>)>> {
+        let Some(report) = store.resolve_report(report_id, action).await? else {
+            return Ok(None);
+        };
+        audit(
+            store,
+            Actor::Admin,
+            "resolve_report",
+            Some(&report.target),
+            json!({ "reportId": report.id, "action": action }),
+        )
+        .await;
+        let ban = match action {
+            "ban" => Some(
+                self.ban(
+                    store,
+                    &report.target,
+                    duration,
+                    &report.reason,
+                    Actor::Admin,
+                )
+                .await?,
+            ),
+            "warn" => {
+                if let Some(s) = self.sessions.get() {
+                    s.warned(&report.target, &report.reason).await;
+                }
+                None
+            }
+            _ => None,
+        };
+        Ok(Some((report, ban)))
     }
 
     /// Disconnects the user's sockets.

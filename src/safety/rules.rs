@@ -10,7 +10,53 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::store::BanRecord;
+use crate::{
+    safety::recent::Partner,
+    store::{BanRecord, Report},
+};
+
+/// Why a user may report another.
+pub const REASONS: &[&str] = &["spam", "harassment", "sexual", "underage", "hate", "other"];
+/// Longest `details` of a report, in characters.
+pub const DETAILS_MAX: usize = 1000;
+/// One report per reporter and target within this.
+pub const REPORT_ONCE_PER: Duration = Duration::from_secs(24 * 3600);
+
+/// The chat in which `target` may be reported: the current one (with
+/// `current` = (partner, room)) or one with one of the last partners.
+pub fn reportable_room(
+    current: Option<(&str, &str)>,
+    recent: &[Partner],
+    target: &str,
+) -> Option<String> {
+    if let Some((partner, room)) = current
+        && partner == target
+    {
+        return Some(room.to_string());
+    }
+    recent
+        .iter()
+        .find(|p| p.user == target)
+        .map(|p| p.room.clone())
+}
+
+/// Whether `reporter` is among the reports (about one target, in the last
+/// [`REPORT_ONCE_PER`]).
+pub fn already_reported(recent_reports: &[Report], reporter: &str) -> bool {
+    recent_reports.iter().any(|r| r.reporter == reporter)
+}
+
+/// Whether reports within the window (about one target) call for a ban:
+/// `threshold` distinct reporters.
+pub fn autoban_due(reports_in_window: &[Report], threshold: u32) -> bool {
+    let mut reporters: Vec<&str> = reports_in_window
+        .iter()
+        .map(|r| r.reporter.as_str())
+        .collect();
+    reporters.sort_unstable();
+    reporters.dedup();
+    threshold > 0 && reporters.len() >= threshold as usize
+}
 
 /// A ban's subject: the account, a device it registered, or an IP kept
 /// only as an HMAC.
@@ -172,6 +218,53 @@ mod tests {
         assert_eq!(lifted.len(), 3);
         assert!(in_force(&lifted, now + chrono::Duration::minutes(1)).is_none());
         assert!(lifted.iter().all(|b| b.count == 1 && b.duration_s == 3600));
+    }
+
+    fn report(reporter: &str) -> Report {
+        Report {
+            id: reporter.into(),
+            reporter: reporter.into(),
+            target: "t".into(),
+            reason: "spam".into(),
+            details: None,
+            room_id: None,
+            evidence: vec![],
+            created_at: Utc::now(),
+            status: "open".into(),
+            resolution: None,
+        }
+    }
+
+    #[test]
+    fn only_the_current_and_last_partners_are_reportable() {
+        let recent = vec![
+            Partner {
+                user: "p1".into(),
+                room: "r1".into(),
+            },
+            Partner {
+                user: "p2".into(),
+                room: "r2".into(),
+            },
+        ];
+        assert_eq!(
+            reportable_room(Some(("now", "r9")), &recent, "now").as_deref(),
+            Some("r9")
+        );
+        assert_eq!(
+            reportable_room(Some(("now", "r9")), &recent, "p2").as_deref(),
+            Some("r2")
+        );
+        assert_eq!(reportable_room(None, &recent, "stranger"), None);
+    }
+
+    #[test]
+    fn distinct_reporters_reach_the_threshold() {
+        let rs = [report("a"), report("a"), report("b")];
+        assert!(!autoban_due(&rs, 3), "a twice is one reporter");
+        assert!(autoban_due(&[report("a"), report("b"), report("c")], 3));
+        assert!(!autoban_due(&rs, 0), "0 turns it off");
+        assert!(already_reported(&rs, "b") && !already_reported(&rs, "c"));
     }
 
     #[test]

@@ -1,0 +1,105 @@
+//! Recent chats (for reports) in Redis: `tandem:partners:<user>` (list,
+//! newest first, at most 3) and `tandem:evidence:<room>` (list, at most 20
+//! text messages), each expiring an hour after its last write.
+
+use async_trait::async_trait;
+use redis::{AsyncCommands, aio::ConnectionManager};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    safety::recent::{EVIDENCE_KEPT, PARTNERS_KEPT, Partner, RECENT_TTL, RecentChats, RecentError},
+    store::Evidence,
+};
+
+#[derive(Serialize, Deserialize)]
+struct PartnerWire {
+    user: String,
+    room: String,
+}
+
+fn err(e: impl std::fmt::Display) -> RecentError {
+    RecentError(e.to_string())
+}
+
+pub struct RedisRecent {
+    conn: ConnectionManager,
+}
+
+impl RedisRecent {
+    pub fn new(conn: ConnectionManager) -> Self {
+        RedisRecent { conn }
+    }
+}
+
+const TTL: i64 = RECENT_TTL.as_secs() as i64;
+
+#[async_trait]
+impl RecentChats for RedisRecent {
+    async fn chat_started(&self, a: &str, b: &str, room: &str) -> Result<(), RecentError> {
+        let mut pipe = redis::pipe();
+        for (me, other) in [(a, b), (b, a)] {
+            let key = format!("tandem:partners:{me}");
+            let json = serde_json::to_string(&PartnerWire {
+                user: other.into(),
+                room: room.into(),
+            })
+            .map_err(err)?;
+            pipe.lrem(&key, 0, &json)
+                .ignore()
+                .lpush(&key, &json)
+                .ignore()
+                .ltrim(&key, 0, PARTNERS_KEPT as isize - 1)
+                .ignore()
+                .expire(&key, TTL)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(err)
+    }
+
+    async fn note(&self, room: &str, message: Evidence) -> Result<(), RecentError> {
+        let key = format!("tandem:evidence:{room}");
+        let json = serde_json::to_string(&message).map_err(err)?;
+        redis::pipe()
+            .rpush(&key, json)
+            .ignore()
+            .ltrim(&key, -(EVIDENCE_KEPT as isize), -1)
+            .ignore()
+            .expire(&key, TTL)
+            .ignore()
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(err)
+    }
+
+    async fn partners(&self, user: &str) -> Result<Vec<Partner>, RecentError> {
+        let raw: Vec<String> = self
+            .conn
+            .clone()
+            .lrange(format!("tandem:partners:{user}"), 0, -1)
+            .await
+            .map_err(err)?;
+        Ok(raw
+            .iter()
+            .filter_map(|r| serde_json::from_str::<PartnerWire>(r).ok())
+            .map(|p| Partner {
+                user: p.user,
+                room: p.room,
+            })
+            .collect())
+    }
+
+    async fn evidence(&self, room: &str) -> Result<Vec<Evidence>, RecentError> {
+        let raw: Vec<String> = self
+            .conn
+            .clone()
+            .lrange(format!("tandem:evidence:{room}"), 0, -1)
+            .await
+            .map_err(err)?;
+        Ok(raw
+            .iter()
+            .filter_map(|r| serde_json::from_str(r).ok())
+            .collect())
+    }
+}

@@ -1,0 +1,249 @@
+//! What a report needs from recent chats: each user's last partners and
+//! each chat's last text messages (its evidence). Bounded by users present:
+//! every entry expires [`RECENT_TTL`] after its last write. On one node the
+//! maps are in memory; a cluster keeps them in Redis
+//! (`cluster::recent::RedisRecent`), so a report made on any node finds
+//! the chat.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Mutex,
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use crate::store::Evidence;
+
+/// How long a chat stays reportable after its last activity.
+pub const RECENT_TTL: Duration = Duration::from_secs(3600);
+/// Partners remembered per user.
+pub const PARTNERS_KEPT: usize = 3;
+/// Text messages kept per chat.
+pub const EVIDENCE_KEPT: usize = 20;
+
+#[derive(Debug, thiserror::Error)]
+#[error("recent chats unavailable: {0}")]
+pub struct RecentError(pub String);
+
+/// A user's partner and the chat they had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partner {
+    pub user: String,
+    pub room: String,
+}
+
+#[async_trait]
+pub trait RecentChats: Send + Sync + 'static {
+    /// Remembers each as the other's partner in `room`.
+    async fn chat_started(&self, a: &str, b: &str, room: &str) -> Result<(), RecentError>;
+    /// Keeps a text message of `room` (the last [`EVIDENCE_KEPT`]).
+    async fn note(&self, room: &str, message: Evidence) -> Result<(), RecentError>;
+    /// The user's last partners, newest first.
+    async fn partners(&self, user: &str) -> Result<Vec<Partner>, RecentError>;
+    /// The chat's last text messages, oldest first.
+    async fn evidence(&self, room: &str) -> Result<Vec<Evidence>, RecentError>;
+}
+
+/// Keeps the newest `keep` items, newest at the front.
+pub fn remember<T: PartialEq>(list: &mut VecDeque<T>, item: T, keep: usize) {
+    list.retain(|x| *x != item);
+    list.push_front(item);
+    list.truncate(keep);
+}
+
+struct Aging<V> {
+    map: HashMap<String, (V, Instant)>,
+    /// Sweeps when the map reaches this size, or a TTL after the last sweep.
+    sweep_at: usize,
+    swept: Option<Instant>,
+}
+
+impl<V: Default> Aging<V> {
+    fn new() -> Self {
+        Aging {
+            map: HashMap::new(),
+            sweep_at: 1024,
+            swept: None,
+        }
+    }
+
+    fn get(&self, key: &str, now: Instant) -> Option<&V> {
+        self.map
+            .get(key)
+            .filter(|(_, at)| now.duration_since(*at) < RECENT_TTL)
+            .map(|(v, _)| v)
+    }
+
+    /// The entry, fresh (an expired one starts over), stamped `now`.
+    fn touch(&mut self, key: &str, now: Instant) -> &mut V {
+        let swept = *self.swept.get_or_insert(now);
+        if self.map.len() >= self.sweep_at || now.duration_since(swept) >= RECENT_TTL {
+            self.map
+                .retain(|_, (_, at)| now.duration_since(*at) < RECENT_TTL);
+            self.sweep_at = (self.map.len() * 2).max(1024);
+            self.swept = Some(now);
+        }
+        let e = self
+            .map
+            .entry(key.to_string())
+            .or_insert_with(|| (V::default(), now));
+        if now.duration_since(e.1) >= RECENT_TTL {
+            e.0 = V::default();
+        }
+        e.1 = now;
+        &mut e.0
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// Partners by user, evidence by chat.
+type Maps = (Aging<VecDeque<Partner>>, Aging<VecDeque<Evidence>>);
+
+/// The single node's recent chats.
+pub struct MemoryRecent {
+    inner: Mutex<Maps>,
+}
+
+impl Default for MemoryRecent {
+    fn default() -> Self {
+        MemoryRecent {
+            inner: Mutex::new((Aging::new(), Aging::new())),
+        }
+    }
+}
+
+impl MemoryRecent {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Maps> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Entries held (users, chats): for tests of the bound.
+    pub fn sizes(&self) -> (usize, usize) {
+        let g = self.lock();
+        (g.0.len(), g.1.len())
+    }
+
+    fn started_at(&self, a: &str, b: &str, room: &str, now: Instant) {
+        let mut g = self.lock();
+        for (me, other) in [(a, b), (b, a)] {
+            let list = g.0.touch(me, now);
+            remember(
+                list,
+                Partner {
+                    user: other.into(),
+                    room: room.into(),
+                },
+                PARTNERS_KEPT,
+            );
+        }
+    }
+
+    fn note_at(&self, room: &str, message: Evidence, now: Instant) {
+        let mut g = self.lock();
+        let list = g.1.touch(room, now);
+        list.push_back(message);
+        while list.len() > EVIDENCE_KEPT {
+            list.pop_front();
+        }
+    }
+}
+
+#[async_trait]
+impl RecentChats for MemoryRecent {
+    async fn chat_started(&self, a: &str, b: &str, room: &str) -> Result<(), RecentError> {
+        self.started_at(a, b, room, Instant::now());
+        Ok(())
+    }
+
+    async fn note(&self, room: &str, message: Evidence) -> Result<(), RecentError> {
+        self.note_at(room, message, Instant::now());
+        Ok(())
+    }
+
+    async fn partners(&self, user: &str) -> Result<Vec<Partner>, RecentError> {
+        Ok(self
+            .lock()
+            .0
+            .get(user, Instant::now())
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn evidence(&self, room: &str) -> Result<Vec<Evidence>, RecentError> {
+        Ok(self
+            .lock()
+            .1
+            .get(room, Instant::now())
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn said(n: usize) -> Evidence {
+        Evidence {
+            from: "a".into(),
+            text: format!("m{n}"),
+            at: Utc::now(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_last_three_partners_and_twenty_messages_expire_after_an_hour() {
+        let r = MemoryRecent::default();
+        for (i, p) in ["b", "c", "d", "e"].iter().enumerate() {
+            r.chat_started("a", p, &format!("r{i}")).await.unwrap();
+        }
+        let partners: Vec<_> = r
+            .partners("a")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.user)
+            .collect();
+        assert_eq!(partners, ["e", "d", "c"], "newest first, three kept");
+        assert_eq!(r.partners("b").await.unwrap()[0].room, "r0");
+        for n in 0..25 {
+            r.note("r3", said(n)).await.unwrap();
+        }
+        let texts: Vec<_> = r
+            .evidence("r3")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.text)
+            .collect();
+        assert_eq!(texts.len(), 20);
+        assert_eq!((texts[0].as_str(), texts[19].as_str()), ("m5", "m24"));
+        tokio::time::advance(RECENT_TTL).await;
+        assert!(r.partners("a").await.unwrap().is_empty());
+        assert!(r.evidence("r3").await.unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn memory_is_bounded_by_recent_activity() {
+        let r = MemoryRecent::default();
+        for i in 0..3000 {
+            r.chat_started(&format!("u{i}"), &format!("v{i}"), &format!("r{i}"))
+                .await
+                .unwrap();
+        }
+        assert_eq!(r.sizes().0, 6000);
+        tokio::time::advance(RECENT_TTL).await;
+        for i in 0..10 {
+            r.chat_started(&format!("x{i}"), &format!("y{i}"), "late")
+                .await
+                .unwrap();
+        }
+        assert!(r.sizes().0 <= 20, "expired users swept: {:?}", r.sizes());
+    }
+}
