@@ -123,12 +123,18 @@ async fn ack_while_reading(
     let deadline = tokio::time::sleep(Duration::from_secs(5));
     tokio::pin!(deadline);
     loop {
+        // Events first: the client's reader queues every event that came
+        // before the ack by the time the ack resolves, and they belong to
+        // this room (an unbiased select could return with a message still
+        // queued, which the next room would then have counted: the soak's
+        // one "lost" message in 800,000).
         tokio::select! {
-            ack = &mut rx => return ack.ok(),
+            biased;
             ev = c.events.recv() => match ev {
                 Some((name, body)) => note(&name, &body, me, room, rooms),
                 None => return None,
             },
+            ack = &mut rx => return ack.ok(),
             () = &mut deadline => return None,
         }
     }
