@@ -5,6 +5,8 @@ use std::{fmt, net::IpAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use clap::{CommandFactory, Parser};
 
+use crate::safety::filter::FilterMode;
+
 /// Tandem: accounts, presence, random matching, chat and WebRTC signaling
 /// for browser stranger-chat apps.
 ///
@@ -230,6 +232,24 @@ pub struct Config {
     /// Reports (and the messages kept with them) are deleted after this.
     #[arg(long, env = "REPORT_RETENTION", default_value = "30d")]
     pub report_retention: DurationArg,
+
+    /// Emails and phone numbers in chat messages: `off`, `mask` (`***`)
+    /// or `block` (refused with `pii_blocked`).
+    #[arg(long, env = "FILTER_PII", value_enum, default_value_t = FilterMode::Off)]
+    pub filter_pii: FilterMode,
+
+    /// With FILTER_PII on, links and social handles count too.
+    #[arg(long, env = "FILTER_PII_LINKS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub filter_pii_links: bool,
+
+    /// Profanity in chat messages and report details (`mask` or `block`,
+    /// refused with `profanity_blocked`); on, profane usernames are refused.
+    #[arg(long, env = "FILTER_PROFANITY", value_enum, default_value_t = FilterMode::Off)]
+    pub filter_profanity: FilterMode,
+
+    /// Links a user may send per minute before messages are refused as spam.
+    #[arg(long, env = "SPAM_LINKS_PER_MINUTE", default_value_t = 5)]
+    pub spam_links_per_minute: usize,
 
     /// Key of the moderator API (`X-Admin-Key`); unset, `/admin/*` is 404.
     #[arg(long, env = "ADMIN_KEY")]

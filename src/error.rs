@@ -31,6 +31,13 @@ pub enum AppError {
     Banned {
         until: chrono::DateTime<chrono::Utc>,
     },
+    /// 400 with a code of its own (a value the deployment does not allow).
+    #[error("{message}")]
+    NotAllowed {
+        code: &'static str,
+        field: &'static str,
+        message: String,
+    },
     /// 404.
     #[error("{0}")]
     NotFound(String),
@@ -80,7 +87,9 @@ impl AppError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            AppError::Validation { .. } | AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Validation { .. } | AppError::BadRequest(_) | AppError::NotAllowed { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             AppError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             AppError::Banned { .. } => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -103,6 +112,7 @@ impl AppError {
             AppError::BadRequest(_) => "bad_request",
             AppError::Unauthorized { code, .. } => code,
             AppError::Banned { .. } => "banned",
+            AppError::NotAllowed { code, .. } => code,
             AppError::NotFound(_) => "not_found",
             AppError::MethodNotAllowed(_) => "method_not_allowed",
             AppError::Conflict { .. } => "conflict",
@@ -147,7 +157,9 @@ impl IntoResponse for AppError {
         }
         let mut error = json!({ "code": self.code() });
         match &self {
-            AppError::Validation { field, .. } | AppError::Conflict { field } => {
+            AppError::Validation { field, .. }
+            | AppError::Conflict { field }
+            | AppError::NotAllowed { field, .. } => {
                 error["field"] = json!(field);
             }
             AppError::RateLimited { retry_after } => {

@@ -211,6 +211,12 @@ impl AppState {
                 retention: config.report_retention.0,
             },
             recent,
+            safety::filter::Filters {
+                pii: config.filter_pii,
+                pii_links: config.filter_pii_links,
+                profanity: config.filter_profanity,
+            },
+            config.spam_links_per_minute,
         );
         Ok(AppState(Arc::new(Shared {
             accounts: Accounts {

@@ -1,5 +1,7 @@
 //! Bounded fuzzing of the parsers of untrusted bytes, run by `cargo test`:
-//! `media::probe` (every upload) and `stun::parse` (every TURN datagram).
+//! `media::probe` (every upload), `stun::parse` (every TURN datagram), the
+//! content filters and spam rules (every chat message), and the client
+//! event parser (every Socket.IO event's payload).
 //!
 //! Each target asserts no panic and a bound on the work per input byte: the
 //! probe reads through a counting `Read + Seek`, and the bytes it pulls and
@@ -12,7 +14,15 @@
 use std::io::{self, Cursor, Read, Seek, SeekFrom};
 
 use proptest::prelude::*;
-use tandem::{files::media, relay::stun};
+use tandem::{
+    files::media,
+    protocol::client::{ClientEvent, Command},
+    relay::stun,
+    safety::{
+        filter::{FilterMode, Filters},
+        spam::SpamGuard,
+    },
+};
 
 /// A reader that counts what the probe asks of it.
 struct Counting<'a> {
@@ -233,6 +243,46 @@ proptest! {
     #[test]
     fn probe_random_bytes_is_bounded(data in prop::collection::vec(any::<u8>(), 0..2048)) {
         assert_bounded(&data);
+    }
+
+    #[test]
+    fn filters_never_panic_and_keep_what_they_pass(text in prop_oneof![
+        any::<String>(),
+        // Text built from the filters' own vocabulary: digits, separators,
+        // "at"/"dot", links, handles, look-alike letters.
+        prop::collection::vec(prop::sample::select(vec![
+            "5", "55", "555", "+44", " ", "-", ".", "(", ")", "@", " at ", " dot ", "[at]",
+            "gmail", "com", "www.", "http://", "insta:", "f", "u", "c", "k", "μ", "$", "10:30", "€",
+        ]), 0..60).prop_map(|parts| parts.concat()),
+    ]) {
+        for pii in [FilterMode::Off, FilterMode::Mask, FilterMode::Block] {
+            for profanity in [FilterMode::Off, FilterMode::Mask, FilterMode::Block] {
+                for pii_links in [false, true] {
+                    let f = Filters { pii, pii_links, profanity };
+                    if let Ok(out) = f.apply(&text) {
+                        prop_assert!(out.chars().count() <= text.chars().count() + 3 * text.len() + 3);
+                        if pii == FilterMode::Off && profanity == FilterMode::Off {
+                            prop_assert_eq!(&out, &text);
+                        }
+                    }
+                    let _ = f.username_allowed(&text);
+                }
+            }
+        }
+        let mut g = SpamGuard::new(5);
+        let _ = g.check("u", &text, 3, tokio::time::Instant::now());
+    }
+
+    #[test]
+    fn client_payloads_never_panic(
+        event in prop::sample::select(ClientEvent::ALL.to_vec()),
+        json in "[\\[\\]{}\":,a-zA-Z0-9 .-]{0,200}",
+    ) {
+        let arg = serde_json::from_str::<serde_json::Value>(&json).ok();
+        // Whatever parsed is within the contract's bounds.
+        if let Ok(Command::Report { details: Some(d), .. }) = Command::parse(event, arg) {
+            prop_assert!(d.chars().count() <= 1000);
+        }
     }
 
     #[test]

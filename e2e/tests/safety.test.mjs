@@ -225,6 +225,37 @@ test('reports from 3 distinct users within the window ban the reported user auto
   assert.equal(entry.detail.durationS, 3600, 'BAN_DURATION');
 });
 
+test('filters mask or refuse, spam is refused, profane usernames are not allowed', async () => {
+  const f = await startServer({ TRUST_PROXY: 'true', FILTER_PII: 'mask', FILTER_PROFANITY: 'block', SPAM_LINKS_PER_MINUTE: '3' });
+  try {
+    const bad = await api(f.url, 'POST', '/api/auth/guest', { body: { username: 'fuckface' } });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.code, 'username_not_allowed');
+    assert.equal(bad.body.error.field, 'username');
+    assert.equal((await api(f.url, 'POST', '/api/auth/guest', { body: { username: 'scunthorpe_fan' } })).status, 201);
+    const { a, b } = await pairFrom(f.url);
+    const got = once(b.socket, 'chat:message');
+    const masked = await request(a.socket, 'chat:message', { content: 'mail me at jo@example.com or call (555) 555-5555' });
+    assert.equal(masked.data.content, 'mail me at *** or call ***');
+    assert.equal((await got).content, 'mail me at *** or call ***');
+    for (const ok of ['Scunthorpe at 10:30 costs $19.99', 'class starts 2026-11-23']) {
+      assert.equal((await request(a.socket, 'chat:message', { content: ok })).data.content, ok);
+    }
+    assert.equal((await request(a.socket, 'chat:message', { content: 'f u c k you' })).error.code, 'profanity_blocked');
+    assert.equal((await request(a.socket, 'chat:message', { content: 'z'.repeat(25) })).error.code, 'spam');
+    assert.equal((await request(a.socket, 'chat:message', { content: 'buy now' })).success, true);
+    assert.equal((await request(a.socket, 'chat:message', { content: 'buy now' })).success, true);
+    assert.equal((await request(a.socket, 'chat:message', { content: 'buy now' })).error.code, 'spam');
+    assert.equal((await request(a.socket, 'chat:message', { content: 'see shop.com and deals.com' })).success, true);
+    assert.equal((await request(a.socket, 'chat:message', { content: 'and more.com' })).error.code, 'spam', 'over 3 links a minute (the address counted too)');
+    const rep = await request(b.socket, 'user:report', { userId: a.data.user.id, reason: 'spam', details: 'he said fuck' });
+    assert.equal(rep.error.code, 'profanity_blocked');
+    a.socket.close(); b.socket.close();
+  } finally {
+    await f.stop();
+  }
+});
+
 const skip = process.env.TANDEM_SKIP_CLUSTER ? 'TANDEM_SKIP_CLUSTER set' : false;
 
 test('cluster: reported on node A, banned through node B while connected to A; lifted on B, back on A', { skip }, async () => {

@@ -38,6 +38,19 @@ async fn admit(
         .await
 }
 
+/// 400 `username_not_allowed` when the profanity filter refuses it.
+fn allowed_username(state: &AppState, name: String) -> Result<String, AppError> {
+    if state.safety.filters.username_allowed(&name) {
+        Ok(name)
+    } else {
+        Err(AppError::NotAllowed {
+            code: "username_not_allowed",
+            field: "username",
+            message: "this username is not allowed".into(),
+        })
+    }
+}
+
 /// Creates an access token and a stored single-use refresh token (which
 /// keeps the HMAC of the client's address: a ban of the account covers it).
 async fn session(state: &AppState, user: &User, ip: &ClientIp) -> Result<Value, AppError> {
@@ -87,7 +100,7 @@ pub async fn register(
     device: DeviceHeader,
     body: JsonObject,
 ) -> Result<impl IntoResponse, AppError> {
-    let username = rules::username(body.str("username")?)?;
+    let username = allowed_username(&state, rules::username(body.str("username")?)?)?;
     let email = rules::email(body.str("email")?)?;
     let pass = body.str("password")?;
     rules::password(pass)?;
@@ -140,7 +153,12 @@ pub async fn guest(
     device: DeviceHeader,
     body: JsonObject,
 ) -> Result<impl IntoResponse, AppError> {
-    let chosen = body.opt_str("username")?.map(rules::username).transpose()?;
+    let chosen = body
+        .opt_str("username")?
+        .map(rules::username)
+        .transpose()?
+        .map(|u| allowed_username(&state, u))
+        .transpose()?;
     admit(&state, None, &ip, &device).await?;
     let mut attempts = 0;
     let user = loop {

@@ -410,7 +410,22 @@ async fn user_report(
     reason: &'static str,
     details: Option<String>,
 ) -> EventResult {
-    use crate::safety::{NewReport, ReportError};
+    use crate::safety::{NewReport, ReportError, filter::Refused};
+    let details = match details.map(|d| state.safety.filters.apply(&d)).transpose() {
+        Ok(d) => d,
+        Err(Refused::Profanity) => {
+            return Err(EventError::new(
+                "profanity_blocked",
+                "details: contain words that are not allowed",
+            ));
+        }
+        Err(Refused::Pii) => {
+            return Err(EventError::new(
+                "pii_blocked",
+                "details: may not carry emails or phone numbers",
+            ));
+        }
+    };
     let room = room_of(&state, &user.id).await?;
     let current = room.as_ref().and_then(|r| {
         r.seen_by(&user.id)
@@ -491,6 +506,19 @@ async fn chat_message<A: Adapter>(
                     format!("messages are at most {} characters", text::MAX_CHARS),
                 ),
             })?;
+            let content = state
+                .safety
+                .screen_message(&user.id, &content)
+                .map_err(|code| {
+                    EventError::new(
+                        code,
+                        match code {
+                            "spam" => "the message looks like spam (repeated, a long run of one character, or too many links)",
+                            "pii_blocked" => "messages may not carry emails or phone numbers",
+                            _ => "the message contains words that are not allowed",
+                        },
+                    )
+                })?;
             message.content = Some(content);
         }
         MessageBody::File(file_id) | MessageBody::Voice(file_id) => {

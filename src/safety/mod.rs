@@ -18,8 +18,10 @@ use crate::{
     store::{AuditEntry, BanRecord, Report, StoreError, StoreResult, UserStore, new_id},
 };
 
+pub mod filter;
 pub mod recent;
 pub mod rules;
+pub mod spam;
 
 pub use rules::{BanPolicy, IpKey};
 
@@ -98,6 +100,8 @@ pub struct NewReport<'a> {
 }
 
 pub struct Safety {
+    pub filters: filter::Filters,
+    spam: std::sync::Mutex<spam::SpamGuard>,
     pub ip_key: IpKey,
     pub policy: BanPolicy,
     pub reports: ReportPolicy,
@@ -112,14 +116,34 @@ impl Safety {
         policy: BanPolicy,
         reports: ReportPolicy,
         recent: Arc<dyn recent::RecentChats>,
+        filters: filter::Filters,
+        links_per_minute: usize,
     ) -> Self {
         Safety {
+            filters,
+            spam: std::sync::Mutex::new(spam::SpamGuard::new(links_per_minute)),
             ip_key: IpKey::derive(secret),
             policy,
             reports,
             recent,
             sessions: OnceLock::new(),
         }
+    }
+
+    /// A chat message's text as it may be delivered: Err(code) if it is
+    /// spam (`spam`) or a filter in `block` mode refuses it
+    /// (`pii_blocked`, `profanity_blocked`); masked where a filter masks.
+    pub fn screen_message(&self, user: &str, text: &str) -> Result<String, &'static str> {
+        let links = filter::count_links(text);
+        self.spam
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .check(user, text, links, tokio::time::Instant::now())
+            .map_err(|_| "spam")?;
+        self.filters.apply(text).map_err(|r| match r {
+            filter::Refused::Pii => "pii_blocked",
+            filter::Refused::Profanity => "profanity_blocked",
+        })
     }
 
     /// Files a report: allowed about the current or one of the last

@@ -1,0 +1,170 @@
+//! Spam rules as plain data: the same message a third time within a
+//! minute, a long run of one character, or more than a set number of links
+//! a minute is refused. State is per user and forgets a user a minute
+//! after their last message, so it is bounded by users chatting now.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    hash::{Hash, Hasher},
+    time::Duration,
+};
+
+use tokio::time::Instant;
+
+/// The window every rule counts in.
+pub const WINDOW: Duration = Duration::from_secs(60);
+/// The same text this many times within the window: the last is refused.
+pub const REPEATS: usize = 3;
+/// A run of this many identical characters (spaces aside) is refused.
+pub const RUN: usize = 20;
+
+/// Why a message is spam.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spam {
+    Repeated,
+    LongRun,
+    TooManyLinks,
+}
+
+#[derive(Default)]
+struct Recent {
+    texts: VecDeque<(u64, Instant)>,
+    links: VecDeque<Instant>,
+    last: Option<Instant>,
+}
+
+pub struct SpamGuard {
+    users: HashMap<String, Recent>,
+    links_per_minute: usize,
+    /// Sweeps at this size, or a window after the last sweep.
+    sweep_at: usize,
+    swept: Option<Instant>,
+}
+
+fn digest(text: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.trim().to_lowercase().hash(&mut h);
+    h.finish()
+}
+
+fn longest_run(text: &str) -> usize {
+    let (mut best, mut run, mut prev) = (0, 0, None);
+    for c in text.chars().filter(|c| !c.is_whitespace()) {
+        run = if Some(c) == prev { run + 1 } else { 1 };
+        prev = Some(c);
+        best = best.max(run);
+    }
+    best
+}
+
+impl SpamGuard {
+    pub fn new(links_per_minute: usize) -> Self {
+        SpamGuard {
+            users: HashMap::new(),
+            links_per_minute,
+            sweep_at: 1024,
+            swept: None,
+        }
+    }
+
+    /// Ok if `text` (with `links` links in it) may go; Err if it is spam.
+    /// A refused message is not remembered.
+    pub fn check(&mut self, user: &str, text: &str, links: usize, now: Instant) -> Result<(), Spam> {
+        let swept = *self.swept.get_or_insert(now);
+        if self.users.len() >= self.sweep_at || now.duration_since(swept) >= WINDOW {
+            self.users
+                .retain(|_, r| r.last.is_some_and(|t| now.duration_since(t) < WINDOW));
+            self.sweep_at = (self.users.len() * 2).max(1024);
+            self.swept = Some(now);
+        }
+        if longest_run(text) >= RUN {
+            return Err(Spam::LongRun);
+        }
+        let r = self.users.entry(user.to_string()).or_default();
+        while r
+            .texts
+            .front()
+            .is_some_and(|(_, t)| now.duration_since(*t) >= WINDOW)
+        {
+            r.texts.pop_front();
+        }
+        while r
+            .links
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+        {
+            r.links.pop_front();
+        }
+        let d = digest(text);
+        if r.texts.iter().filter(|(x, _)| *x == d).count() + 1 >= REPEATS {
+            return Err(Spam::Repeated);
+        }
+        if r.links.len() + links > self.links_per_minute {
+            return Err(Spam::TooManyLinks);
+        }
+        r.texts.push_back((d, now));
+        r.links.extend(std::iter::repeat_n(now, links));
+        r.last = Some(now);
+        Ok(())
+    }
+
+    pub fn forget(&mut self, user: &str) {
+        self.users.remove(user);
+    }
+
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_third_copy_within_a_minute_is_spam() {
+        let mut g = SpamGuard::new(5);
+        let t0 = Instant::now();
+        assert!(g.check("a", "buy now", 0, t0).is_ok());
+        assert!(g.check("a", "BUY NOW ", 0, t0).is_ok());
+        assert!(g.check("a", "buy now", 0, t0).is_err());
+        assert!(g.check("b", "buy now", 0, t0).is_ok(), "per user");
+        assert!(g.check("a", "something else", 0, t0).is_ok());
+        assert!(
+            g.check("a", "buy now", 0, t0 + WINDOW).is_ok(),
+            "a minute later"
+        );
+    }
+
+    #[test]
+    fn long_runs_of_one_character_are_spam() {
+        let mut g = SpamGuard::new(5);
+        let now = Instant::now();
+        assert!(g.check("a", &"!".repeat(19), 0, now).is_ok());
+        assert!(g.check("a", &"a".repeat(20), 0, now).is_err());
+        assert!(g.check("a", &"ha".repeat(30), 0, now).is_ok());
+        assert!(
+            g.check("a", "a a a a a a a a a a a a a a a a a a a a", 0, now)
+                .is_err()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn links_are_counted_per_minute_and_users_forgotten() {
+        let mut g = SpamGuard::new(3);
+        let t0 = Instant::now();
+        assert!(g.check("a", "l1 l2", 2, t0).is_ok());
+        assert!(g.check("a", "l3", 1, t0).is_ok());
+        assert!(g.check("a", "l4", 1, t0).is_err());
+        assert!(g.check("a", "l4", 1, t0 + WINDOW).is_ok());
+        for i in 0..2000 {
+            g.check(&format!("u{i}"), "hi", 0, t0).unwrap();
+        }
+        g.check("late", "hi", 0, t0 + WINDOW * 2).unwrap();
+        assert!(g.len() < 100, "old users swept: {}", g.len());
+    }
+}
