@@ -1,6 +1,7 @@
 //! Recent chats (for reports) in Redis: `tandem:partners:<user>` (list,
-//! newest first, at most 3) and `tandem:evidence:<room>` (list, at most 20
-//! text messages), each expiring an hour after its last write.
+//! newest first, at most 3; deleted when the user goes offline) and
+//! `tandem:evidence:<room>` (list, at most 20 text messages), each expiring
+//! `RECENT_TTL` after its last write.
 
 use async_trait::async_trait;
 use redis::{AsyncCommands, aio::ConnectionManager};
@@ -88,6 +89,14 @@ impl RecentChats for RedisRecent {
                 room: p.room,
             })
             .collect())
+    }
+
+    async fn forget(&self, user: &str) -> Result<(), RecentError> {
+        self.conn
+            .clone()
+            .del::<_, ()>(format!("tandem:partners:{user}"))
+            .await
+            .map_err(err)
     }
 
     async fn evidence(&self, room: &str) -> Result<Vec<Evidence>, RecentError> {

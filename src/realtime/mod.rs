@@ -350,6 +350,10 @@ async fn cleanup<A: Adapter>(
                 tracing::debug!(error = %e, "could not forget the last partner");
             }
             state.call.typing.forget(&user.id);
+            state.safety.forget(&user.id);
+            if let Err(e) = state.safety.recent.forget(&user.id).await {
+                tracing::debug!(error = %e, "could not forget recent chats");
+            }
             state
                 .accounts
                 .last_seen

@@ -146,6 +146,14 @@ impl Safety {
         })
     }
 
+    /// The user went offline: their spam counters go.
+    pub fn forget(&self, user: &str) {
+        self.spam
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .forget(user);
+    }
+
     /// Files a report: allowed about the current or one of the last
     /// partners, once per reporter and target a day; keeps that chat's last
     /// messages as evidence; bans the target once enough distinct users

@@ -1,6 +1,8 @@
 //! What a report needs from recent chats: each user's last partners and
 //! each chat's last text messages (its evidence). Bounded by users present:
-//! every entry expires [`RECENT_TTL`] after its last write. On one node the
+//! a user's partners are forgotten when they go offline (and a chat's
+//! messages once no member who could report it remembers it), and every
+//! entry expires [`RECENT_TTL`] after its last write. On one node the
 //! maps are in memory; a cluster keeps them in Redis
 //! (`cluster::recent::RedisRecent`), so a report made on any node finds
 //! the chat.
@@ -16,8 +18,9 @@ use tokio::time::Instant;
 
 use crate::store::Evidence;
 
-/// How long a chat stays reportable after its last activity.
-pub const RECENT_TTL: Duration = Duration::from_secs(3600);
+/// How long a chat stays reportable after its last activity (while its
+/// reporter stays online).
+pub const RECENT_TTL: Duration = Duration::from_secs(15 * 60);
 /// Partners remembered per user.
 pub const PARTNERS_KEPT: usize = 3;
 /// Text messages kept per chat.
@@ -44,13 +47,17 @@ pub trait RecentChats: Send + Sync + 'static {
     async fn partners(&self, user: &str) -> Result<Vec<Partner>, RecentError>;
     /// The chat's last text messages, oldest first.
     async fn evidence(&self, room: &str) -> Result<Vec<Evidence>, RecentError>;
+    /// The user went offline: they can no longer report, so their partners
+    /// go (and the messages of chats nobody can report any more).
+    async fn forget(&self, user: &str) -> Result<(), RecentError>;
 }
 
-/// Keeps the newest `keep` items, newest at the front.
-pub fn remember<T: PartialEq>(list: &mut VecDeque<T>, item: T, keep: usize) {
+/// Keeps the newest `keep` items, newest at the front; returns those
+/// pushed out.
+pub fn remember<T: PartialEq>(list: &mut VecDeque<T>, item: T, keep: usize) -> Vec<T> {
     list.retain(|x| *x != item);
     list.push_front(item);
-    list.truncate(keep);
+    list.split_off(keep.min(list.len())).into()
 }
 
 struct Aging<V> {
@@ -99,6 +106,10 @@ impl<V: Default> Aging<V> {
     fn len(&self) -> usize {
         self.map.len()
     }
+
+    fn remove(&mut self, key: &str) -> Option<V> {
+        self.map.remove(key).map(|(v, _)| v)
+    }
 }
 
 /// Partners by user, evidence by chat.
@@ -130,16 +141,31 @@ impl MemoryRecent {
 
     fn started_at(&self, a: &str, b: &str, room: &str, now: Instant) {
         let mut g = self.lock();
+        let mut dropped = Vec::new();
         for (me, other) in [(a, b), (b, a)] {
             let list = g.0.touch(me, now);
-            remember(
+            for p in remember(
                 list,
                 Partner {
                     user: other.into(),
                     room: room.into(),
                 },
                 PARTNERS_KEPT,
-            );
+            ) {
+                dropped.push(p);
+            }
+        }
+        for p in dropped {
+            drop_unreferenced(&mut g, &p, now);
+        }
+    }
+
+    fn forget_now(&self, user: &str, now: Instant) {
+        let mut g = self.lock();
+        if let Some(list) = g.0.remove(user) {
+            for p in list {
+                drop_unreferenced(&mut g, &p, now);
+            }
         }
     }
 
@@ -153,8 +179,25 @@ impl MemoryRecent {
     }
 }
 
+/// Drops a chat's messages once its other member (`p.user`) no longer
+/// remembers it either.
+fn drop_unreferenced(g: &mut Maps, p: &Partner, now: Instant) {
+    let still = g
+        .0
+        .get(&p.user, now)
+        .is_some_and(|l| l.iter().any(|q| q.room == p.room));
+    if !still {
+        g.1.remove(&p.room);
+    }
+}
+
 #[async_trait]
 impl RecentChats for MemoryRecent {
+    async fn forget(&self, user: &str) -> Result<(), RecentError> {
+        self.forget_now(user, Instant::now());
+        Ok(())
+    }
+
     async fn chat_started(&self, a: &str, b: &str, room: &str) -> Result<(), RecentError> {
         self.started_at(a, b, room, Instant::now());
         Ok(())
@@ -198,7 +241,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_last_three_partners_and_twenty_messages_expire_after_an_hour() {
+    async fn the_last_three_partners_and_twenty_messages_expire() {
         let r = MemoryRecent::default();
         for (i, p) in ["b", "c", "d", "e"].iter().enumerate() {
             r.chat_started("a", p, &format!("r{i}")).await.unwrap();
@@ -227,6 +270,31 @@ mod tests {
         tokio::time::advance(RECENT_TTL).await;
         assert!(r.partners("a").await.unwrap().is_empty());
         assert!(r.evidence("r3").await.unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn going_offline_forgets_partners_and_unreportable_chats() {
+        let r = MemoryRecent::default();
+        r.chat_started("a", "b", "r1").await.unwrap();
+        r.note("r1", said(1)).await.unwrap();
+        r.forget("a").await.unwrap();
+        assert!(r.partners("a").await.unwrap().is_empty());
+        assert_eq!(r.evidence("r1").await.unwrap().len(), 1, "b may still report");
+        r.forget("b").await.unwrap();
+        assert!(r.evidence("r1").await.unwrap().is_empty());
+        assert_eq!(r.sizes(), (0, 0));
+        // A chat pushed out of both members' last three goes too.
+        r.chat_started("x", "y", "old").await.unwrap();
+        r.note("old", said(2)).await.unwrap();
+        for i in 0..3 {
+            r.chat_started("x", &format!("p{i}"), &format!("n{i}"))
+                .await
+                .unwrap();
+            r.chat_started("y", &format!("q{i}"), &format!("m{i}"))
+                .await
+                .unwrap();
+        }
+        assert!(r.evidence("old").await.unwrap().is_empty());
     }
 
     #[tokio::test(start_paused = true)]
