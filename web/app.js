@@ -28,7 +28,11 @@ async function api(method, path, body) {
   if (res.status === 401 && json.error?.code === 'token_expired' && state.refreshToken && path !== '/api/auth/refresh') {
     if (await refresh()) return api(method, path, body);
   }
-  if (!res.ok) throw new Error(json.message || `HTTP ${res.status}`);
+  if (!res.ok) {
+    const err = new Error(json.message || `HTTP ${res.status}`);
+    if (json.error?.code === 'banned') err.until = json.until;
+    throw err;
+  }
   return json.data;
 }
 
@@ -64,8 +68,23 @@ function addMessage(text, cls = '') {
   return li;
 }
 
+/** Shows the ban and keeps the app from trying again until it ends. */
+function showBanned(until, reason) {
+  const when = until ? new Date(until).toLocaleString() : 'further notice';
+  $('banned').textContent = `You are banned until ${when}${reason ? ` (${reason})` : ''}.`;
+  $('banned').hidden = false;
+  status('You are banned.');
+  for (const id of ['start-btn', 'skip-btn', 'stop-btn']) $(id).disabled = true;
+}
+
+/** The partner a report or block is about: the current one, or the last. */
+function partnerId() {
+  return state.room?.matchedUser.id ?? state.lastPartner?.id;
+}
+
 function setInChat(inChat) {
   for (const id of ['chat-input', 'send-btn', 'file-input', 'voice-btn', 'clear-btn', 'skip-btn']) $(id).disabled = !inChat;
+  for (const id of ['report-btn', 'block-btn', 'report-reason']) $(id).disabled = !partnerId();
   $('stop-btn').disabled = !inChat && !state.queued;
   $('start-btn').disabled = inChat || state.queued;
   $('call-btn').disabled = !(inChat && state.room?.role === 'caller' && !state.pc);
@@ -258,6 +277,7 @@ function onMatched(m) {
 
 function leftChat(text) {
   hangup(false);
+  if (state.room) state.lastPartner = state.room.matchedUser;
   state.room = null;
   addMessage(text, 'system');
   status('Press Start to meet someone new.');
@@ -283,9 +303,12 @@ function connectSocket() {
   socket.on('connect', () => { $('conn').textContent = 'online'; $('conn').classList.add('on'); });
   socket.on('disconnect', () => { $('conn').textContent = 'offline'; $('conn').classList.remove('on'); });
   socket.on('connect_error', async (err) => {
-    if (err.message === 'unauthorized' && (await refresh())) socket.connect();
+    if (err.message === 'banned') showBanned(null, null);
+    else if (err.message === 'unauthorized' && (await refresh())) socket.connect();
     else status('Your session has ended; reload to sign in again.');
   });
+  socket.on('moderation:banned', ({ until, reason }) => { state.banned = true; hangup(false); state.room = null; showBanned(until, reason); });
+  socket.on('moderation:warning', ({ reason }) => addMessage(`A moderator warned you (${reason}). Please follow the rules.`, 'system'));
   socket.on('user:matched', onMatched);
   socket.on('partner:left', ({ reason }) => leftChat(reason === 'skipped' ? 'Your partner skipped.' : reason === 'disconnected' ? 'Your partner lost the connection.' : 'Your partner left.'));
   socket.on('partner:reconnecting', () => addMessage('Your partner is reconnecting…', 'system'));
@@ -323,6 +346,7 @@ function wire() {
       saveSession(await api('POST', '/api/auth/guest', username ? { username } : {}));
       enterApp();
     } catch (err) {
+      if (err.until) showBanned(err.until, null);
       $('signin-error').textContent = err.message;
     }
   };
@@ -387,6 +411,24 @@ function wire() {
       $('voice-btn').textContent = 'Stop and send';
     } catch (e) {
       addMessage(`Microphone unavailable: ${e.message}`, 'system');
+    }
+  };
+  $('report-btn').onclick = async () => {
+    const userId = partnerId();
+    if (!userId) return;
+    const res = await state.socket.request('user:report', { userId, reason: $('report-reason').value });
+    addMessage(res.success ? 'Thank you: the report was sent to the moderators.' : `Report not sent: ${res.error.message}`, 'system');
+  };
+  $('block-btn').onclick = async () => {
+    const userId = partnerId();
+    if (!userId) return;
+    const res = await state.socket.request('user:block', { userId });
+    if (res.success) {
+      state.lastPartner = null;
+      addMessage('Blocked: you will not be matched with them again.', 'system');
+      if (!state.room) setInChat(false);
+    } else {
+      addMessage(`Not blocked: ${res.error.message}`, 'system');
     }
   };
   $('clear-btn').onclick = async () => {
