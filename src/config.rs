@@ -251,6 +251,11 @@ pub struct Config {
     #[arg(long, env = "SPAM_LINKS_PER_MINUTE", default_value_t = 5)]
     pub spam_links_per_minute: usize,
 
+    /// Matches an account (and a device, from the handshake's
+    /// `auth.deviceId`) may ask for per 24 hours; 0: no limit.
+    #[arg(long, env = "DAILY_MATCH_LIMIT", default_value_t = 0)]
+    pub daily_match_limit: u32,
+
     /// Key of the moderator API (`X-Admin-Key`); unset, `/admin/*` is 404.
     #[arg(long, env = "ADMIN_KEY")]
     pub admin_key: Option<String>,

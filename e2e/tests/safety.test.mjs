@@ -256,6 +256,33 @@ test('filters mask or refuse, spam is refused, profane usernames are not allowed
   }
 });
 
+test('DAILY_MATCH_LIMIT counts per account and per device; past it daily_limit with resetAt', async () => {
+  const d = await startServer({ TRUST_PROXY: 'true', DAILY_MATCH_LIMIT: '2' });
+  try {
+    const y = await guestFrom(d.url);
+    y.socket = (await connectFrom(d.url, y, { auth: { token: y.data.token, deviceId: 'shared-device' } })).socket;
+    for (let i = 0; i < 2; i += 1) {
+      assert.equal((await request(y.socket, 'user:match', { mode: 'text' })).data.status, 'waiting');
+      assert.equal((await request(y.socket, 'user:cancel')).success, true);
+    }
+    const over = await request(y.socket, 'user:match', { mode: 'text' });
+    assert.equal(over.error.code, 'daily_limit');
+    const resetIn = Date.parse(over.error.resetAt) - Date.now();
+    assert.ok(resetIn > 23 * 3600e3 && resetIn <= 24 * 3600e3, over.error.resetAt);
+    // Another account on the same device shares the device's budget.
+    const z = await guestFrom(d.url);
+    z.socket = (await connectFrom(d.url, z, { auth: { token: z.data.token, deviceId: 'shared-device' } })).socket;
+    assert.equal((await request(z.socket, 'user:match', { mode: 'text' })).error.code, 'daily_limit');
+    // Elsewhere, nothing changes.
+    const w = await guestFrom(d.url);
+    w.socket = (await connectFrom(d.url, w)).socket;
+    assert.equal((await request(w.socket, 'user:match', { mode: 'text' })).data.status, 'waiting');
+    for (const u of [y, z, w]) u.socket.close();
+  } finally {
+    await d.stop();
+  }
+});
+
 const skip = process.env.TANDEM_SKIP_CLUSTER ? 'TANDEM_SKIP_CLUSTER set' : false;
 
 test('cluster: reported on node A, banned through node B while connected to A; lifted on B, back on A', { skip }, async () => {

@@ -268,8 +268,41 @@ async fn user_match<A: Adapter>(
             "end or skip the current chat first",
         ));
     }
+    daily_budget(&s, &state, &user).await?;
     s.extensions.insert(prefs.clone());
     enqueue(&io, &state, &user, prefs).await
+}
+
+/// `DAILY_MATCH_LIMIT`: each `user:match` or `user:skip` counts against the
+/// account's and the device's budget for 24 hours (counted where the HTTP
+/// limits are, so a cluster shares one budget); past it, `daily_limit`
+/// with `resetAt`.
+async fn daily_budget<A: Adapter>(
+    s: &SocketRef<A>,
+    state: &AppState,
+    user: &SessionUser,
+) -> Result<(), EventError> {
+    let limit = state.config.daily_match_limit;
+    if limit == 0 {
+        return Ok(());
+    }
+    const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+    let mut keys = vec![format!("daily-match:user:{}", user.id)];
+    if let Some(d) = s.extensions.get::<super::DeviceId>() {
+        keys.push(format!("daily-match:device:{}", d.0));
+    }
+    for key in keys {
+        let d = state.limiter.hit(&key, limit, DAY).await;
+        if !d.allowed {
+            let reset = chrono::Duration::from_std(d.reset_in).unwrap_or_default();
+            return Err(EventError {
+                code: "daily_limit",
+                message: format!("at most {limit} matches a day"),
+                reset_at: Some(Utc::now() + reset),
+            });
+        }
+    }
+    Ok(())
 }
 
 async fn user_cancel(state: AppState, user: Arc<SessionUser>) -> EventResult {
@@ -301,6 +334,8 @@ async fn user_skip<A: Adapter>(
     };
     match room_of(&state, &user.id).await? {
         Some(room) => {
+            // Past the daily limit the skip is refused whole: the chat stays.
+            daily_budget(&s, &state, &user).await?;
             end_chat(&io, &state, &room.id, &user.id, "skipped").await?;
         }
         None if state
@@ -308,7 +343,10 @@ async fn user_skip<A: Adapter>(
             .matcher
             .is_queued(&user.id)
             .await
-            .map_err(unavailable)? => {}
+            .map_err(unavailable)? =>
+        {
+            daily_budget(&s, &state, &user).await?;
+        }
         None => return Err(not_in_chat()),
     }
     enqueue(&io, &state, &user, prefs).await

@@ -138,6 +138,10 @@ impl std::fmt::Display for Unauthorized {
     }
 }
 
+/// The device id the client gave at the handshake (`auth.deviceId`).
+#[derive(Debug, Clone)]
+pub struct DeviceId(pub String);
+
 /// Why a handshake was refused: `connect_error` "unauthorized", or
 /// "banned" when a ban covers the account, the device (`auth.deviceId`) or
 /// the address.
@@ -220,6 +224,9 @@ async fn authenticate<A: Adapter>(
         }
         Ok(None) => {}
         Err(e) => tracing::debug!(error = %e, "ban check skipped: store unavailable"),
+    }
+    if let Some(d) = device {
+        s.extensions.insert(DeviceId(d));
     }
     // Behind an Arc: every event reads it, and the extension map hands out clones.
     s.extensions.insert(Arc::new(SessionUser {
@@ -390,11 +397,13 @@ impl<A: Adapter> FromMessageParts<A> for Reply<A> {
     }
 }
 
-/// A failed client event: a stable code and a message.
+/// A failed client event: a stable code and a message (and, for a limit,
+/// when it resets).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventError {
     pub code: &'static str,
     pub message: String,
+    pub reset_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl EventError {
@@ -402,6 +411,7 @@ impl EventError {
         EventError {
             code,
             message: message.into(),
+            reset_at: None,
         }
     }
 }
@@ -410,9 +420,12 @@ impl<A: Adapter> Reply<A> {
     pub fn send(self, result: Result<Value, EventError>) {
         // Typed envelopes: serialized straight away, no JSON map built per ack.
         #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
         struct Failure<'a> {
             code: &'a str,
             message: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            reset_at: Option<chrono::DateTime<chrono::Utc>>,
         }
         #[derive(serde::Serialize)]
         struct Ack<'a> {
@@ -436,6 +449,7 @@ impl<A: Adapter> Reply<A> {
                 let error = Failure {
                     code: e.code,
                     message: &e.message,
+                    reset_at: e.reset_at,
                 };
                 if self.wants_ack {
                     let _ = self.ack.send(&Ack {

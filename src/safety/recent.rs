@@ -182,10 +182,9 @@ impl MemoryRecent {
 /// Drops a chat's messages once its other member (`p.user`) no longer
 /// remembers it either.
 fn drop_unreferenced(g: &mut Maps, p: &Partner, now: Instant) {
-    let still = g
-        .0
-        .get(&p.user, now)
-        .is_some_and(|l| l.iter().any(|q| q.room == p.room));
+    let still =
+        g.0.get(&p.user, now)
+            .is_some_and(|l| l.iter().any(|q| q.room == p.room));
     if !still {
         g.1.remove(&p.room);
     }
@@ -279,7 +278,11 @@ mod tests {
         r.note("r1", said(1)).await.unwrap();
         r.forget("a").await.unwrap();
         assert!(r.partners("a").await.unwrap().is_empty());
-        assert_eq!(r.evidence("r1").await.unwrap().len(), 1, "b may still report");
+        assert_eq!(
+            r.evidence("r1").await.unwrap().len(),
+            1,
+            "b may still report"
+        );
         r.forget("b").await.unwrap();
         assert!(r.evidence("r1").await.unwrap().is_empty());
         assert_eq!(r.sizes(), (0, 0));

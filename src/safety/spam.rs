@@ -69,7 +69,13 @@ impl SpamGuard {
 
     /// Ok if `text` (with `links` links in it) may go; Err if it is spam.
     /// A refused message is not remembered.
-    pub fn check(&mut self, user: &str, text: &str, links: usize, now: Instant) -> Result<(), Spam> {
+    pub fn check(
+        &mut self,
+        user: &str,
+        text: &str,
+        links: usize,
+        now: Instant,
+    ) -> Result<(), Spam> {
         let swept = *self.swept.get_or_insert(now);
         if self.users.len() >= self.sweep_at || now.duration_since(swept) >= WINDOW {
             self.users
