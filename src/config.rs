@@ -5,7 +5,7 @@ use std::{fmt, net::IpAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use clap::{CommandFactory, Parser};
 
-use crate::safety::filter::FilterMode;
+use crate::safety::{RestrictedMatching, filter::FilterMode};
 
 /// Tandem: accounts, presence, random matching, chat and WebRTC signaling
 /// for browser stranger-chat apps.
@@ -255,6 +255,12 @@ pub struct Config {
     /// `auth.deviceId`) may ask for per 24 hours; 0: no limit.
     #[arg(long, env = "DAILY_MATCH_LIMIT", default_value_t = 0)]
     pub daily_match_limit: u32,
+
+    /// Restricted users (reputation below 30, or more than 3 open reports)
+    /// are matched only with each other (`restricted`) or not at all
+    /// (`none`).
+    #[arg(long, env = "RESTRICTED_MATCHING", value_enum, default_value_t = RestrictedMatching::Restricted)]
+    pub restricted_matching: RestrictedMatching,
 
     /// Key of the moderator API (`X-Admin-Key`); unset, `/admin/*` is 404.
     #[arg(long, env = "ADMIN_KEY")]

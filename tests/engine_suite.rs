@@ -140,6 +140,7 @@ fn ticket(id: &str, mode: Mode, interests: &[&str], avoid: &[&str]) -> Ticket {
         language: None,
         mode: Some(mode),
         avoid: avoid.iter().map(|s| s.to_string()).collect::<HashSet<_>>(),
+        standing: Default::default(),
     }
 }
 

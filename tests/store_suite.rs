@@ -194,6 +194,7 @@ async fn behaviour(store: Arc<dyn UserStore>) {
 
     bans_and_audit(store.as_ref()).await;
     reports(store.as_ref()).await;
+    standing(store.as_ref()).await;
     guest_expiry(store.as_ref()).await;
 }
 
@@ -289,6 +290,25 @@ async fn reports(store: &dyn UserStore) {
             .iter()
             .all(|r| r.id != old.id)
     );
+}
+
+/// An account's standing is kept, replaced, and goes with the account.
+async fn standing(store: &dyn UserStore) {
+    use tandem::store::Standing;
+    let u = store.create_user(new_user("Standing", None)).await.unwrap();
+    assert_eq!(store.standing_of(&u.id).await.unwrap(), None);
+    let at = Utc::now();
+    for score in [85, 80] {
+        store
+            .put_standing(&u.id, Standing { score, at })
+            .await
+            .unwrap();
+    }
+    let got = store.standing_of(&u.id).await.unwrap().unwrap();
+    assert_eq!(got.score, 80);
+    assert!((got.at - at).num_milliseconds().abs() <= 1);
+    store.delete_users(vec![u.id.clone()]).await.unwrap();
+    assert_eq!(store.standing_of(&u.id).await.unwrap(), None);
 }
 
 /// Ban records replace each other by subject and survive their end (the

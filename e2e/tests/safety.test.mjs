@@ -283,6 +283,40 @@ test('DAILY_MATCH_LIMIT counts per account and per device; past it daily_limit w
   }
 });
 
+test('reputation: reports and quick skips cost points; restricted users are not matched with RESTRICTED_MATCHING=none', async () => {
+  const r = await startServer({ TRUST_PROXY: 'true', REPORT_THRESHOLD: '0', RESTRICTED_MATCHING: 'none', MATCH_FALLBACK: '200ms' });
+  try {
+    const standing = async (u) => (await api(r.url, 'GET', '/api/users/me/standing', { token: u.data.token })).body.data;
+    const t = await guestFrom(r.url);
+    t.socket = (await connectFrom(r.url, t)).socket;
+    assert.deepEqual(await standing(t), { score: 100, restricted: false, bannedUntil: null, openReports: 0 });
+    for (let i = 0; i < 4; i += 1) {
+      const u = await guestFrom(r.url);
+      u.socket = (await connectFrom(r.url, u)).socket;
+      assert.equal((await request(t.socket, 'user:match', { mode: 'text' })).data.status, 'waiting');
+      assert.equal((await request(u.socket, 'user:match', { mode: 'text' })).data.status, 'matched');
+      assert.equal((await request(u.socket, 'user:report', { userId: t.data.user.id, reason: 'other' })).success, true);
+      if (i === 0) {
+        // The reporter skips within 10 s of being matched: 3 points of theirs.
+        assert.equal((await request(u.socket, 'user:skip', { mode: 'text' })).success, true);
+        assert.equal((await standing(u)).score, 97);
+        assert.equal((await request(u.socket, 'user:cancel')).success, true);
+      } else {
+        assert.equal((await request(u.socket, 'user:end')).success, true);
+      }
+      u.socket.close();
+    }
+    const s = await standing(t);
+    assert.deepEqual(s, { score: 40, restricted: true, bannedUntil: null, openReports: 4 });
+    const m = await request(t.socket, 'user:match', { mode: 'text' });
+    assert.equal(m.error.code, 'restricted');
+    assert.equal((await api(r.url, 'GET', '/api/users/me/standing')).status, 401);
+    t.socket.close();
+  } finally {
+    await r.stop();
+  }
+});
+
 const skip = process.env.TANDEM_SKIP_CLUSTER ? 'TANDEM_SKIP_CLUSTER set' : false;
 
 test('cluster: reported on node A, banned through node B while connected to A; lifted on B, back on A', { skip }, async () => {

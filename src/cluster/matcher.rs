@@ -73,6 +73,14 @@ struct Wire {
     language: Option<String>,
     mode: Option<Mode>,
     avoid: Vec<String>,
+    #[serde(default = "full_score")]
+    score: u8,
+    #[serde(default)]
+    restricted: bool,
+}
+
+fn full_score() -> u8 {
+    100
 }
 
 impl From<&Ticket> for Wire {
@@ -86,6 +94,8 @@ impl From<&Ticket> for Wire {
             language: t.language.clone(),
             mode: t.mode,
             avoid,
+            score: t.standing.score,
+            restricted: t.standing.restricted,
         }
     }
 }
@@ -99,6 +109,10 @@ impl From<Wire> for Ticket {
             language: w.language,
             mode: w.mode,
             avoid: w.avoid.into_iter().collect(),
+            standing: crate::matching::TicketStanding {
+                score: w.score,
+                restricted: w.restricted,
+            },
         }
     }
 }
@@ -579,6 +593,8 @@ mod tests {
             language: None,
             mode: Some(mode),
             avoid: vec![],
+            score: 100,
+            restricted: false,
         }
     }
 

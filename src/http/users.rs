@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/users/device", post(device))
         .route("/api/users/stats", get(stats))
         .route("/api/users/blocks", get(blocks))
+        .route("/api/users/me/standing", get(standing))
 }
 
 /// The public JSON of an account; `email` only on the caller's own.
@@ -40,6 +41,19 @@ pub fn user_json(u: &User, own: bool, online: bool) -> Value {
         v["email"] = json!(u.email);
     }
     v
+}
+
+/// The caller's own standing: `{score, restricted, bannedUntil,
+/// openReports}` (never shown to anyone else).
+async fn standing(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+) -> Result<Json<Value>, AppError> {
+    let s = state
+        .safety
+        .standing(state.accounts.store.as_ref(), &me.sub)
+        .await?;
+    Ok(ok("Your standing", json!(s)))
 }
 
 /// Most blocks listed (the newest are not distinguished: a block has no

@@ -9,7 +9,7 @@ use tokio::{sync::Notify, time::Instant};
 
 pub mod queue;
 
-pub use queue::{Joined, MatchQueue, Mode, Pairing, Ticket};
+pub use queue::{Joined, MatchQueue, Mode, Pairing, Ticket, TicketStanding};
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("matching unavailable: {0}")]
@@ -148,6 +148,7 @@ mod tests {
             language: None,
             mode: Some(mode),
             avoid: Default::default(),
+            standing: Default::default(),
         }
     }
 

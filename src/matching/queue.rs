@@ -8,7 +8,10 @@
 //! - while both have waited less than the fallback, a pair must agree on
 //!   mode and language (when both give one) and share an interest (when both
 //!   give some); the best-scoring such candidate wins, oldest first on ties;
-//! - once an entry has waited `fallback`, it takes anyone compatible.
+//! - once an entry has waited `fallback`, it takes anyone compatible;
+//! - restricted users (safety: a low reputation or many open reports) are
+//!   paired only with each other, even after the fallback;
+//! - among equally good candidates, the one of the closest standing wins.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -36,6 +39,26 @@ pub struct Ticket {
     pub mode: Option<Mode>,
     /// Users this one must not meet.
     pub avoid: HashSet<String>,
+    /// Safety's verdict on the user: who they may meet, and how they rank.
+    pub standing: TicketStanding,
+}
+
+/// What matching needs of a user's reputation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TicketStanding {
+    /// 0–100.
+    pub score: u8,
+    /// Restricted users are matched only with each other.
+    pub restricted: bool,
+}
+
+impl Default for TicketStanding {
+    fn default() -> Self {
+        TicketStanding {
+            score: 100,
+            restricted: false,
+        }
+    }
 }
 
 /// Two users the queue paired. The one who waited longer is the caller.
@@ -73,7 +96,15 @@ pub struct MatchQueue {
 }
 
 fn compatible(a: &Ticket, b: &Ticket) -> bool {
-    a.user_id != b.user_id && !a.avoid.contains(&b.user_id) && !b.avoid.contains(&a.user_id)
+    a.user_id != b.user_id
+        && a.standing.restricted == b.standing.restricted
+        && !a.avoid.contains(&b.user_id)
+        && !b.avoid.contains(&a.user_id)
+}
+
+/// How far apart two users' standings are (smaller is better).
+fn distance(a: &Ticket, b: &Ticket) -> u8 {
+    a.standing.score.abs_diff(b.standing.score)
 }
 
 fn common(a: &[String], b: &[String]) -> Vec<String> {
@@ -142,15 +173,20 @@ impl MatchQueue {
     /// Queues `ticket`, or pairs it at once with the best waiting candidate.
     pub fn join(&mut self, ticket: Ticket, now: Instant) -> Joined {
         self.leave(&ticket.user_id);
-        let mut best: Option<(usize, u64)> = None;
+        // (preference score, closeness of standing), then the oldest.
+        let mut best: Option<((usize, u8), u64)> = None;
         let mut fallback: Option<u64> = None;
         for (&seq, w) in self.entries.iter().take(self.scan_limit) {
             if !compatible(&ticket, &w.ticket) {
                 continue;
             }
             match preference_score(&ticket, &w.ticket) {
-                Some(score) if best.is_none_or(|(s, _)| score > s) => best = Some((score, seq)),
-                Some(_) => {}
+                Some(score) => {
+                    let rank = (score, u8::MAX - distance(&ticket, &w.ticket));
+                    if best.is_none_or(|(r, _)| rank > r) {
+                        best = Some((rank, seq));
+                    }
+                }
                 None if w.relaxed && fallback.is_none() => fallback = Some(seq),
                 None => {}
             }
@@ -279,6 +315,63 @@ mod tests {
             language: None,
             mode: None,
             avoid: HashSet::new(),
+            standing: Default::default(),
+        }
+    }
+
+    fn standing(id: &str, score: u8, restricted: bool) -> Ticket {
+        Ticket {
+            standing: TicketStanding { score, restricted },
+            ..t(id)
+        }
+    }
+
+    #[test]
+    fn restricted_users_meet_only_each_other_even_after_the_fallback() {
+        let fb = Duration::from_secs(5);
+        let mut q = MatchQueue::new(fb);
+        let now = Instant::now();
+        assert_eq!(q.join(standing("bad", 10, true), now), Joined::Waiting);
+        assert_eq!(q.join(t("good"), now), Joined::Waiting);
+        assert!(q.poll(now + fb * 2).is_empty(), "never across");
+        match q.join(standing("worse", 5, true), now + fb * 2) {
+            Joined::Matched(p) => assert_eq!(p.caller.user_id, "bad"),
+            Joined::Waiting => panic!("restricted users meet each other"),
+        }
+    }
+
+    #[test]
+    fn the_closest_standing_wins_among_equals() {
+        let mut q = MatchQueue::new(Duration::from_secs(5));
+        let now = Instant::now();
+        q.join(standing("high", 100, false), now);
+        // mid avoids high, so both wait.
+        let mut mid = standing("mid", 60, false);
+        mid.avoid.insert("high".into());
+        q.join(mid, now);
+        match q.join(standing("new", 55, false), now) {
+            Joined::Matched(p) => assert_eq!(p.caller.user_id, "mid"),
+            Joined::Waiting => panic!("someone was compatible"),
+        }
+        // A shared interest still outranks standing (high, 100, waits on).
+        let mut chess = with_interests("chess", &["chess"]);
+        chess.avoid.insert("high".into());
+        q.join(chess, now);
+        let mut low = Ticket {
+            interests: vec!["chess".into()],
+            ..standing("low", 40, false)
+        };
+        low.avoid.extend(["high".to_string(), "chess".to_string()]);
+        q.join(low, now);
+        match q.join(
+            Ticket {
+                interests: vec!["chess".into()],
+                ..standing("x", 40, false)
+            },
+            now,
+        ) {
+            Joined::Matched(p) => assert_eq!(p.caller.user_id, "low"),
+            Joined::Waiting => panic!("chess players wait"),
         }
     }
 

@@ -235,6 +235,20 @@ async fn enqueue<A: Adapter>(
             .await
             .map_err(unavailable)?,
     );
+    // Reputation: who they may meet, and whom they rank close to.
+    let standing = state
+        .safety
+        .standing(state.accounts.store.as_ref(), &user.id)
+        .await
+        .map_err(unavailable)?;
+    if standing.restricted
+        && state.config.restricted_matching == crate::safety::RestrictedMatching::None
+    {
+        return Err(EventError::new(
+            "restricted",
+            "your account is restricted from matching for now",
+        ));
+    }
     let ticket = Ticket {
         user_id: user.id.clone(),
         username: user.username.clone(),
@@ -242,6 +256,10 @@ async fn enqueue<A: Adapter>(
         language: prefs.language,
         mode: prefs.mode,
         avoid,
+        standing: crate::matching::TicketStanding {
+            score: standing.score.clamp(0, 100) as u8,
+            restricted: standing.restricted,
+        },
     };
     match calls::requeue(io, state, ticket)
         .await
@@ -337,6 +355,17 @@ async fn user_skip<A: Adapter>(
             // Past the daily limit the skip is refused whole: the chat stays.
             daily_budget(&s, &state, &user).await?;
             end_chat(&io, &state, &room.id, &user.id, "skipped").await?;
+            let lasted = (Utc::now() - room.created_at).to_std().unwrap_or_default();
+            if lasted < crate::safety::reputation::QUICK_SKIP {
+                state
+                    .safety
+                    .incident(
+                        state.accounts.store.as_ref(),
+                        &user.id,
+                        crate::safety::reputation::Incident::QuickSkip,
+                    )
+                    .await;
+            }
         }
         None if state
             .call
@@ -544,19 +573,32 @@ async fn chat_message<A: Adapter>(
                     format!("messages are at most {} characters", text::MAX_CHARS),
                 ),
             })?;
-            let content = state
-                .safety
-                .screen_message(&user.id, &content)
-                .map_err(|code| {
-                    EventError::new(
+            let content = state.safety.screen_message(&user.id, &content);
+            let content = match content {
+                Ok(c) => c,
+                Err(code) => {
+                    if code == "spam" {
+                        state
+                            .safety
+                            .incident(
+                                state.accounts.store.as_ref(),
+                                &user.id,
+                                crate::safety::reputation::Incident::Spam,
+                            )
+                            .await;
+                    }
+                    return Err(EventError::new(
                         code,
                         match code {
-                            "spam" => "the message looks like spam (repeated, a long run of one character, or too many links)",
+                            "spam" => {
+                                "the message looks like spam (repeated, a long run of one character, or too many links)"
+                            }
                             "pii_blocked" => "messages may not carry emails or phone numbers",
                             _ => "the message contains words that are not allowed",
                         },
-                    )
-                })?;
+                    ));
+                }
+            };
             message.content = Some(content);
         }
         MessageBody::File(file_id) | MessageBody::Voice(file_id) => {

@@ -20,6 +20,7 @@ use crate::{
 
 pub mod filter;
 pub mod recent;
+pub mod reputation;
 pub mod rules;
 pub mod spam;
 
@@ -36,6 +37,26 @@ pub trait Sessions: Send + Sync + 'static {
     async fn kick(&self, user_id: &str);
     /// Sends `moderation:warning {reason}` to the user's sockets.
     async fn warned(&self, user_id: &str, reason: &str);
+}
+
+/// What `GET /api/users/me/standing` shows a user about themselves.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserStanding {
+    pub score: i32,
+    pub restricted: bool,
+    pub banned_until: Option<DateTime<Utc>>,
+    pub open_reports: usize,
+}
+
+/// What happens to restricted users when they ask to be matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum RestrictedMatching {
+    /// Matched only with other restricted users.
+    #[default]
+    Restricted,
+    /// Not matched at all (`user:match` fails with `restricted`).
+    None,
 }
 
 /// Who did a moderation action, for the audit log.
@@ -146,6 +167,52 @@ impl Safety {
         })
     }
 
+    /// Records an incident against the user's reputation; a failure is
+    /// logged (reputation is advisory, never worth failing a request).
+    pub async fn incident(
+        &self,
+        store: &dyn UserStore,
+        user: &str,
+        incident: reputation::Incident,
+    ) {
+        let res = async {
+            let stored = store.standing_of(user).await?;
+            let next = reputation::after(stored.as_ref(), incident, Utc::now());
+            store.put_standing(user, next).await
+        }
+        .await;
+        if let Err(e) = res {
+            tracing::warn!(error = %e, user, ?incident, "reputation not updated");
+        }
+    }
+
+    /// The user's standing now: score, whether restricted, ban, open reports.
+    pub async fn standing(&self, store: &dyn UserStore, user: &str) -> StoreResult<UserStanding> {
+        let now = Utc::now();
+        let score = reputation::current(store.standing_of(user).await?.as_ref(), now);
+        let open_reports = store
+            .reports_about(user, DateTime::<Utc>::UNIX_EPOCH)
+            .await?
+            .iter()
+            .filter(|r| r.status == "open")
+            .count();
+        let ban = self
+            .ban_in_force(
+                store,
+                &Origin {
+                    user: Some(user),
+                    ..Origin::default()
+                },
+            )
+            .await?;
+        Ok(UserStanding {
+            score,
+            restricted: reputation::restricted(score, open_reports),
+            banned_until: ban.map(|b| b.until),
+            open_reports,
+        })
+    }
+
     /// The user went offline: their spam counters go.
     pub fn forget(&self, user: &str) {
         self.spam
@@ -198,13 +265,23 @@ impl Safety {
             resolution: None,
         };
         store.insert_report(report.clone()).await?;
+        self.incident(store, new.target, reputation::Incident::Reported)
+            .await;
         tracing::info!(report = %report.id, target = new.target, reason = new.reason, "report filed");
         let mut in_window: Vec<Report> = about
             .into_iter()
             .filter(|r| r.created_at >= now - window)
             .collect();
         in_window.push(report.clone());
-        if rules::autoban_due(&in_window, self.reports.threshold) {
+        let mut bad = Vec::new();
+        for r in rules::reporters(&in_window) {
+            if self.standing(store, r).await?.restricted {
+                bad.push(r.to_string());
+            }
+        }
+        if rules::autoban_due(&in_window, self.reports.threshold, |r| {
+            bad.iter().any(|b| b == r)
+        }) {
             let origin = Origin {
                 user: Some(new.target),
                 ..Origin::default()

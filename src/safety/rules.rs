@@ -46,16 +46,27 @@ pub fn already_reported(recent_reports: &[Report], reporter: &str) -> bool {
     recent_reports.iter().any(|r| r.reporter == reporter)
 }
 
+/// The distinct reporters among `reports`.
+pub fn reporters(reports: &[Report]) -> Vec<&str> {
+    let mut out: Vec<&str> = reports.iter().map(|r| r.reporter.as_str()).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// Whether reports within the window (about one target) call for a ban:
-/// `threshold` distinct reporters.
-pub fn autoban_due(reports_in_window: &[Report], threshold: u32) -> bool {
-    let mut reporters: Vec<&str> = reports_in_window
-        .iter()
-        .map(|r| r.reporter.as_str())
-        .collect();
-    reporters.sort_unstable();
-    reporters.dedup();
-    threshold > 0 && reporters.len() >= threshold as usize
+/// distinct reporters worth `threshold`, a reporter in bad standing
+/// (`in_bad_standing`) counting as half.
+pub fn autoban_due(
+    reports_in_window: &[Report],
+    threshold: u32,
+    in_bad_standing: impl Fn(&str) -> bool,
+) -> bool {
+    let weight: f64 = reporters(reports_in_window)
+        .into_iter()
+        .map(|r| if in_bad_standing(r) { 0.5 } else { 1.0 })
+        .sum();
+    threshold > 0 && weight >= threshold as f64
 }
 
 /// A ban's subject: the account, a device it registered, or an IP kept
@@ -260,10 +271,18 @@ mod tests {
 
     #[test]
     fn distinct_reporters_reach_the_threshold() {
+        let good = |_: &str| false;
         let rs = [report("a"), report("a"), report("b")];
-        assert!(!autoban_due(&rs, 3), "a twice is one reporter");
-        assert!(autoban_due(&[report("a"), report("b"), report("c")], 3));
-        assert!(!autoban_due(&rs, 0), "0 turns it off");
+        assert!(!autoban_due(&rs, 3, good), "a twice is one reporter");
+        let three = [report("a"), report("b"), report("c")];
+        assert!(autoban_due(&three, 3, good));
+        assert!(!autoban_due(&rs, 0, good), "0 turns it off");
+        assert!(
+            !autoban_due(&three, 3, |r| r == "c"),
+            "a reporter in bad standing counts as half"
+        );
+        let four = [report("a"), report("b"), report("c"), report("d")];
+        assert!(autoban_due(&four, 3, |r| r == "c" || r == "d"));
         assert!(already_reported(&rs, "b") && !already_reported(&rs, "c"));
     }
 

@@ -11,8 +11,8 @@ use redb::{
 };
 
 use super::{
-    AuditEntry, BanRecord, Device, NewUser, RefreshRecord, Report, StoreError, StoreResult, User,
-    UserCounts, UserStore,
+    AuditEntry, BanRecord, Device, NewUser, RefreshRecord, Report, Standing, StoreError,
+    StoreResult, User, UserCounts, UserStore,
 };
 
 /// id → JSON of [`User`].
@@ -36,6 +36,8 @@ const BLOCKS: TableDefinition<&str, ()> = TableDefinition::new("blocks");
 const REFRESH_BY_USER: TableDefinition<&str, ()> = TableDefinition::new("refresh_by_user");
 /// Ban subject → JSON of [`BanRecord`].
 const BANS: TableDefinition<&str, &[u8]> = TableDefinition::new("bans");
+/// User id → JSON of [`Standing`].
+const STANDING: TableDefinition<&str, &[u8]> = TableDefinition::new("standing");
 /// Report id (sortable) → JSON of [`Report`].
 const REPORTS: TableDefinition<&str, &[u8]> = TableDefinition::new("reports");
 /// "target \0 report id" of every report.
@@ -273,6 +275,10 @@ fn delete_user(tx: &WriteTransaction, id: &str) -> StoreResult<bool> {
     }
     remove_prefixed(tx, DEVICES, &prefix)?;
     remove_prefixed(tx, BLOCKS, &prefix)?;
+    tx.open_table(STANDING)
+        .map_err(other)?
+        .remove(id)
+        .map_err(other)?;
     Ok(true)
 }
 
@@ -310,6 +316,7 @@ fn create_tables(tx: &WriteTransaction) -> Result<(), TableError> {
     tx.open_table(AUDIT)?;
     tx.open_table(REPORTS)?;
     tx.open_table(REPORTS_BY_TARGET)?;
+    tx.open_table(STANDING)?;
     Ok(())
 }
 
@@ -577,6 +584,32 @@ impl UserStore for EmbeddedStore {
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn standing_of(&self, user_id: &str) -> StoreResult<Option<Standing>> {
+        let id = user_id.to_string();
+        self.reading(move |db| {
+            let tx = db.begin_read().map_err(other)?;
+            let t = tx.open_table(STANDING).map_err(other)?;
+            match t.get(id.as_str()).map_err(other)? {
+                Some(v) => Ok(Some(decode(v.value())?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn put_standing(&self, user_id: &str, standing: Standing) -> StoreResult<()> {
+        let id = user_id.to_string();
+        self.writing(move |db| {
+            let tx = db.begin_write().map_err(other)?;
+            tx.open_table(STANDING)
+                .map_err(other)?
+                .insert(id.as_str(), encode(&standing)?.as_slice())
+                .map_err(other)?;
+            tx.commit().map_err(other)
         })
         .await
     }

@@ -107,6 +107,14 @@ pub struct Report {
     pub resolution: Option<String>,
 }
 
+/// An account's reputation as stored: the score right after its last
+/// incident, and when that was (the score recovers from there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Standing {
+    pub score: i32,
+    pub at: DateTime<Utc>,
+}
+
 /// One entry of the moderation audit log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -188,6 +196,10 @@ pub trait UserStore: Send + Sync + 'static {
     async fn put_bans(&self, bans: Vec<BanRecord>) -> StoreResult<()>;
     /// The records of these subjects (in force or not).
     async fn bans_of(&self, subjects: Vec<String>) -> StoreResult<Vec<BanRecord>>;
+
+    /// The account's stored standing; None: never had an incident.
+    async fn standing_of(&self, user_id: &str) -> StoreResult<Option<Standing>>;
+    async fn put_standing(&self, user_id: &str, standing: Standing) -> StoreResult<()>;
 
     async fn insert_report(&self, report: Report) -> StoreResult<()>;
     /// Reports about `target` made at or after `since`, oldest first.

@@ -18,7 +18,7 @@ use mongodb::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AuditEntry, BanRecord, Device, Evidence, NewUser, RefreshRecord, Report, StoreError,
+    AuditEntry, BanRecord, Device, Evidence, NewUser, RefreshRecord, Report, Standing, StoreError,
     StoreResult, User, UserCounts, UserStore,
 };
 
@@ -28,6 +28,7 @@ pub struct MongoStore {
     bans: Collection<BanDoc>,
     audit: Collection<AuditDoc>,
     reports: Collection<ReportDoc>,
+    standing: Collection<StandingDoc>,
     users: Collection<UserDoc>,
     refresh: Collection<RefreshDoc>,
     devices: Collection<DeviceDoc>,
@@ -105,6 +106,15 @@ impl BanDoc {
             created_at: from_bson(self.created_at),
         }
     }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StandingDoc {
+    #[serde(rename = "_id")]
+    user_id: String,
+    score: i32,
+    at: bson::DateTime,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -300,6 +310,7 @@ impl MongoStore {
             bans: db.collection("bans"),
             audit: db.collection("audit"),
             reports: db.collection("reports"),
+            standing: db.collection("standing"),
             db,
             indexes_ready: AtomicBool::new(false),
         };
@@ -596,6 +607,32 @@ impl UserStore for MongoStore {
         Ok(out)
     }
 
+    async fn standing_of(&self, user_id: &str) -> StoreResult<Option<Standing>> {
+        let found = self
+            .standing
+            .find_one(doc! { "_id": user_id })
+            .await
+            .map_err(classify)?;
+        Ok(found.map(|d| Standing {
+            score: d.score,
+            at: from_bson(d.at),
+        }))
+    }
+
+    async fn put_standing(&self, user_id: &str, standing: Standing) -> StoreResult<()> {
+        let doc = StandingDoc {
+            user_id: user_id.to_string(),
+            score: standing.score,
+            at: to_bson(standing.at),
+        };
+        self.standing
+            .replace_one(doc! { "_id": user_id }, doc)
+            .upsert(true)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
     async fn insert_report(&self, report: Report) -> StoreResult<()> {
         self.reports
             .insert_one(ReportDoc::from_report(report))
@@ -784,6 +821,10 @@ impl UserStore for MongoStore {
             .map_err(classify)?;
         self.blocks
             .delete_many(doc! { "userId": { "$in": &ids } })
+            .await
+            .map_err(classify)?;
+        self.standing
+            .delete_many(doc! { "_id": { "$in": &ids } })
             .await
             .map_err(classify)?;
         let res = self
