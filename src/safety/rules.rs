@@ -147,6 +147,10 @@ pub fn ban_records(
     count: u32,
     now: DateTime<Utc>,
 ) -> Vec<BanRecord> {
+    // Milliseconds, as every store keeps times: the `until` a client is
+    // told is the one it will read back.
+    use chrono::SubsecRound;
+    let now = now.trunc_subsecs(3);
     let until = now + chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX);
     let record = |subject: String, covers: Vec<String>| BanRecord {
         subject,
