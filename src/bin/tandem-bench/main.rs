@@ -435,7 +435,7 @@ async fn relay_phase(
                 if now < measure_from || now > end {
                     continue;
                 }
-                if let Some(sent) = data["content"].as_str().and_then(|s| s.parse::<u64>().ok()) {
+                if let Some(sent) = data["content"].as_str().and_then(decode_stamp) {
                     let at = start + Duration::from_nanos(sent);
                     lat.push(now.saturating_duration_since(at).as_micros() as u64);
                     delivered.fetch_add(1, Ordering::Relaxed);
@@ -462,7 +462,7 @@ async fn relay_phase(
                     next += g;
                     tokio::time::sleep_until(next.into()).await;
                 }
-                let content = start.elapsed().as_nanos().to_string();
+                let content = encode_stamp(start.elapsed().as_nanos() as u64);
                 inflight.push_back(c.request(
                     "chat:message",
                     &json!({ "type": "text", "content": content }),
@@ -755,4 +755,42 @@ async fn main() {
         }
     };
     println!("RESULT {result}");
+}
+
+/// A relay message: ordinary words carrying the send time (ns since the
+/// run's start) in letters, so content filters see text and never a
+/// number (a run of digits would look like a phone number to FILTER_PII).
+fn encode_stamp(mut nanos: u64) -> String {
+    let mut letters = Vec::new();
+    loop {
+        letters.push(b'a' + (nanos % 26) as u8);
+        nanos /= 26;
+        if nanos == 0 {
+            break;
+        }
+    }
+    letters.reverse();
+    format!(
+        "hello there, this is message {} from the relay benchmark",
+        String::from_utf8(letters).unwrap_or_default()
+    )
+}
+
+fn decode_stamp(content: &str) -> Option<u64> {
+    let word = content.split_whitespace().nth(5)?;
+    word.bytes().try_fold(0u64, |n, b| {
+        b.is_ascii_lowercase()
+            .then(|| n.checked_mul(26)?.checked_add((b - b'a') as u64))
+            .flatten()
+    })
+}
+
+#[cfg(test)]
+mod stamp_tests {
+    #[test]
+    fn stamps_round_trip() {
+        for n in [0, 1, 25, 26, 1_234_567_890_123, u64::MAX / 2] {
+            assert_eq!(super::decode_stamp(&super::encode_stamp(n)), Some(n));
+        }
+    }
 }
