@@ -273,6 +273,22 @@ function suite(name, T, options = {}) {
       }
     });
 
+    test('FILTER_PII=block refuses a message carrying an address or a number; FILTER_PII_LINKS adds links and handles', async () => {
+      const f = await T.start({ TRUST_PROXY: 'true', FILTER_PII: 'block', FILTER_PII_LINKS: 'true' });
+      try {
+        const { a, b } = await pairFrom(f.url);
+        for (const text of ['jo at gmail dot com', 'ring +44 20 7946 0958', 'see https://example.com/x', 'insta: jo.doe']) {
+          assert.equal((await request(a.socket, 'chat:message', { content: text })).error.code, 'pii_blocked', text);
+        }
+        assert.equal((await request(a.socket, 'chat:message', { content: 'see you at 10:30' })).success, true);
+        const rep = await request(b.socket, 'user:report', { userId: a.data.user.id, reason: 'other', details: 'mail me at x@y.com' });
+        assert.equal(rep.error.code, 'pii_blocked');
+        a.socket.close(); b.socket.close();
+      } finally {
+        await f.stop();
+      }
+    });
+
     test('DAILY_MATCH_LIMIT counts per account and per device; past it daily_limit with resetAt', async () => {
       const d = await T.start({ TRUST_PROXY: 'true', DAILY_MATCH_LIMIT: '2' });
       try {
