@@ -14,3 +14,15 @@ pub const BLOCKING_THREADS: usize = 8;
 /// jemalloc's options, NUL-terminated (`_rjem_malloc_conf`).
 pub const JEMALLOC_CONF: &[u8] =
     b"background_thread:true,narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
+/// jemalloc's view of the heap: bytes the program has allocated, and bytes
+/// of physical memory jemalloc holds for them (its metadata and pages not
+/// yet returned included). None when another allocator serves the process
+/// (the test binaries).
+pub fn heap() -> Option<(usize, usize)> {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    epoch::advance().ok()?;
+    let allocated = stats::allocated::read().ok()?;
+    let resident = stats::resident::read().ok()?;
+    (resident > 0).then_some((allocated, resident))
+}

@@ -87,6 +87,9 @@ pub async fn socket_stats(
             "inChatUsers": p.in_chat_users,
             "uptimeSeconds": state.node.started_at.elapsed().as_secs(),
             "rssBytes": rss_bytes(),
+            "heap": crate::memory::heap().map(|(allocated, resident)| {
+                json!({ "allocatedBytes": allocated, "residentBytes": resident })
+            }),
             "turn": state.turn.stats(),
         }),
     ))
