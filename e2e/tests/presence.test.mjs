@@ -79,6 +79,7 @@ test('user and socket stats count accounts and connections', async () => {
   assert.ok(ss.body.data.connectedSockets >= 1);
   assert.ok(ss.body.data.localSockets >= 1);
   assert.ok(ss.body.data.rssBytes > 0);
+  assert.ok(ss.body.data.heap.allocatedBytes > 0 && ss.body.data.heap.residentBytes >= ss.body.data.heap.allocatedBytes);
   assert.equal((await get('/api/users/stats')).status, 401);
   assert.equal((await get('/api/socket/stats')).status, 401);
   socket.close();
