@@ -17,6 +17,7 @@ pub mod chat;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod expiring;
 pub mod files;
 pub mod http;
 pub mod matching;

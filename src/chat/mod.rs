@@ -26,6 +26,8 @@ pub mod typing;
 pub use order::RoomOrder;
 use rules::{Outcome, Write};
 
+use crate::expiring::Expiring;
+
 /// Messages kept for a member who dropped, delivered when they come back.
 pub const RECOVERY_BUFFER: usize = 20;
 
@@ -33,9 +35,6 @@ pub const RECOVERY_BUFFER: usize = 20;
 /// only matters for the next match: it is also forgotten when the user goes
 /// offline, so memory follows the users present, not every user ever seen.
 pub const LAST_PARTNER_TTL: Duration = Duration::from_secs(10 * 60);
-/// Expired last partners are swept when the map reaches this size (then
-/// twice what the sweep left).
-const SWEEP_MIN: usize = 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Member {
@@ -150,52 +149,6 @@ pub trait ChatRooms: Send + Sync + 'static {
     async fn forget_user(&self, user_id: &str) -> RoomsResult<()>;
 }
 
-/// A map whose entries expire `ttl` after they were written; expired ones
-/// are ignored at once and swept as the map grows.
-struct Expiring<V> {
-    map: HashMap<String, (V, Instant)>,
-    ttl: Duration,
-    sweep_at: usize,
-}
-
-impl<V> Expiring<V> {
-    fn new(ttl: Duration) -> Self {
-        Expiring {
-            map: HashMap::new(),
-            ttl,
-            sweep_at: SWEEP_MIN,
-        }
-    }
-
-    fn get(&self, key: &str, now: Instant) -> Option<&V> {
-        self.map
-            .get(key)
-            .filter(|(_, at)| now.duration_since(*at) < self.ttl)
-            .map(|(v, _)| v)
-    }
-
-    fn insert(&mut self, key: &str, value: V, now: Instant) {
-        if self.map.len() >= self.sweep_at && !self.map.contains_key(key) {
-            let ttl = self.ttl;
-            self.map.retain(|_, (_, at)| now.duration_since(*at) < ttl);
-            self.sweep_at = (self.map.len() * 2).max(SWEEP_MIN);
-        }
-        self.map.insert(key.to_string(), (value, now));
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.map.len()
-    }
-}
-
-impl<V> Default for Expiring<V> {
-    fn default() -> Self {
-        Expiring::new(LAST_PARTNER_TTL)
-    }
-}
-
-#[derive(Default)]
 struct Inner {
     rooms: HashMap<String, RoomInfo>,
     user_room: HashMap<String, String>,
@@ -209,6 +162,21 @@ struct Inner {
     graces: BTreeSet<(DateTime<Utc>, String, String)>,
     last_partner: Expiring<String>,
     next_token: u64,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner {
+            rooms: HashMap::new(),
+            user_room: HashMap::new(),
+            away: HashMap::new(),
+            kept: HashMap::new(),
+            files: HashMap::new(),
+            graces: BTreeSet::new(),
+            last_partner: Expiring::new(LAST_PARTNER_TTL),
+            next_token: 0,
+        }
+    }
 }
 
 /// Everything is at hand: the view never misses.
@@ -421,7 +389,7 @@ impl ChatRooms for MemoryRooms {
     }
 
     async fn forget_user(&self, user_id: &str) -> RoomsResult<()> {
-        self.lock().last_partner.map.remove(user_id);
+        self.lock().last_partner.remove(user_id);
         Ok(())
     }
 }
@@ -429,6 +397,7 @@ impl ChatRooms for MemoryRooms {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expiring::SWEEP_MIN;
     use serde_json::json;
 
     /// A room of `a` (caller) and `b` (callee); shared with `rules`' tests.

@@ -7,16 +7,12 @@
 //! (`cluster::recent::RedisRecent`), so a report made on any node finds
 //! the chat.
 
-use std::{
-    collections::{HashMap, VecDeque},
-    sync::Mutex,
-    time::Duration,
-};
+use std::{collections::VecDeque, sync::Mutex, time::Duration};
 
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use crate::store::Evidence;
+use crate::{expiring::Expiring, store::Evidence};
 
 /// How long a chat stays reportable after its last activity (while its
 /// reporter stays online).
@@ -60,60 +56,8 @@ pub fn remember<T: PartialEq>(list: &mut VecDeque<T>, item: T, keep: usize) -> V
     list.split_off(keep.min(list.len())).into()
 }
 
-struct Aging<V> {
-    map: HashMap<String, (V, Instant)>,
-    /// Sweeps when the map reaches this size, or a TTL after the last sweep.
-    sweep_at: usize,
-    swept: Option<Instant>,
-}
-
-impl<V: Default> Aging<V> {
-    fn new() -> Self {
-        Aging {
-            map: HashMap::new(),
-            sweep_at: 1024,
-            swept: None,
-        }
-    }
-
-    fn get(&self, key: &str, now: Instant) -> Option<&V> {
-        self.map
-            .get(key)
-            .filter(|(_, at)| now.duration_since(*at) < RECENT_TTL)
-            .map(|(v, _)| v)
-    }
-
-    /// The entry, fresh (an expired one starts over), stamped `now`.
-    fn touch(&mut self, key: &str, now: Instant) -> &mut V {
-        let swept = *self.swept.get_or_insert(now);
-        if self.map.len() >= self.sweep_at || now.duration_since(swept) >= RECENT_TTL {
-            self.map
-                .retain(|_, (_, at)| now.duration_since(*at) < RECENT_TTL);
-            self.sweep_at = (self.map.len() * 2).max(1024);
-            self.swept = Some(now);
-        }
-        let e = self
-            .map
-            .entry(key.to_string())
-            .or_insert_with(|| (V::default(), now));
-        if now.duration_since(e.1) >= RECENT_TTL {
-            e.0 = V::default();
-        }
-        e.1 = now;
-        &mut e.0
-    }
-
-    fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    fn remove(&mut self, key: &str) -> Option<V> {
-        self.map.remove(key).map(|(v, _)| v)
-    }
-}
-
 /// Partners by user, evidence by chat.
-type Maps = (Aging<VecDeque<Partner>>, Aging<VecDeque<Evidence>>);
+type Maps = (Expiring<VecDeque<Partner>>, Expiring<VecDeque<Evidence>>);
 
 /// The single node's recent chats.
 pub struct MemoryRecent {
@@ -123,7 +67,7 @@ pub struct MemoryRecent {
 impl Default for MemoryRecent {
     fn default() -> Self {
         MemoryRecent {
-            inner: Mutex::new((Aging::new(), Aging::new())),
+            inner: Mutex::new((Expiring::new(RECENT_TTL), Expiring::new(RECENT_TTL))),
         }
     }
 }

@@ -4,12 +4,14 @@
 //! after their last message, so it is bounded by users chatting now.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
     hash::{Hash, Hasher},
     time::Duration,
 };
 
 use tokio::time::Instant;
+
+use crate::expiring::Expiring;
 
 /// The window every rule counts in.
 pub const WINDOW: Duration = Duration::from_secs(60);
@@ -30,15 +32,12 @@ pub enum Spam {
 struct Recent {
     texts: VecDeque<(u64, Instant)>,
     links: VecDeque<Instant>,
-    last: Option<Instant>,
 }
 
 pub struct SpamGuard {
-    users: HashMap<String, Recent>,
+    /// A user is forgotten a window after their last message.
+    users: Expiring<Recent>,
     links_per_minute: usize,
-    /// Sweeps at this size, or a window after the last sweep.
-    sweep_at: usize,
-    swept: Option<Instant>,
 }
 
 fn digest(text: &str) -> u64 {
@@ -60,10 +59,8 @@ fn longest_run(text: &str) -> usize {
 impl SpamGuard {
     pub fn new(links_per_minute: usize) -> Self {
         SpamGuard {
-            users: HashMap::new(),
+            users: Expiring::new(WINDOW),
             links_per_minute,
-            sweep_at: 1024,
-            swept: None,
         }
     }
 
@@ -76,17 +73,10 @@ impl SpamGuard {
         links: usize,
         now: Instant,
     ) -> Result<(), Spam> {
-        let swept = *self.swept.get_or_insert(now);
-        if self.users.len() >= self.sweep_at || now.duration_since(swept) >= WINDOW {
-            self.users
-                .retain(|_, r| r.last.is_some_and(|t| now.duration_since(t) < WINDOW));
-            self.sweep_at = (self.users.len() * 2).max(1024);
-            self.swept = Some(now);
-        }
         if longest_run(text) >= RUN {
             return Err(Spam::LongRun);
         }
-        let r = self.users.entry(user.to_string()).or_default();
+        let r = self.users.touch(user, now);
         while r
             .texts
             .front()
@@ -110,7 +100,6 @@ impl SpamGuard {
         }
         r.texts.push_back((d, now));
         r.links.extend(std::iter::repeat_n(now, links));
-        r.last = Some(now);
         Ok(())
     }
 
