@@ -164,6 +164,10 @@ fn not_in_chat() -> EventError {
     EventError::new("not_in_chat", "you are not in a chat")
 }
 
+fn refused(r: crate::safety::Refusal) -> EventError {
+    EventError::new(r.code(), r.message())
+}
+
 fn unavailable(e: impl std::fmt::Display) -> EventError {
     tracing::warn!(error = %e, "backing service unavailable");
     EventError::new(
@@ -235,15 +239,15 @@ async fn enqueue<A: Adapter>(
             .await
             .map_err(unavailable)?,
     );
-    // Reputation: who they may meet, and whom they rank close to.
-    let standing = state
+    // Reputation: who they may meet, and whom they rank close to (no ban
+    // lookup: a banned user has no socket).
+    let (score, open_reports) = state
         .safety
-        .standing(state.accounts.store.as_ref(), &user.id)
+        .reputation(state.accounts.store.as_ref(), &user.id)
         .await
         .map_err(unavailable)?;
-    if standing.restricted
-        && state.config.restricted_matching == crate::safety::RestrictedMatching::None
-    {
+    let restricted = crate::safety::reputation::restricted(score, open_reports);
+    if restricted && state.config.restricted_matching == crate::safety::RestrictedMatching::None {
         return Err(EventError::new(
             "restricted",
             "your account is restricted from matching for now",
@@ -257,8 +261,8 @@ async fn enqueue<A: Adapter>(
         mode: prefs.mode,
         avoid,
         standing: crate::matching::TicketStanding {
-            score: standing.score.clamp(0, 100) as u8,
-            restricted: standing.restricted,
+            score: score.clamp(0, 100) as u8,
+            restricted,
         },
     };
     match calls::requeue(io, state, ticket)
@@ -477,22 +481,11 @@ async fn user_report(
     reason: &'static str,
     details: Option<String>,
 ) -> EventResult {
-    use crate::safety::{NewReport, ReportError, filter::Refused};
-    let details = match details.map(|d| state.safety.filters.apply(&d)).transpose() {
-        Ok(d) => d,
-        Err(Refused::Profanity) => {
-            return Err(EventError::new(
-                "profanity_blocked",
-                "details: contain words that are not allowed",
-            ));
-        }
-        Err(Refused::Pii) => {
-            return Err(EventError::new(
-                "pii_blocked",
-                "details: may not carry emails or phone numbers",
-            ));
-        }
-    };
+    use crate::safety::{NewReport, ReportError};
+    let details = details
+        .map(|d| state.safety.screen_text(&d))
+        .transpose()
+        .map_err(refused)?;
     let room = room_of(&state, &user.id).await?;
     let current = room.as_ref().and_then(|r| {
         r.seen_by(&user.id)
@@ -573,32 +566,11 @@ async fn chat_message<A: Adapter>(
                     format!("messages are at most {} characters", text::MAX_CHARS),
                 ),
             })?;
-            let content = state.safety.screen_message(&user.id, &content);
-            let content = match content {
-                Ok(c) => c,
-                Err(code) => {
-                    if code == "spam" {
-                        state
-                            .safety
-                            .incident(
-                                state.accounts.store.as_ref(),
-                                &user.id,
-                                crate::safety::reputation::Incident::Spam,
-                            )
-                            .await;
-                    }
-                    return Err(EventError::new(
-                        code,
-                        match code {
-                            "spam" => {
-                                "the message looks like spam (repeated, a long run of one character, or too many links)"
-                            }
-                            "pii_blocked" => "messages may not carry emails or phone numbers",
-                            _ => "the message contains words that are not allowed",
-                        },
-                    ));
-                }
-            };
+            let content = state
+                .safety
+                .screen_message(state.accounts.store.as_ref(), &user.id, &content)
+                .await
+                .map_err(refused)?;
             message.content = Some(content);
         }
         MessageBody::File(file_id) | MessageBody::Voice(file_id) => {

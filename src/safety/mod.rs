@@ -59,6 +59,35 @@ pub enum RestrictedMatching {
     None,
 }
 
+/// Why a text a user sent was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Spam,
+    Pii,
+    Profanity,
+}
+
+impl Refusal {
+    /// The error code clients see.
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::Spam => "spam",
+            Refusal::Pii => "pii_blocked",
+            Refusal::Profanity => "profanity_blocked",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Refusal::Spam => {
+                "the message looks like spam (repeated, a long run of one character, or too many links)"
+            }
+            Refusal::Pii => "emails and phone numbers may not be sent",
+            Refusal::Profanity => "the text contains words that are not allowed",
+        }
+    }
+}
+
 /// Who did a moderation action, for the audit log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Actor {
@@ -151,19 +180,34 @@ impl Safety {
         }
     }
 
-    /// A chat message's text as it may be delivered: Err(code) if it is
-    /// spam (`spam`) or a filter in `block` mode refuses it
-    /// (`pii_blocked`, `profanity_blocked`); masked where a filter masks.
-    pub fn screen_message(&self, user: &str, text: &str) -> Result<String, &'static str> {
+    /// A chat message's text as it may be delivered, masked where a filter
+    /// masks; refused if it is spam (which costs the sender reputation) or
+    /// a filter in `block` mode refuses it.
+    pub async fn screen_message(
+        &self,
+        store: &dyn UserStore,
+        user: &str,
+        text: &str,
+    ) -> Result<String, Refusal> {
         let links = filter::count_links(text);
-        self.spam
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .check(user, text, links, tokio::time::Instant::now())
-            .map_err(|_| "spam")?;
+        let spam = self.spam.lock().unwrap_or_else(|p| p.into_inner()).check(
+            user,
+            text,
+            links,
+            tokio::time::Instant::now(),
+        );
+        if spam.is_err() {
+            self.incident(store, user, reputation::Incident::Spam).await;
+            return Err(Refusal::Spam);
+        }
+        self.screen_text(text)
+    }
+
+    /// Other text users send to the server (report details): the filters.
+    pub fn screen_text(&self, text: &str) -> Result<String, Refusal> {
         self.filters.apply(text).map_err(|r| match r {
-            filter::Refused::Pii => "pii_blocked",
-            filter::Refused::Profanity => "profanity_blocked",
+            filter::Refused::Pii => Refusal::Pii,
+            filter::Refused::Profanity => Refusal::Profanity,
         })
     }
 
@@ -188,14 +232,7 @@ impl Safety {
 
     /// The user's standing now: score, whether restricted, ban, open reports.
     pub async fn standing(&self, store: &dyn UserStore, user: &str) -> StoreResult<UserStanding> {
-        let now = Utc::now();
-        let score = reputation::current(store.standing_of(user).await?.as_ref(), now);
-        let open_reports = store
-            .reports_about(user, DateTime::<Utc>::UNIX_EPOCH)
-            .await?
-            .iter()
-            .filter(|r| r.status == "open")
-            .count();
+        let (score, open_reports) = self.reputation(store, user).await?;
         let ban = self
             .ban_in_force(
                 store,
@@ -211,6 +248,25 @@ impl Safety {
             banned_until: ban.map(|b| b.until),
             open_reports,
         })
+    }
+
+    /// The user's score now and their open reports (what matching and
+    /// report weighting need; no ban lookup).
+    pub async fn reputation(&self, store: &dyn UserStore, user: &str) -> StoreResult<(i32, usize)> {
+        let score = reputation::current(store.standing_of(user).await?.as_ref(), Utc::now());
+        let open_reports = store
+            .reports_about(user, DateTime::<Utc>::UNIX_EPOCH)
+            .await?
+            .iter()
+            .filter(|r| r.status == "open")
+            .count();
+        Ok((score, open_reports))
+    }
+
+    /// Whether the user is restricted (matched only with their like).
+    pub async fn restricted(&self, store: &dyn UserStore, user: &str) -> StoreResult<bool> {
+        let (score, open) = self.reputation(store, user).await?;
+        Ok(reputation::restricted(score, open))
     }
 
     /// The user went offline: their spam counters go.
@@ -275,7 +331,7 @@ impl Safety {
         in_window.push(report.clone());
         let mut bad = Vec::new();
         for r in rules::reporters(&in_window) {
-            if self.standing(store, r).await?.restricted {
+            if self.restricted(store, r).await? {
                 bad.push(r.to_string());
             }
         }
