@@ -5,18 +5,12 @@
 
 use async_trait::async_trait;
 use redis::{AsyncCommands, aio::ConnectionManager};
-use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
 
 use crate::{
     safety::recent::{EVIDENCE_KEPT, PARTNERS_KEPT, Partner, RECENT_TTL, RecentChats, RecentError},
     store::Evidence,
 };
-
-#[derive(Serialize, Deserialize)]
-struct PartnerWire {
-    user: String,
-    room: String,
-}
 
 fn err(e: impl std::fmt::Display) -> RecentError {
     RecentError(e.to_string())
@@ -30,6 +24,15 @@ impl RedisRecent {
     pub fn new(conn: ConnectionManager) -> Self {
         RedisRecent { conn }
     }
+
+    /// A list of JSON records (unreadable ones skipped).
+    async fn list<T: DeserializeOwned>(&self, key: String) -> Result<Vec<T>, RecentError> {
+        let raw: Vec<String> = self.conn.clone().lrange(key, 0, -1).await.map_err(err)?;
+        Ok(raw
+            .iter()
+            .filter_map(|r| serde_json::from_str(r).ok())
+            .collect())
+    }
 }
 
 const TTL: i64 = RECENT_TTL.as_secs() as i64;
@@ -40,7 +43,7 @@ impl RecentChats for RedisRecent {
         let mut pipe = redis::pipe();
         for (me, other) in [(a, b), (b, a)] {
             let key = format!("tandem:partners:{me}");
-            let json = serde_json::to_string(&PartnerWire {
+            let json = serde_json::to_string(&Partner {
                 user: other.into(),
                 room: room.into(),
             })
@@ -75,20 +78,7 @@ impl RecentChats for RedisRecent {
     }
 
     async fn partners(&self, user: &str) -> Result<Vec<Partner>, RecentError> {
-        let raw: Vec<String> = self
-            .conn
-            .clone()
-            .lrange(format!("tandem:partners:{user}"), 0, -1)
-            .await
-            .map_err(err)?;
-        Ok(raw
-            .iter()
-            .filter_map(|r| serde_json::from_str::<PartnerWire>(r).ok())
-            .map(|p| Partner {
-                user: p.user,
-                room: p.room,
-            })
-            .collect())
+        self.list(format!("tandem:partners:{user}")).await
     }
 
     async fn forget(&self, user: &str) -> Result<(), RecentError> {
@@ -100,15 +90,6 @@ impl RecentChats for RedisRecent {
     }
 
     async fn evidence(&self, room: &str) -> Result<Vec<Evidence>, RecentError> {
-        let raw: Vec<String> = self
-            .conn
-            .clone()
-            .lrange(format!("tandem:evidence:{room}"), 0, -1)
-            .await
-            .map_err(err)?;
-        Ok(raw
-            .iter()
-            .filter_map(|r| serde_json::from_str(r).ok())
-            .collect())
+        self.list(format!("tandem:evidence:{room}")).await
     }
 }

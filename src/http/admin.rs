@@ -154,6 +154,21 @@ async fn kick(
     Ok(ok("User kicked", json!({ "userId": id })))
 }
 
+/// A page of at most `limit` from `limit + 1` fetched, and the cursor of
+/// the next page (the last item's id) when there is one.
+fn page<T>(
+    mut items: Vec<T>,
+    limit: usize,
+    id: impl Fn(&T) -> &String,
+) -> (Vec<T>, Option<String>) {
+    if items.len() <= limit {
+        return (items, None);
+    }
+    items.truncate(limit);
+    let next = items.last().map(|x| id(x).clone());
+    (items, next)
+}
+
 #[derive(Deserialize)]
 struct ReportsQuery {
     status: Option<String>,
@@ -175,18 +190,15 @@ async fn reports(
         ));
     }
     let limit = q.limit.unwrap_or(AUDIT_DEFAULT).clamp(1, AUDIT_MAX);
-    let mut reports = state
+    let reports = state
         .accounts
         .store
         .list_reports(q.status, q.cursor, limit + 1)
         .await?;
-    let next = (reports.len() > limit).then(|| {
-        reports.truncate(limit);
-        reports.last().map(|r| r.id.clone())
-    });
+    let (reports, next) = page(reports, limit, |r| &r.id);
     Ok(ok(
         "Reports",
-        json!({ "reports": reports, "nextCursor": next.flatten() }),
+        json!({ "reports": reports, "nextCursor": next }),
     ))
 }
 
@@ -229,13 +241,10 @@ async fn audit(
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<Value>, AppError> {
     let limit = q.limit.unwrap_or(AUDIT_DEFAULT).clamp(1, AUDIT_MAX);
-    let mut entries = state.accounts.store.audit_log(q.cursor, limit + 1).await?;
-    let next = (entries.len() > limit).then(|| {
-        entries.truncate(limit);
-        entries.last().map(|e| e.id.clone())
-    });
+    let entries = state.accounts.store.audit_log(q.cursor, limit + 1).await?;
+    let (entries, next) = page(entries, limit, |e| &e.id);
     Ok(ok(
         "Audit log",
-        json!({ "entries": entries, "nextCursor": next.flatten() }),
+        json!({ "entries": entries, "nextCursor": next }),
     ))
 }

@@ -127,24 +127,14 @@ pub async fn shutdown<A: Adapter>(io: &SocketIo<A>) {
     let _ = io.broadcast().disconnect().await;
 }
 
-/// A refused handshake (no token, a bad one, or one of an account that no
-/// longer exists): `connect_error` "unauthorized".
-#[derive(Debug)]
-struct Unauthorized;
-
-impl std::fmt::Display for Unauthorized {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("unauthorized")
-    }
-}
-
 /// The device id the client gave at the handshake (`auth.deviceId`).
 #[derive(Debug, Clone)]
 pub struct DeviceId(pub String);
 
-/// Why a handshake was refused: `connect_error` "unauthorized", or
-/// "banned" when a ban covers the account, the device (`auth.deviceId`) or
-/// the address.
+/// Why a handshake was refused: `connect_error` "unauthorized" (no token,
+/// a bad one, or one of an account that no longer exists), or "banned"
+/// when a ban covers the account, the device (`auth.deviceId`) or the
+/// address.
 #[derive(Debug)]
 enum Refused {
     Unauthorized,
@@ -154,15 +144,9 @@ enum Refused {
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Refused::Unauthorized => Unauthorized.fmt(f),
+            Refused::Unauthorized => f.write_str("unauthorized"),
             Refused::Banned => f.write_str("banned"),
         }
-    }
-}
-
-impl From<Unauthorized> for Refused {
-    fn from(_: Unauthorized) -> Self {
-        Refused::Unauthorized
     }
 }
 
@@ -196,7 +180,7 @@ async fn authenticate<A: Adapter>(
     };
     let claims = state.accounts.jwt.verify(&token).map_err(|e| {
         tracing::debug!(sid = %s.id, error = %e, "socket with bad token refused");
-        Unauthorized
+        Refused::Unauthorized
     })?;
     match state.accounts.store.user_by_id(&claims.sub).await {
         Ok(Some(_)) => {}

@@ -27,7 +27,7 @@ pub const EVIDENCE_KEPT: usize = 20;
 pub struct RecentError(pub String);
 
 /// A user's partner and the chat they had.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Partner {
     pub user: String,
     pub room: String,
