@@ -15,6 +15,7 @@ import socketio
 BASE = sys.argv[1]
 EVENTS = [
     "user:match", "user:cancel", "user:skip", "user:end", "user:block",
+    "user:unblock", "user:report",
     "chat:message", "chat:typing", "chat:clear",
     "webrtc:offer", "webrtc:answer", "webrtc:ice-candidate", "webrtc:hangup",
 ]
