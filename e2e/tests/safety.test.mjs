@@ -265,6 +265,10 @@ function suite(name, T, options = {}) {
         assert.equal((await request(a.socket, 'chat:message', { content: 'buy now' })).error.code, 'spam');
         assert.equal((await request(a.socket, 'chat:message', { content: 'see shop.com and deals.com' })).success, true);
         assert.equal((await request(a.socket, 'chat:message', { content: 'and more.com' })).error.code, 'spam', 'over 3 links a minute (the address counted too)');
+        // Three messages refused as spam: 5 points each off the sender's standing.
+        const standingOf = async (u) => (await api(f.url, 'GET', '/api/users/me/standing', { token: u.data.token })).body.data;
+        assert.equal((await standingOf(a)).score, 85);
+        assert.equal((await standingOf(b)).score, 100);
         const rep = await request(b.socket, 'user:report', { userId: a.data.user.id, reason: 'spam', details: 'he said fuck' });
         assert.equal(rep.error.code, 'profanity_blocked');
         a.socket.close(); b.socket.close();
@@ -345,6 +349,45 @@ function suite(name, T, options = {}) {
         assert.equal(m.error.code, 'restricted');
         assert.equal((await api(r.url, 'GET', '/api/users/me/standing')).status, 401);
         t.socket.close();
+      } finally {
+        await r.stop();
+      }
+    });
+
+    test('RESTRICTED_MATCHING=restricted: restricted users are matched with each other, never with others', async () => {
+      const r = await T.start({ TRUST_PROXY: 'true', REPORT_THRESHOLD: '0', MATCH_FALLBACK: '200ms' });
+      try {
+        const standing = async (u) => (await api(r.url, 'GET', '/api/users/me/standing', { token: u.data.token })).body.data;
+        const online = async () => {
+          const u = await guestFrom(r.url);
+          u.socket = (await connectFrom(r.url, u)).socket;
+          return u;
+        };
+        const [t1, t2] = [await online(), await online()];
+        // Four reporters each meet t1 and then t2 and report both: more
+        // than 3 open reports restricts them.
+        for (let i = 0; i < 4; i += 1) {
+          const u = await online();
+          for (const t of [t1, t2]) {
+            assert.equal((await request(t.socket, 'user:match', { mode: 'text' })).data.status, 'waiting');
+            const met = once(u.socket, 'user:matched');
+            assert.equal((await request(u.socket, 'user:match', { mode: 'text' })).data.status, 'matched');
+            assert.equal((await met).matchedUser.id, t.data.user.id);
+            assert.equal((await request(u.socket, 'user:report', { userId: t.data.user.id, reason: 'other' })).success, true);
+            assert.equal((await request(u.socket, 'user:end')).success, true);
+          }
+          u.socket.close();
+        }
+        for (const t of [t1, t2]) assert.equal((await standing(t)).restricted, true);
+        // An ordinary user waits beside a restricted one instead of meeting them.
+        const w = await online();
+        assert.equal((await request(t1.socket, 'user:match', { mode: 'text' })).data.status, 'waiting');
+        assert.equal((await request(w.socket, 'user:match', { mode: 'text' })).data.status, 'waiting');
+        // The other restricted user is matched with the first, not with w.
+        const met = once(t2.socket, 'user:matched');
+        assert.equal((await request(t2.socket, 'user:match', { mode: 'text' })).data.status, 'matched');
+        assert.equal((await met).matchedUser.id, t1.data.user.id);
+        for (const u of [t1, t2, w]) u.socket.close();
       } finally {
         await r.stop();
       }
