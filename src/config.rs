@@ -266,6 +266,12 @@ pub struct Config {
     #[arg(long, env = "ADMIN_KEY")]
     pub admin_key: Option<String>,
 
+    /// A second address serving only `GET /metrics`, without a key (for a
+    /// Prometheus on a private network), e.g. `127.0.0.1:9464`. On the
+    /// main port `/metrics` wants `X-Admin-Key`.
+    #[arg(long, env = "METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+
     /// Engine.IO ping interval: how often the server pings each client.
     #[arg(long, env = "PING_INTERVAL", default_value = "25s")]
     pub ping_interval: DurationArg,

@@ -22,6 +22,7 @@ pub mod files;
 pub mod http;
 pub mod matching;
 pub mod memory;
+pub mod metrics;
 pub mod net;
 pub mod presence;
 pub mod protocol;
@@ -60,6 +61,10 @@ pub struct Shared {
     /// HTTP rate limits (per IP and route group).
     pub limiter: Arc<dyn RateLimiter>,
     pub node: Node,
+    /// Prometheus metrics.
+    pub metrics: Arc<metrics::Metrics>,
+    /// The operator console's figures for this node.
+    pub console: std::sync::Mutex<metrics::console::NodeStats>,
 }
 
 /// Accounts and sessions: the store, token keys, last-seen batching.
@@ -95,6 +100,16 @@ pub struct Node {
     pub cluster: Option<cluster::ClusterServices>,
     /// Last heartbeat's view of Redis.
     pub redis_up: std::sync::atomic::AtomicBool,
+    /// Counts this node's sockets by transport (WebSocket, polling); set
+    /// once Socket.IO is up.
+    pub census: std::sync::OnceLock<Box<dyn Fn() -> Census + Send + Sync>>,
+}
+
+/// This node's sockets by transport.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Census {
+    pub websocket: u64,
+    pub polling: u64,
 }
 
 impl Deref for AppState {
@@ -138,7 +153,8 @@ impl AppState {
             _ => config.turn_secret.clone().unwrap_or_default().into_bytes(),
         };
         let turn = relay::TurnService::start(&config, turn_secret).await?;
-        let store = store::open(&config).await?;
+        let metrics = Arc::new(metrics::Metrics::new());
+        let store = metrics::store::MeteredStore::wrap(store::open(&config).await?, metrics.clone());
         let jwt = JwtKeys::new(&secret, config.jwt_expires_in.0);
         let files = FileService::new(&config.upload_dir).map_err(|e| {
             StartupError::Io(std::io::Error::new(
@@ -218,6 +234,7 @@ impl AppState {
                 profanity: config.filter_profanity,
             },
             config.spam_links_per_minute,
+            metrics.clone(),
         );
         Ok(AppState(Arc::new(Shared {
             accounts: Accounts {
@@ -244,7 +261,10 @@ impl AppState {
                 redis,
                 cluster,
                 redis_up: std::sync::atomic::AtomicBool::new(true),
+                census: std::sync::OnceLock::new(),
             },
+            metrics,
+            console: Default::default(),
             config,
         })))
     }
@@ -355,6 +375,22 @@ async fn serve<A: socketioxide::adapter::Adapter>(
     let sweeper = tokio::spawn(sweep_files(state.clone()));
     let guest_sweeper = tokio::spawn(sweep_guests(state.clone()));
     let report_sweeper = tokio::spawn(sweep_reports(state.clone()));
+    let console = tokio::spawn(metrics::driver::run_console(state.clone()));
+    let metrics_server = match state.config.metrics_listen {
+        None => None,
+        Some(addr) => {
+            let l = TcpListener::bind(addr).await.map_err(|e| {
+                std::io::Error::new(e.kind(), format!("METRICS_LISTEN {addr}: {e}"))
+            })?;
+            tracing::info!(addr = %l.local_addr()?, "metrics listening");
+            let app = http::metrics_router(state.clone());
+            Some(tokio::spawn(async move {
+                if let Err(e) = axum::serve(l, app).await {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            }))
+        }
+    };
     let last_seen = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -389,6 +425,10 @@ async fn serve<A: socketioxide::adapter::Adapter>(
     sweeper.abort();
     guest_sweeper.abort();
     report_sweeper.abort();
+    console.abort();
+    if let Some(m) = metrics_server {
+        m.abort();
+    }
     state.accounts.last_seen.close();
     let _ = last_seen.await;
     state.turn.shutdown();

@@ -28,6 +28,14 @@ struct Pool {
 
 static POOL: OnceLock<Pool> = OnceLock::new();
 
+/// Hashes queued and not yet taken by a thread.
+static QUEUED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many password hashes wait for a hashing thread.
+pub fn queued() -> usize {
+    QUEUED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 impl Pool {
     fn get() -> &'static Pool {
         POOL.get_or_init(|| {
@@ -55,7 +63,14 @@ impl Pool {
         let job: Job = Box::new(move || {
             let _ = tx.send(f());
         });
-        match self.jobs.try_send(job) {
+        // Counted before it is sent, so a thread taking it at once cannot
+        // count below zero.
+        QUEUED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let sent = self.jobs.try_send(job);
+        if sent.is_err() {
+            QUEUED.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        match sent {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 return Err(AppError::Unavailable(
@@ -82,7 +97,10 @@ fn worker(rx: &Mutex<Receiver<Job>>) {
             Err(_) => return,
         };
         match job {
-            Ok(job) => job(),
+            Ok(job) => {
+                QUEUED.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                job()
+            }
             Err(_) => return,
         }
     }

@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use socketioxide_redis::drivers::Driver;
 use tokio::{sync::oneshot, task::JoinHandle, time::Instant};
 
-use crate::matching::{Joined, MatchError, MatchQueue, Matcher, Mode, Pairing, Ticket};
+use crate::matching::{Joined, MatchError, MatchQueue, Matcher, Mode, Pairing, Ticket, Waiting};
 
 use super::{driver::ManagedDriver, now_ms};
 
@@ -154,7 +154,12 @@ struct Answer {
 #[serde(tag = "outcome", rename_all = "lowercase")]
 enum Outcome {
     Waiting,
-    Matched { partner: Wire },
+    Matched {
+        partner: Wire,
+        /// How long the partner waited, in milliseconds.
+        #[serde(default)]
+        waited_ms: u64,
+    },
     Left { removed: bool },
 }
 
@@ -221,6 +226,7 @@ impl Desk {
                         batch.writes.push(Write::Del(p.caller.user_id.clone()));
                         Outcome::Matched {
                             partner: Wire::from(&p.caller),
+                            waited_ms: p.waited.as_millis() as u64,
                         }
                     }
                 }
@@ -521,9 +527,10 @@ impl Matcher for RedisMatcher {
         let wire = Wire::from(&ticket);
         match self.inner.ask(Op::Join { ticket: wire }).await? {
             Outcome::Waiting => Ok(Joined::Waiting),
-            Outcome::Matched { partner } => {
-                Ok(Joined::Matched(Pairing::new(partner.into(), ticket)))
-            }
+            Outcome::Matched { partner, waited_ms } => Ok(Joined::Matched(Pairing {
+                waited: std::time::Duration::from_millis(waited_ms),
+                ..Pairing::new(partner.into(), ticket)
+            })),
             Outcome::Left { .. } => Err(MatchError("a join answered as a leave".into())),
         }
     }
@@ -560,8 +567,11 @@ impl Matcher for RedisMatcher {
             .map_err(err)
     }
 
-    async fn queued(&self) -> Result<usize, MatchError> {
-        self.inner.conn.clone().hlen(TICKETS).await.map_err(err)
+    async fn waiting(&self) -> Result<Waiting, MatchError> {
+        let stored: Vec<String> = self.inner.conn.clone().hvals(TICKETS).await.map_err(err)?;
+        Ok(Waiting::count(stored.iter().filter_map(|json| {
+            serde_json::from_str::<Stored>(json).ok().map(|s| s.ticket.mode)
+        })))
     }
 
     /// Now if the holder left pairings to start; otherwise nothing until
@@ -613,7 +623,13 @@ mod tests {
         let now = Instant::now();
         let mut b = Batch::default();
         desk.apply(join("n1", 1, wire("a", Mode::Text)), now, 1_000, &mut b);
-        desk.apply(join("n2", 7, wire("b", Mode::Text)), now, 1_000, &mut b);
+        // b arrives 250 ms later: the answer says how long a waited.
+        desk.apply(
+            join("n2", 7, wire("b", Mode::Text)),
+            now + Duration::from_millis(250),
+            1_250,
+            &mut b,
+        );
         assert_eq!(
             b.answers["n1"],
             [Answer {
@@ -626,7 +642,8 @@ mod tests {
             [Answer {
                 req: 7,
                 outcome: Outcome::Matched {
-                    partner: wire("a", Mode::Text)
+                    partner: wire("a", Mode::Text),
+                    waited_ms: 250,
                 }
             }]
         );

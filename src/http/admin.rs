@@ -34,6 +34,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin/audit", get(audit))
         .route("/admin/reports", get(reports))
         .route("/admin/reports/{id}/resolve", post(resolve))
+        .route("/admin/metrics", get(super::metrics::admin_metrics))
+        .route("/metrics", get(super::metrics::prometheus))
         .route_layer(from_fn_with_state(state.clone(), gate))
 }
 

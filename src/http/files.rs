@@ -74,10 +74,28 @@ fn multipart_error(e: MultipartError) -> AppError {
 
 async fn upload(
     State(state): State<AppState>,
-    AuthUser(me): AuthUser,
+    user: AuthUser,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<impl IntoResponse, AppError> {
+    let metrics = state.metrics.clone();
+    let r = accept(state, user, headers, multipart).await;
+    match &r {
+        Ok((_, size)) => {
+            metrics.upload_bytes.inc_by(*size);
+        }
+        Err(e) => metrics.upload_refused(e.code()),
+    }
+    r.map(|(response, _)| response)
+}
+
+/// The upload and its size.
+async fn accept(
+    state: AppState,
+    AuthUser(me): AuthUser,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<(impl IntoResponse, u64), AppError> {
     let max = state.config.max_file_size;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -205,7 +223,7 @@ async fn upload(
         return Err(AppError::Internal(format!("store upload: {e}")));
     }
     tracing::info!(file = %meta.id, mime = %meta.mime, size, "uploaded");
-    Ok((StatusCode::CREATED, ok("File uploaded", meta.public_json())))
+    Ok(((StatusCode::CREATED, ok("File uploaded", meta.public_json())), size))
 }
 
 fn too_large(max: u64) -> AppError {

@@ -86,7 +86,7 @@ pub async fn socket_stats(
             "queuedUsers": p.queued_users,
             "inChatUsers": p.in_chat_users,
             "uptimeSeconds": state.node.started_at.elapsed().as_secs(),
-            "rssBytes": rss_bytes(),
+            "rssBytes": crate::metrics::process::rss_bytes(),
             "heap": crate::memory::heap().map(|(allocated, resident)| {
                 json!({ "allocatedBytes": allocated, "residentBytes": resident })
             }),
@@ -96,11 +96,6 @@ pub async fn socket_stats(
 }
 
 /// Resident set size of this process, from /proc.
-pub fn rss_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
-}
 
 /// `GET /api/turn/credentials`: TURN REST API credentials for the caller.
 pub async fn turn_credentials(

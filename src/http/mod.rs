@@ -19,6 +19,7 @@ mod auth;
 mod extract;
 mod files;
 mod health;
+pub mod metrics;
 pub(crate) mod middleware;
 pub mod server;
 mod users;
@@ -66,6 +67,7 @@ pub fn api_router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(from_fn_with_state(state.clone(), metrics::record))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let path = req
                 .extensions()
@@ -74,6 +76,13 @@ pub fn api_router(state: AppState) -> Router {
                 .unwrap_or("-");
             tracing::info_span!("request", method = %req.method(), path)
         }))
+        .with_state(state)
+}
+
+/// What METRICS_LISTEN serves: `/metrics` alone, without a key.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::prometheus))
         .with_state(state)
 }
 

@@ -11,6 +11,24 @@ pub mod queue;
 
 pub use queue::{Joined, MatchQueue, Mode, Pairing, Ticket, TicketStanding};
 
+/// The queue's size by mode: `text`, `video`, or `any` (no mode asked).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Waiting {
+    pub total: usize,
+    pub by_mode: std::collections::BTreeMap<String, usize>,
+}
+
+impl Waiting {
+    pub fn count(modes: impl IntoIterator<Item = Option<Mode>>) -> Self {
+        let mut w = Waiting::default();
+        for m in modes {
+            w.total += 1;
+            *w.by_mode.entry(Mode::label(m).to_string()).or_default() += 1;
+        }
+        w
+    }
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("matching unavailable: {0}")]
 pub struct MatchError(pub String);
@@ -24,7 +42,8 @@ pub trait Matcher: Send + Sync + 'static {
     /// Pairs whoever has waited past the fallback.
     async fn poll(&self) -> Result<Vec<Pairing>, MatchError>;
     async fn is_queued(&self, user_id: &str) -> Result<bool, MatchError>;
-    async fn queued(&self) -> Result<usize, MatchError>;
+    /// How many wait, by the mode they asked for (the cluster's, when clustered).
+    async fn waiting(&self) -> Result<Waiting, MatchError>;
     /// When [`Matcher::poll`] next has something to do (a waiter reaches
     /// the fallback); None: nothing until someone joins.
     async fn next_wakeup(&self) -> Option<Instant>;
@@ -122,8 +141,8 @@ impl Matcher for LocalMatcher {
         Ok(self.lock().contains(user_id))
     }
 
-    async fn queued(&self) -> Result<usize, MatchError> {
-        Ok(self.lock().len())
+    async fn waiting(&self) -> Result<Waiting, MatchError> {
+        Ok(Waiting::count(self.lock().modes()))
     }
 
     async fn next_wakeup(&self) -> Option<Instant> {

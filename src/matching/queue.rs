@@ -28,6 +28,17 @@ pub enum Mode {
     Video,
 }
 
+impl Mode {
+    /// The label of a ticket's mode in statistics.
+    pub fn label(mode: Option<Mode>) -> &'static str {
+        match mode {
+            Some(Mode::Text) => "text",
+            Some(Mode::Video) => "video",
+            None => "any",
+        }
+    }
+}
+
 /// One user's request to be matched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
@@ -67,6 +78,8 @@ pub struct Pairing {
     pub caller: Ticket,
     pub callee: Ticket,
     pub common_interests: Vec<String>,
+    /// How long the caller waited in the queue.
+    pub waited: Duration,
 }
 
 /// A join's answer: returned once per `user:match`, never stored, so the
@@ -166,6 +179,11 @@ impl MatchQueue {
         self.entries.is_empty()
     }
 
+    /// The mode of each waiting ticket.
+    pub fn modes(&self) -> impl Iterator<Item = Option<Mode>> + '_ {
+        self.entries.values().map(|w| w.ticket.mode)
+    }
+
     pub fn contains(&self, user_id: &str) -> bool {
         self.by_user.contains_key(user_id)
     }
@@ -194,7 +212,7 @@ impl MatchQueue {
         match best.map(|(_, seq)| seq).or(fallback) {
             Some(seq) => {
                 let other = self.remove_seq(seq);
-                Joined::Matched(pair(other, ticket))
+                Joined::Matched(pair(other, ticket, now))
             }
             None => {
                 self.insert(ticket, now);
@@ -251,7 +269,7 @@ impl MatchQueue {
                 };
                 let first = self.remove_seq(a);
                 let second = self.remove_seq(b);
-                out.push(pair(first, second.ticket));
+                out.push(pair(first, second.ticket, now));
             }
         }
         out
@@ -287,8 +305,11 @@ impl MatchQueue {
     }
 }
 
-fn pair(waiting: Waiting, newcomer: Ticket) -> Pairing {
-    Pairing::new(waiting.ticket, newcomer)
+fn pair(waiting: Waiting, newcomer: Ticket, now: Instant) -> Pairing {
+    Pairing {
+        waited: now.saturating_duration_since(waiting.since),
+        ..Pairing::new(waiting.ticket, newcomer)
+    }
 }
 
 impl Pairing {
@@ -299,6 +320,7 @@ impl Pairing {
             caller,
             callee,
             common_interests,
+            waited: Duration::ZERO,
         }
     }
 }
@@ -539,6 +561,7 @@ mod tests {
                     ..t("d")
                 },
                 common_interests: vec![],
+                waited: Duration::ZERO,
             })
         );
         q.join(

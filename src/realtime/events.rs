@@ -85,11 +85,14 @@ pub async fn dispatch<A: Adapter>(
                 Err(e) => Err(invalid(format!("unreadable payload: {e}"))),
                 Ok(FirstArg(arg)) => match Command::parse(ev, arg) {
                     Err(e) => Err(payload_error(e)),
-                    Ok(cmd) => run(s, io, state, user, cmd).await,
+                    Ok(cmd) => run(s, io, state.clone(), user, cmd).await,
                 },
             },
         },
     };
+    if let Err(e) = &result {
+        state.metrics.refused(e.code);
+    }
     reply.send(result);
 }
 
@@ -605,6 +608,7 @@ async fn chat_message<A: Adapter>(
     if let Some(content) = &message.content {
         ack["content"] = json!(content);
     }
+    let kind = message.kind;
     let evidence = message.content.clone().map(|text| crate::store::Evidence {
         from: user.id.clone(),
         text,
@@ -618,6 +622,7 @@ async fn chat_message<A: Adapter>(
         &ServerEvent::ChatMessage(message),
     )
     .await?;
+    state.metrics.messages.of(kind).inc();
     // Kept only as possible evidence for a report (the last 20 of a chat).
     if let Some(e) = evidence
         && let Err(e) = state.safety.recent.note(&room.id, e).await

@@ -70,6 +70,7 @@ pub fn local_layer(state: AppState) -> (SocketIoLayer, SocketIo) {
     state
         .safety
         .attach(Arc::new(moderation::IoSessions(io.clone())));
+    take_census(&state, io.clone());
     io.ns(
         "/",
         on_connect::<LocalAdapter>.with(authenticate::<LocalAdapter>),
@@ -95,6 +96,7 @@ pub async fn redis_layer(
     state
         .safety
         .attach(Arc::new(moderation::IoSessions(io.clone())));
+    take_census(&state, io.clone());
     io.ns(
         "/",
         on_connect::<crate::cluster::IoAdapter>.with(authenticate::<crate::cluster::IoAdapter>),
@@ -102,6 +104,20 @@ pub async fn redis_layer(
     .await
     .map_err(|e| format!("Socket.IO Redis adapter: {e}"))?;
     Ok((layer, io))
+}
+
+/// Lets the metrics count this node's sockets by transport.
+fn take_census<A: Adapter>(state: &AppState, io: SocketIo<A>) {
+    let _ = state.node.census.set(Box::new(move || {
+        let mut c = crate::Census::default();
+        for s in io.sockets() {
+            match s.transport_type() {
+                socketioxide::TransportType::Websocket => c.websocket += 1,
+                socketioxide::TransportType::Polling => c.polling += 1,
+            }
+        }
+        c
+    }));
 }
 
 /// Pairs whoever waited past the match fallback, until the task is
@@ -244,6 +260,7 @@ async fn on_connect<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, State(state): 
         s.on_fallback(events::dispatch);
         s.join(user_room(&user.id));
         state.node.local_sockets.fetch_add(1, Ordering::Relaxed);
+        state.metrics.connections.inc();
         if let Err(e) = state.call.presence.connect(&user, &s.id.to_string()).await {
             tracing::warn!(error = %e, "presence update failed");
         }

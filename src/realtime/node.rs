@@ -41,7 +41,11 @@ async fn heartbeat(state: AppState, io: SocketIo<IoAdapter>) {
             !state.node.redis_up.load(Ordering::Relaxed) || beats.is_multiple_of(FULL_MIRROR_EVERY);
         let refresh = beats.is_multiple_of(REFRESH_CHATS_EVERY);
         beats = beats.wrapping_add(1);
+        let started = std::time::Instant::now();
         let ok = cluster::beat(cluster, &state.node.id, full).await;
+        if ok.is_ok() {
+            state.metrics.redis(started.elapsed());
+        }
         if ok.is_ok() && refresh {
             refresh_chats(cluster).await;
         }

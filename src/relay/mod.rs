@@ -144,6 +144,11 @@ impl TurnService {
         }
     }
 
+    /// The relay's counters (None when TURN is not served here).
+    pub fn metrics(&self) -> Option<core::Metrics> {
+        self.handle.as_ref().map(|h| h.metrics())
+    }
+
     pub fn shutdown(&self) {
         if let Some(h) = &self.handle {
             h.shutdown();

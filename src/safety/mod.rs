@@ -158,6 +158,7 @@ pub struct Safety {
     /// Last partners and chat evidence, for reports.
     pub recent: Arc<dyn recent::RecentChats>,
     sessions: OnceLock<Arc<dyn Sessions>>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Safety {
@@ -168,8 +169,10 @@ impl Safety {
         recent: Arc<dyn recent::RecentChats>,
         filters: filter::Filters,
         links_per_minute: usize,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         Safety {
+            metrics,
             filters,
             spam: std::sync::Mutex::new(spam::SpamGuard::new(links_per_minute)),
             ip_key: IpKey::derive(secret),
@@ -329,6 +332,7 @@ impl Safety {
             .filter(|r| r.created_at >= now - window)
             .collect();
         in_window.push(report.clone());
+        self.metrics.reports.inc();
         let mut bad = Vec::new();
         for r in rules::reporters(&in_window) {
             if self.restricted(store, r).await? {
@@ -439,6 +443,10 @@ impl Safety {
                 .next(previous.map(|b| Duration::from_secs(b.duration_s)))
         });
         let count = previous.map_or(0, |b| b.count).saturating_add(1);
+        self.metrics.ban(match actor {
+            Actor::System => "auto",
+            Actor::Admin => "admin",
+        });
         let mut covers = Vec::new();
         for d in store.devices_of(user).await? {
             covers.push(rules::device_subject(&d.device_id));
