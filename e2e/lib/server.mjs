@@ -50,7 +50,7 @@ export async function startServer(env = {}, { dir, timeoutMs = 20000, wrap = [] 
   const addr = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start in ${timeoutMs} ms:\n${out}`)), timeoutMs);
     const onData = () => {
-      const m = out.match(/listening addr=(\S+)/);
+      const m = out.match(/(?<!metrics )listening addr=(\S+)/);
       if (m) { clearTimeout(timer); proc.stdout.off('data', onData); resolve(m[1]); }
     };
     proc.stdout.on('data', onData);
@@ -64,7 +64,9 @@ export async function startServer(env = {}, { dir, timeoutMs = 20000, wrap = [] 
   }));
   const url = `http://${addr}`;
   const turn = out.match(/turn listening udp=(\S+)/);
+  const metrics = out.match(/metrics listening addr=(\S+)/);
   return {
+    metricsUrl: metrics ? `http://${metrics[1]}` : null,
     turnPort: turn ? Number(turn[1].split(':').pop()) : null,
     url,
     port: Number(addr.split(':').pop()),
