@@ -1,4 +1,4 @@
-//! The web page at `/`: static files compiled into the binary, so
+//! The web page at `/` and the operator console at `/admin`: static files compiled into the binary, so
 //! `cargo run --release` alone serves a working app.
 
 use axum::{
@@ -14,6 +14,9 @@ const INDEX: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
 const SIO_JS: &str = include_str!("../../web/sio.js");
 const STYLE: &str = include_str!("../../web/style.css");
+const ADMIN: &str = include_str!("../../web/admin.html");
+const ADMIN_JS: &str = include_str!("../../web/admin.js");
+const ADMIN_CSS: &str = include_str!("../../web/admin.css");
 
 fn asset(body: &'static str, mime: &'static str) -> impl IntoResponse {
     (
@@ -42,5 +45,17 @@ pub fn router() -> Router<AppState> {
         .route(
             "/style.css",
             get(|| async { asset(STYLE, "text/css; charset=utf-8") }),
+        )
+        .route(
+            "/admin",
+            get(|| async { asset(ADMIN, "text/html; charset=utf-8") }),
+        )
+        .route(
+            "/admin.js",
+            get(|| async { asset(ADMIN_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/admin.css",
+            get(|| async { asset(ADMIN_CSS, "text/css; charset=utf-8") }),
         )
 }
