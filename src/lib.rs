@@ -63,6 +63,8 @@ pub struct Shared {
     pub node: Node,
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
+    /// The API descriptions, set when the router is built.
+    pub docs: std::sync::OnceLock<http::openapi::Docs>,
     /// The operator console's figures for this node.
     pub console: std::sync::Mutex<metrics::console::NodeStats>,
 }
@@ -265,6 +267,7 @@ impl AppState {
             },
             metrics,
             console: Default::default(),
+            docs: Default::default(),
             config,
         })))
     }

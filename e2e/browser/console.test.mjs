@@ -96,3 +96,20 @@ test('sign in, live charts under load, and a ban from the reports queue', async 
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('/docs renders every operation and event of the two documents', async () => {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${srv.url}/docs`);
+  await page.waitForSelector('body[data-ready="true"]');
+  const openapi = await (await fetch(`${srv.url}/api/openapi.json`)).json();
+  const ops = Object.values(openapi.paths).reduce((n, item) => n + Object.keys(item).length, 0);
+  assert.equal(await page.locator('#rest details.op').count(), ops);
+  const asyncapi = await (await fetch(`${srv.url}/api/asyncapi.json`)).json();
+  assert.equal(await page.locator('#events details.op').count(), Object.keys(asyncapi.operations).length);
+  await page.locator('#rest details.op[data-path="/api/auth/register"] summary').click();
+  assert.match(await page.locator('#rest details.op[data-path="/api/auth/register"] pre').first().textContent(), /"username"/);
+  assert.deepEqual(errors, []);
+  await page.close();
+});

@@ -6,15 +6,16 @@
 use std::time::Duration;
 
 use axum::{
-    Json, Router,
+    Json,
     extract::{Path, Request, State},
     middleware::{Next, from_fn_with_state},
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
@@ -27,15 +28,16 @@ const BAN_REASON_MAX: usize = 500;
 const AUDIT_DEFAULT: usize = 50;
 const AUDIT_MAX: usize = 500;
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
-        .route("/admin/users/{id}/ban", post(ban).delete(unban))
-        .route("/admin/users/{id}/kick", post(kick))
-        .route("/admin/audit", get(audit))
-        .route("/admin/reports", get(reports))
-        .route("/admin/reports/{id}/resolve", post(resolve))
-        .route("/admin/metrics", get(super::metrics::admin_metrics))
-        .route("/metrics", get(super::metrics::prometheus))
+pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
+    use super::metrics::{__path_admin_metrics, __path_prometheus, admin_metrics, prometheus};
+    OpenApiRouter::new()
+        .routes(routes!(ban, unban))
+        .routes(routes!(kick))
+        .routes(routes!(audit))
+        .routes(routes!(reports))
+        .routes(routes!(resolve))
+        .routes(routes!(admin_metrics))
+        .routes(routes!(prometheus))
         .route_layer(from_fn_with_state(state.clone(), gate))
 }
 
@@ -102,6 +104,15 @@ fn duration(body: &JsonObject) -> Result<Option<Duration>, AppError> {
     Ok(Some(d))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/users/{id}/ban",
+    tag = "admin", summary = "Ban a user",
+    security(("adminKey" = [])),
+    params(("id" = String, Path, description = "User id")),
+    request_body = crate::http::openapi::BanRequest,
+    responses((status = 200, description = "{ban}", body = crate::http::openapi::Envelope), (status = 400, description = "Bad duration or reason", body = crate::http::openapi::ErrorEnvelope), (status = 401, description = "Wrong or missing key", body = crate::http::openapi::ErrorEnvelope), (status = 404, description = "No such user, or ADMIN_KEY is not set", body = crate::http::openapi::ErrorEnvelope)),
+)]
 async fn ban(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -132,6 +143,14 @@ async fn ban(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/users/{id}/ban",
+    tag = "admin", summary = "Lift a ban",
+    security(("adminKey" = [])),
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, description = "{lifted}", body = crate::http::openapi::Envelope), (status = 401, description = "Wrong or missing key", body = crate::http::openapi::ErrorEnvelope), (status = 404, description = "No such user, or ADMIN_KEY is not set", body = crate::http::openapi::ErrorEnvelope)),
+)]
 async fn unban(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -144,6 +163,14 @@ async fn unban(
     Ok(ok("Ban lifted", json!({ "userId": id, "lifted": lifted })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/users/{id}/kick",
+    tag = "admin", summary = "Disconnect a user's sockets",
+    security(("adminKey" = [])),
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, description = "{kicked: sockets disconnected}", body = crate::http::openapi::Envelope), (status = 401, description = "Wrong or missing key", body = crate::http::openapi::ErrorEnvelope), (status = 404, description = "No such user, or ADMIN_KEY is not set", body = crate::http::openapi::ErrorEnvelope)),
+)]
 async fn kick(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -179,6 +206,14 @@ struct ReportsQuery {
 }
 
 /// Newest first, with their evidence; `status` is `open` or `resolved`.
+#[utoipa::path(
+    get,
+    path = "/admin/reports",
+    tag = "admin", summary = "Reports, newest first",
+    security(("adminKey" = [])),
+    params(("status" = Option<String>, Query, description = "open or resolved"), ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"), ("limit" = Option<usize>, Query, description = "1-500, default 50")),
+    responses((status = 200, description = "{reports, nextCursor}", body = crate::http::openapi::Envelope), (status = 400, description = "Bad status", body = crate::http::openapi::ErrorEnvelope), (status = 401, description = "Wrong or missing key", body = crate::http::openapi::ErrorEnvelope), (status = 404, description = "ADMIN_KEY is not set", body = crate::http::openapi::ErrorEnvelope)),
+)]
 async fn reports(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ReportsQuery>,
@@ -205,6 +240,15 @@ async fn reports(
 }
 
 /// `{action: "dismiss"|"ban"|"warn", duration?}`.
+#[utoipa::path(
+    post,
+    path = "/admin/reports/{id}/resolve",
+    tag = "admin", summary = "Resolve a report",
+    security(("adminKey" = [])),
+    params(("id" = String, Path, description = "Report id")),
+    request_body = crate::http::openapi::ResolveRequest,
+    responses((status = 200, description = "{report, bannedUntil}", body = crate::http::openapi::Envelope), (status = 400, description = "Bad action or duration", body = crate::http::openapi::ErrorEnvelope), (status = 401, description = "Wrong or missing key", body = crate::http::openapi::ErrorEnvelope), (status = 404, description = "No such open report, or ADMIN_KEY is not set", body = crate::http::openapi::ErrorEnvelope)),
+)]
 async fn resolve(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -238,6 +282,14 @@ struct AuditQuery {
 }
 
 /// Newest first; `nextCursor` (when more remain) is passed back as `cursor`.
+#[utoipa::path(
+    get,
+    path = "/admin/audit",
+    tag = "admin", summary = "The moderation audit log",
+    security(("adminKey" = [])),
+    params(("cursor" = Option<String>, Query, description = "nextCursor of the previous page"), ("limit" = Option<usize>, Query, description = "1-500, default 50")),
+    responses((status = 200, description = "{entries, nextCursor}", body = crate::http::openapi::Envelope), (status = 401, description = "Wrong or missing key", body = crate::http::openapi::ErrorEnvelope), (status = 404, description = "ADMIN_KEY is not set", body = crate::http::openapi::ErrorEnvelope)),
+)]
 async fn audit(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<AuditQuery>,

@@ -94,6 +94,13 @@ fn refresh_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/register",
+    tag = "accounts", summary = "Register an account", security(()),
+    request_body = crate::http::openapi::RegisterRequest,
+    responses((status = 201, description = "Registered: {user, token, refreshToken}", body = crate::http::openapi::Envelope), (status = 400, description = "Invalid input", body = crate::http::openapi::ErrorEnvelope), (status = 403, description = "Banned (with until)", body = crate::http::openapi::ErrorEnvelope), (status = 409, description = "Username or email taken", body = crate::http::openapi::ErrorEnvelope), (status = 429, description = "Rate limited", body = crate::http::openapi::ErrorEnvelope), (status = 503, description = "Too many password hashes waiting", body = crate::http::openapi::ErrorEnvelope)),
+)]
 pub async fn register(
     State(state): State<AppState>,
     ip: ClientIp,
@@ -124,6 +131,13 @@ pub async fn register(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/login",
+    tag = "accounts", summary = "Log in with email and password", security(()),
+    request_body = crate::http::openapi::LoginRequest,
+    responses((status = 200, description = "Logged in: {user, token, refreshToken}", body = crate::http::openapi::Envelope), (status = 400, description = "Invalid input", body = crate::http::openapi::ErrorEnvelope), (status = 401, description = "Wrong email or password", body = crate::http::openapi::ErrorEnvelope), (status = 403, description = "Banned", body = crate::http::openapi::ErrorEnvelope), (status = 429, description = "Rate limited", body = crate::http::openapi::ErrorEnvelope), (status = 503, description = "Too many password hashes waiting", body = crate::http::openapi::ErrorEnvelope)),
+)]
 pub async fn login(
     State(state): State<AppState>,
     ip: ClientIp,
@@ -147,6 +161,13 @@ pub async fn login(
 }
 
 /// A guest account: no email, no password; optional chosen username.
+#[utoipa::path(
+    post,
+    path = "/api/auth/guest",
+    tag = "accounts", summary = "Create a guest account", security(()),
+    request_body = crate::http::openapi::GuestRequest,
+    responses((status = 201, description = "A guest account: {user, token, refreshToken}", body = crate::http::openapi::Envelope), (status = 400, description = "Invalid or refused username", body = crate::http::openapi::ErrorEnvelope), (status = 403, description = "Banned device or address", body = crate::http::openapi::ErrorEnvelope), (status = 409, description = "Username taken", body = crate::http::openapi::ErrorEnvelope), (status = 429, description = "Rate limited", body = crate::http::openapi::ErrorEnvelope)),
+)]
 pub async fn guest(
     State(state): State<AppState>,
     ip: ClientIp,
@@ -194,6 +215,13 @@ fn generated_guest_name() -> String {
 }
 
 /// Exchanges a refresh token for a new pair; the old one is spent.
+#[utoipa::path(
+    post,
+    path = "/api/auth/refresh",
+    tag = "accounts", summary = "Exchange a refresh token for new tokens", security(()),
+    request_body = crate::http::openapi::RefreshRequest,
+    responses((status = 200, description = "New tokens (the refresh token rotates)", body = crate::http::openapi::Envelope), (status = 400, description = "Invalid input", body = crate::http::openapi::ErrorEnvelope), (status = 401, description = "Unknown, used or expired refresh token", body = crate::http::openapi::ErrorEnvelope), (status = 403, description = "Banned", body = crate::http::openapi::ErrorEnvelope), (status = 429, description = "Rate limited", body = crate::http::openapi::ErrorEnvelope)),
+)]
 pub async fn refresh(
     State(state): State<AppState>,
     ip: ClientIp,
@@ -235,6 +263,13 @@ pub async fn refresh(
 }
 
 /// Revokes a refresh token. Idempotent: an unknown token is not an error.
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout",
+    tag = "accounts", summary = "Revoke a refresh token", security(()),
+    request_body = crate::http::openapi::RefreshRequest,
+    responses((status = 200, description = "The refresh token is revoked", body = crate::http::openapi::Envelope), (status = 400, description = "Invalid input", body = crate::http::openapi::ErrorEnvelope), (status = 429, description = "Rate limited", body = crate::http::openapi::ErrorEnvelope)),
+)]
 pub async fn logout(
     State(state): State<AppState>,
     body: JsonObject,
@@ -248,6 +283,13 @@ pub async fn logout(
     Ok(ok("Logged out", Value::Null))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/auth/me",
+    tag = "accounts", summary = "The current account",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The current account", body = crate::http::openapi::Envelope), (status = 401, description = "Missing or invalid token", body = crate::http::openapi::ErrorEnvelope), (status = 429, description = "Rate limited", body = crate::http::openapi::ErrorEnvelope)),
+)]
 pub async fn me(
     State(state): State<AppState>,
     AuthAccount(user): AuthAccount,

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use axum::{
-    Router,
     body::Body,
     extract::{
         DefaultBodyLimit, Multipart, State,
@@ -13,7 +12,6 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     middleware::from_fn_with_state,
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use chrono::Utc;
 
@@ -21,6 +19,8 @@ use super::{
     AuthUser,
     middleware::{Limit, drain_unread_body, rate_limit, time_limit},
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use crate::{
     AppState,
     error::{ApiPath, AppError, ok},
@@ -30,10 +30,10 @@ use crate::{
 /// Room for multipart framing and the `kind` field around the file itself.
 const MULTIPART_OVERHEAD: u64 = 1024 * 1024;
 
-pub fn router(state: &AppState) -> (Router<AppState>, Router<AppState>) {
+pub fn router(state: &AppState) -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
     let max_body = (state.config.max_file_size + MULTIPART_OVERHEAD) as usize;
-    let upload = Router::new()
-        .route("/api/files", post(upload))
+    let upload = OpenApiRouter::new()
+        .routes(routes!(upload))
         .route_layer(DefaultBodyLimit::max(max_body))
         .route_layer(from_fn_with_state(
             Limit::new(
@@ -49,7 +49,7 @@ pub fn router(state: &AppState) -> (Router<AppState>, Router<AppState>) {
             state.config.upload_timeout.0,
             time_limit,
         ));
-    let download = Router::new().route("/api/files/{id}", get(download));
+    let download = OpenApiRouter::new().routes(routes!(download));
     (upload, download)
 }
 
@@ -72,6 +72,14 @@ fn multipart_error(e: MultipartError) -> AppError {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/files",
+    tag = "files", summary = "Upload a file or a voice note",
+    security(("bearer" = [])),
+    request_body(content = crate::http::openapi::UploadForm, content_type = "multipart/form-data"),
+    responses((status = 201, description = "The file's metadata {id, name, mime, size, url, kind, duration?}", body = crate::http::openapi::Envelope), (status = 400, description = "Missing or empty file, bad field", body = crate::http::openapi::ErrorEnvelope), (status = 401, description = "Missing or invalid token", body = crate::http::openapi::ErrorEnvelope), (status = 413, description = "Larger than MAX_FILE_SIZE", body = crate::http::openapi::ErrorEnvelope), (status = 415, description = "A type that is not allowed", body = crate::http::openapi::ErrorEnvelope), (status = 422, description = "A voice note too long or unmeasurable", body = crate::http::openapi::ErrorEnvelope), (status = 429, description = "Rate limited", body = crate::http::openapi::ErrorEnvelope)),
+)]
 async fn upload(
     State(state): State<AppState>,
     user: AuthUser,
@@ -230,6 +238,14 @@ fn too_large(max: u64) -> AppError {
     AppError::PayloadTooLarge(format!("the file is larger than the {max}-byte limit"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/files/{id}",
+    tag = "files", summary = "Download a file shared with you",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The file id")),
+    responses((status = 200, description = "The file's bytes, with its type; Range requests are answered"), (status = 206, description = "Part of the file"), (status = 401, description = "Missing or invalid token", body = crate::http::openapi::ErrorEnvelope), (status = 404, description = "No such file, or not shared with you", body = crate::http::openapi::ErrorEnvelope), (status = 429, description = "Rate limited", body = crate::http::openapi::ErrorEnvelope)),
+)]
 async fn download(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,

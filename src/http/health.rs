@@ -9,6 +9,12 @@ use super::AuthUser;
 use crate::{AppState, error::AppError};
 
 /// No auth. 200 while the store answers, 503 when it does not.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "service", summary = "Health of the node, its store and Redis", security(()),
+    responses((status = 200, description = "Healthy: {status, store, redis, uptimeSeconds, version, node}", body = crate::http::openapi::Envelope), (status = 503, description = "The store or Redis is down", body = crate::http::openapi::ErrorEnvelope)),
+)]
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let ping = tokio::time::timeout(Duration::from_secs(2), state.accounts.store.ping()).await;
     let store_error = match ping {
@@ -65,6 +71,13 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     (status, Json(body))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/socket/stats",
+    tag = "service", summary = "Socket and memory statistics of this node",
+    security(("bearer" = [])),
+    responses((status = 200, description = "Sockets, users, memory and TURN figures of this node", body = crate::http::openapi::Envelope), (status = 401, description = "Missing or invalid token", body = crate::http::openapi::ErrorEnvelope), (status = 429, description = "Rate limited", body = crate::http::openapi::ErrorEnvelope)),
+)]
 pub async fn socket_stats(
     State(state): State<AppState>,
     AuthUser(_): AuthUser,
@@ -98,6 +111,13 @@ pub async fn socket_stats(
 /// Resident set size of this process, from /proc.
 
 /// `GET /api/turn/credentials`: TURN REST API credentials for the caller.
+#[utoipa::path(
+    get,
+    path = "/api/turn/credentials",
+    tag = "service", summary = "Short-lived TURN credentials",
+    security(("bearer" = [])),
+    responses((status = 200, description = "{username, password, ttl, uris, iceServers}", body = crate::http::openapi::Envelope), (status = 401, description = "Missing or invalid token", body = crate::http::openapi::ErrorEnvelope), (status = 404, description = "TURN is off", body = crate::http::openapi::ErrorEnvelope), (status = 429, description = "Rate limited", body = crate::http::openapi::ErrorEnvelope)),
+)]
 pub async fn turn_credentials(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,

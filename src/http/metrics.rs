@@ -21,6 +21,13 @@ use crate::{
 /// The OpenMetrics text format, which Prometheus reads.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "admin", summary = "Prometheus metrics of this node",
+    security(("adminKey" = [])),
+    responses((status = 200, description = "Prometheus metrics (OpenMetrics text)", content_type = "text/plain"), (status = 401, description = "Wrong or missing key", body = crate::http::openapi::ErrorEnvelope), (status = 404, description = "ADMIN_KEY is not set", body = crate::http::openapi::ErrorEnvelope)),
+)]
 pub async fn prometheus(State(state): State<AppState>) -> Response {
     let sample = driver::gather(&state).await;
     let body = state.metrics.encode(sample);
@@ -66,6 +73,13 @@ const FLAGGED_SCAN: usize = 200;
 
 /// The console's figures, for the whole cluster when clustered: seed 000's
 /// fields, and this server's own (per-node health, time to match, TURN).
+#[utoipa::path(
+    get,
+    path = "/admin/metrics",
+    tag = "admin", summary = "The operator console figures (the cluster when clustered)",
+    security(("adminKey" = [])),
+    responses((status = 200, description = "The console's figures (docs/API.md)", body = crate::http::openapi::Envelope), (status = 401, description = "Wrong or missing key", body = crate::http::openapi::ErrorEnvelope), (status = 404, description = "ADMIN_KEY is not set", body = crate::http::openapi::ErrorEnvelope)),
+)]
 pub async fn admin_metrics(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
     let snapshots = driver::snapshots(&state).await;
     let merged = console::merge(&snapshots);

@@ -5,12 +5,15 @@ use axum::{
     extract::{DefaultBodyLimit, MatchedPath, Request},
     http::{HeaderName, HeaderValue, Method, header},
     middleware::from_fn_with_state,
-    routing::{get, post},
+    routing::get,
 };
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     trace::TraceLayer,
 };
+
+use utoipa::OpenApi as _;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{AppState, Config, error::AppError};
 
@@ -20,6 +23,7 @@ mod extract;
 mod files;
 mod health;
 pub mod metrics;
+pub mod openapi;
 pub(crate) mod middleware;
 pub mod server;
 mod users;
@@ -34,35 +38,42 @@ const JSON_BODY_LIMIT: usize = 64 * 1024;
 pub fn api_router(state: AppState) -> Router {
     let window = state.config.rate_limit_window.0;
     let request_timeout = state.config.http_request_timeout.0;
-    let credentials = Router::new()
-        .route("/api/auth/register", post(auth::register))
-        .route("/api/auth/login", post(auth::login))
-        .route("/api/auth/guest", post(auth::guest))
-        .route("/api/auth/refresh", post(auth::refresh))
+    let credentials = OpenApiRouter::new()
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::guest))
+        .routes(routes!(auth::refresh))
         .route_layer(from_fn_with_state(
             Limit::new(&state, "auth", state.config.rate_limit_auth_max, window),
             rate_limit,
         ))
         .route_layer(from_fn_with_state(request_timeout, time_limit));
     let (uploads, downloads) = files::router(&state);
-    let api = Router::new()
-        .route("/api/auth/me", get(auth::me))
+    let api = OpenApiRouter::new()
+        .routes(routes!(auth::me))
         .merge(downloads)
-        .route("/api/auth/logout", post(auth::logout))
+        .routes(routes!(auth::logout))
         .merge(users::router())
-        .route("/api/socket/stats", get(health::socket_stats))
-        .route("/api/turn/credentials", get(health::turn_credentials))
+        .routes(routes!(health::socket_stats))
+        .routes(routes!(health::turn_credentials))
         .route_layer(from_fn_with_state(
             Limit::new(&state, "api", state.config.rate_limit_api_max, window),
             rate_limit,
         ))
         .route_layer(from_fn_with_state(request_timeout, time_limit));
-    Router::new()
+    let (described, openapi) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(credentials)
         .merge(uploads)
         .merge(api)
         .merge(admin::router(&state))
-        .route("/health", get(health::health))
+        .routes(routes!(health::health))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(openapi::asyncapi_json))
+        .split_for_parts();
+    let _ = state.docs.set(openapi::Docs {
+        openapi: openapi.to_json().unwrap_or_default(),
+    });
+    described
         .merge(web::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

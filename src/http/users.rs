@@ -1,30 +1,31 @@
 //! `/api/users/*`: presence lists, devices, stats.
 
 use axum::{
-    Json, Router,
+    Json,
     extract::State,
     http::{HeaderMap, header},
-    routing::{get, post},
 };
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{AuthUser, extract::ClientIp};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use crate::{
     AppState,
     error::{ApiQuery, AppError, JsonObject, ok},
     store::{Device, User},
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/users/online", get(online))
-        .route("/api/users/available", get(available))
-        .route("/api/users/device", post(device))
-        .route("/api/users/stats", get(stats))
-        .route("/api/users/blocks", get(blocks))
-        .route("/api/users/me/standing", get(standing))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(online))
+        .routes(routes!(available))
+        .routes(routes!(device))
+        .routes(routes!(stats))
+        .routes(routes!(blocks))
+        .routes(routes!(standing))
 }
 
 /// The public JSON of an account; `email` only on the caller's own.
@@ -45,6 +46,13 @@ pub fn user_json(u: &User, own: bool, online: bool) -> Value {
 
 /// The caller's own standing: `{score, restricted, bannedUntil,
 /// openReports}` (never shown to anyone else).
+#[utoipa::path(
+    get,
+    path = "/api/users/me/standing",
+    tag = "users", summary = "Your own standing (reputation, restriction, ban)",
+    security(("bearer" = [])),
+    responses((status = 200, description = "{score, restricted, bannedUntil, openReports}", body = crate::http::openapi::Envelope), (status = 401, description = "Missing or invalid token", body = crate::http::openapi::ErrorEnvelope), (status = 429, description = "Rate limited", body = crate::http::openapi::ErrorEnvelope)),
+)]
 async fn standing(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -62,6 +70,13 @@ const BLOCKS_MAX: usize = 1000;
 
 /// The caller's blocks: `{count, blocks: [{id, username}]}`; `username` is
 /// null for an account that no longer exists.
+#[utoipa::path(
+    get,
+    path = "/api/users/blocks",
+    tag = "users", summary = "The users you blocked",
+    security(("bearer" = [])),
+    responses((status = 200, description = "{blocks: [{id, username}]}", body = crate::http::openapi::Envelope), (status = 401, description = "Missing or invalid token", body = crate::http::openapi::ErrorEnvelope), (status = 429, description = "Rate limited", body = crate::http::openapi::ErrorEnvelope)),
+)]
 async fn blocks(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -109,6 +124,14 @@ async fn list(
     Ok(json!({ "count": users.len(), "users": users }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/users/online",
+    tag = "users", summary = "Users online",
+    security(("bearer" = [])),
+    params(("limit" = Option<usize>, Query, description = "1-1000, default 100")),
+    responses((status = 200, description = "{users, count}", body = crate::http::openapi::Envelope), (status = 400, description = "Invalid limit", body = crate::http::openapi::ErrorEnvelope), (status = 401, description = "Missing or invalid token", body = crate::http::openapi::ErrorEnvelope), (status = 429, description = "Rate limited", body = crate::http::openapi::ErrorEnvelope)),
+)]
 async fn online(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -118,6 +141,14 @@ async fn online(
 }
 
 /// Online users who are not in a chat, the caller excluded.
+#[utoipa::path(
+    get,
+    path = "/api/users/available",
+    tag = "users", summary = "Users online and free to match",
+    security(("bearer" = [])),
+    params(("limit" = Option<usize>, Query, description = "1-1000, default 100")),
+    responses((status = 200, description = "{users, count}: online and not busy", body = crate::http::openapi::Envelope), (status = 400, description = "Invalid limit", body = crate::http::openapi::ErrorEnvelope), (status = 401, description = "Missing or invalid token", body = crate::http::openapi::ErrorEnvelope), (status = 429, description = "Rate limited", body = crate::http::openapi::ErrorEnvelope)),
+)]
 async fn available(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -129,6 +160,14 @@ async fn available(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/users/device",
+    tag = "users", summary = "Register this device",
+    security(("bearer" = [])),
+    request_body = crate::http::openapi::DeviceRequest,
+    responses((status = 200, description = "The device is recorded", body = crate::http::openapi::Envelope), (status = 400, description = "Invalid device id", body = crate::http::openapi::ErrorEnvelope), (status = 401, description = "Missing or invalid token", body = crate::http::openapi::ErrorEnvelope), (status = 429, description = "Rate limited", body = crate::http::openapi::ErrorEnvelope)),
+)]
 async fn device(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -172,6 +211,13 @@ async fn device(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/users/stats",
+    tag = "users", summary = "Account and presence counts",
+    security(("bearer" = [])),
+    responses((status = 200, description = "Account and presence counts", body = crate::http::openapi::Envelope), (status = 401, description = "Missing or invalid token", body = crate::http::openapi::ErrorEnvelope), (status = 429, description = "Rate limited", body = crate::http::openapi::ErrorEnvelope)),
+)]
 async fn stats(
     State(state): State<AppState>,
     AuthUser(_): AuthUser,

@@ -1,4 +1,5 @@
-//! The web page at `/` and the operator console at `/admin`: static files compiled into the binary, so
+//! The web page at `/`, the operator console at `/admin` and the API
+//! reference at `/docs`: static files compiled into the binary, so
 //! `cargo run --release` alone serves a working app.
 
 use axum::{
@@ -17,6 +18,9 @@ const STYLE: &str = include_str!("../../web/style.css");
 const ADMIN: &str = include_str!("../../web/admin.html");
 const ADMIN_JS: &str = include_str!("../../web/admin.js");
 const ADMIN_CSS: &str = include_str!("../../web/admin.css");
+const DOCS: &str = include_str!("../../web/docs.html");
+const DOCS_JS: &str = include_str!("../../web/docs.js");
+const DOCS_CSS: &str = include_str!("../../web/docs.css");
 
 fn asset(body: &'static str, mime: &'static str) -> impl IntoResponse {
     (
@@ -57,5 +61,17 @@ pub fn router() -> Router<AppState> {
         .route(
             "/admin.css",
             get(|| async { asset(ADMIN_CSS, "text/css; charset=utf-8") }),
+        )
+        .route(
+            "/docs",
+            get(|| async { asset(DOCS, "text/html; charset=utf-8") }),
+        )
+        .route(
+            "/docs.js",
+            get(|| async { asset(DOCS_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/docs.css",
+            get(|| async { asset(DOCS_CSS, "text/css; charset=utf-8") }),
         )
 }

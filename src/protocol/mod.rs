@@ -9,8 +9,11 @@
 //!   [`server::ServerEventKind`], and each one a typed value
 //!   ([`server::ServerEvent`]) serialized in one place.
 //!
+//! - [`asyncapi`]: both tables as an AsyncAPI 3.0 document.
+//!
 //! A test checks both tables against `docs/API.md`.
 
+pub mod asyncapi;
 pub mod client;
 pub mod ids;
 pub mod server;
