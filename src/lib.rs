@@ -20,6 +20,7 @@ pub mod error;
 pub mod expiring;
 pub mod files;
 pub mod http;
+pub mod lounges;
 pub mod matching;
 pub mod memory;
 pub mod metrics;

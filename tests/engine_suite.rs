@@ -355,7 +355,13 @@ async fn matching_behaviour(m: &dyn Matcher) {
         ),
         "no interest shared with a, and d avoids c"
     );
-    assert_eq!(m.queued().await.unwrap(), 4);
+    let waiting = m.waiting().await.unwrap();
+    assert_eq!(waiting.total, 4);
+    assert_eq!(
+        waiting.by_mode.into_iter().collect::<Vec<_>>(),
+        [("text".to_string(), 3), ("video".to_string(), 1)],
+        "counted by mode"
+    );
     assert!(m.is_queued("b").await.unwrap());
     match m
         .join(ticket("e", Mode::Text, &["rust"], &[]))
@@ -381,9 +387,9 @@ async fn matching_behaviour(m: &dyn Matcher) {
         m.join(ticket("c", Mode::Video, &[], &[])).await.unwrap(),
         Joined::Waiting
     ));
-    assert_eq!(m.queued().await.unwrap(), 2, "c (again) and d");
+    assert_eq!(m.waiting().await.unwrap().total, 2, "c (again) and d");
     assert!(m.leave("c").await.unwrap() && m.leave("d").await.unwrap());
-    assert_eq!(m.queued().await.unwrap(), 0);
+    assert_eq!(m.waiting().await.unwrap().total, 0);
     assert!(m.poll().await.unwrap().is_empty());
 }
 
@@ -600,7 +606,7 @@ async fn redis_nodes_pair_at_the_fallback_deadline() {
         (p.caller.user_id.as_str(), p.callee.user_id.as_str()),
         ("a", "b")
     );
-    assert_eq!(nodes[0].queued().await.unwrap(), 0);
+    assert_eq!(nodes[0].waiting().await.unwrap().total, 0);
     // Nothing else comes: a second pairing would show within a few ticks.
     assert!(
         tokio::time::timeout(Duration::from_millis(1500), rx.recv())
@@ -631,7 +637,7 @@ async fn redis_queue_survives_its_holder() {
         Joined::Matched(p) => assert_eq!(p.caller.user_id, "x"),
         Joined::Waiting => panic!("x is still in the queue"),
     }
-    assert_eq!(m2.queued().await.unwrap(), 0);
+    assert_eq!(m2.waiting().await.unwrap().total, 0);
 }
 
 /// Optimistic transactions under contention: many tasks on two nodes race

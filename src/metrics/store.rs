@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 
 use super::Metrics;
 use crate::store::{
-    AuditEntry, BanRecord, Device, DynUserStore, NewUser, RefreshRecord, Report, Standing,
-    StoreError, StoreResult, User, UserCounts, UserStore,
+    AuditEntry, BanRecord, Device, DynUserStore, NewUser, RefreshRecord, Report, RoomMessage,
+    RoomState, Standing, StoreError, StoreResult, User, UserCounts, UserStore,
 };
 
 pub struct MeteredStore {
@@ -85,6 +85,12 @@ timed! {
         fn audit_log(&self, before: Option<String>, limit: usize) -> Vec<AuditEntry>;
         fn expired_guests(&self, cutoff: DateTime<Utc>, limit: usize) -> Vec<String>;
         fn delete_users(&self, ids: Vec<String>) -> usize;
+        fn room_state(&self, room: &str) -> RoomState;
+        fn append_room_message(&self, message: RoomMessage) -> ();
+        fn room_messages_before(&self, room: &str, before: Option<u64>, limit: usize) -> Vec<RoomMessage>;
+        fn room_messages_after(&self, room: &str, after: u64, limit: usize) -> Vec<RoomMessage>;
+        fn delete_room_message(&self, room: &str, offset: u64) -> Option<RoomMessage>;
+        fn trim_room(&self, room: &str, keep: usize, cutoff: DateTime<Utc>) -> usize;
 }
 
 #[cfg(test)]

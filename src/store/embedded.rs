@@ -11,7 +11,7 @@ use redb::{
 };
 
 use super::{
-    AuditEntry, BanRecord, Device, NewUser, RefreshRecord, Report, Standing, StoreError,
+    AuditEntry, BanRecord, Device, NewUser, RefreshRecord, Report, RoomMessage, RoomState, Standing, StoreError,
     StoreResult, User, UserCounts, UserStore,
 };
 
@@ -44,6 +44,30 @@ const REPORTS: TableDefinition<&str, &[u8]> = TableDefinition::new("reports");
 const REPORTS_BY_TARGET: TableDefinition<&str, ()> = TableDefinition::new("reports_by_target");
 /// Audit entry id (sortable) → JSON of [`AuditEntry`].
 const AUDIT: TableDefinition<&str, &[u8]> = TableDefinition::new("audit");
+/// `<room>\0<offset, 20 digits>` → a room message: a room's history in offset order.
+const ROOM_MESSAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("room_messages");
+/// room → its [`RoomMeta`].
+const ROOM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("room_meta");
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RoomMeta {
+    epoch: String,
+    last_offset: u64,
+}
+
+fn room_key(room: &str, offset: u64) -> String {
+    format!("{room}\0{offset:020}")
+}
+
+/// The key range of a room's messages.
+fn room_range(room: &str) -> (String, String) {
+    (format!("{room}\0"), format!("{room}\u{1}"))
+}
+
+fn new_epoch() -> String {
+    let bytes: [u8; 8] = rand::random();
+    hex::encode(bytes)
+}
 
 /// The store's work, run on its own threads.
 type Job = Box<dyn FnOnce(&Database) + Send>;
@@ -317,6 +341,8 @@ fn create_tables(tx: &WriteTransaction) -> Result<(), TableError> {
     tx.open_table(REPORTS)?;
     tx.open_table(REPORTS_BY_TARGET)?;
     tx.open_table(STANDING)?;
+    tx.open_table(ROOM_MESSAGES)?;
+    tx.open_table(ROOM_META)?;
     Ok(())
 }
 
@@ -836,6 +862,181 @@ impl UserStore for EmbeddedStore {
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn room_state(&self, room: &str) -> StoreResult<RoomState> {
+        let room = room.to_string();
+        self.writing(move |db| {
+            let tx = db.begin_write().map_err(other)?;
+            let state = {
+                let mut meta = tx.open_table(ROOM_META).map_err(other)?;
+                let stored: Option<RoomMeta> = match meta.get(room.as_str()).map_err(other)? {
+                    Some(v) => Some(decode(v.value())?),
+                    None => None,
+                };
+                let m = match stored {
+                    Some(m) => m,
+                    None => {
+                        let m = RoomMeta {
+                            epoch: new_epoch(),
+                            last_offset: 0,
+                        };
+                        meta.insert(room.as_str(), encode(&m)?.as_slice())
+                            .map_err(other)?;
+                        m
+                    }
+                };
+                let (start, end) = room_range(&room);
+                let messages = tx.open_table(ROOM_MESSAGES).map_err(other)?;
+                let oldest = match messages
+                    .range(start.as_str()..end.as_str())
+                    .map_err(other)?
+                    .next()
+                {
+                    Some(row) => {
+                        let (_, v) = row.map_err(other)?;
+                        Some(decode::<RoomMessage>(v.value())?.offset)
+                    }
+                    None => None,
+                };
+                RoomState {
+                    epoch: m.epoch,
+                    last_offset: m.last_offset,
+                    oldest,
+                }
+            };
+            tx.commit().map_err(other)?;
+            Ok(state)
+        })
+        .await
+    }
+
+    async fn append_room_message(&self, message: RoomMessage) -> StoreResult<()> {
+        self.writing(move |db| {
+            let tx = db.begin_write().map_err(other)?;
+            {
+                let mut meta = tx.open_table(ROOM_META).map_err(other)?;
+                let mut m: RoomMeta = match meta.get(message.room_id.as_str()).map_err(other)? {
+                    Some(v) => decode(v.value())?,
+                    None => RoomMeta {
+                        epoch: new_epoch(),
+                        last_offset: 0,
+                    },
+                };
+                m.last_offset = m.last_offset.max(message.offset);
+                meta.insert(message.room_id.as_str(), encode(&m)?.as_slice())
+                    .map_err(other)?;
+                let key = room_key(&message.room_id, message.offset);
+                let mut t = tx.open_table(ROOM_MESSAGES).map_err(other)?;
+                if t.get(key.as_str()).map_err(other)?.is_some() {
+                    return Err(StoreError::Conflict("offset"));
+                }
+                t.insert(key.as_str(), encode(&message)?.as_slice())
+                    .map_err(other)?;
+            }
+            tx.commit().map_err(other)
+        })
+        .await
+    }
+
+    async fn room_messages_before(
+        &self,
+        room: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<Vec<RoomMessage>> {
+        let (start, end) = room_range(room);
+        let end = match before {
+            Some(b) => room_key(room, b),
+            None => end,
+        };
+        self.reading(move |db| {
+            let tx = db.begin_read().map_err(other)?;
+            let t = tx.open_table(ROOM_MESSAGES).map_err(other)?;
+            let mut out = Vec::new();
+            for row in t.range(start.as_str()..end.as_str()).map_err(other)?.rev() {
+                if out.len() >= limit {
+                    break;
+                }
+                let (_, v) = row.map_err(other)?;
+                out.push(decode(v.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn room_messages_after(
+        &self,
+        room: &str,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<RoomMessage>> {
+        let start = room_key(room, after.saturating_add(1));
+        let (_, end) = room_range(room);
+        self.reading(move |db| {
+            let tx = db.begin_read().map_err(other)?;
+            let t = tx.open_table(ROOM_MESSAGES).map_err(other)?;
+            let mut out = Vec::new();
+            for row in t.range(start.as_str()..end.as_str()).map_err(other)? {
+                if out.len() >= limit {
+                    break;
+                }
+                let (_, v) = row.map_err(other)?;
+                out.push(decode(v.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_room_message(&self, room: &str, offset: u64) -> StoreResult<Option<RoomMessage>> {
+        let key = room_key(room, offset);
+        self.writing(move |db| {
+            let tx = db.begin_write().map_err(other)?;
+            let removed = {
+                let mut t = tx.open_table(ROOM_MESSAGES).map_err(other)?;
+                let removed = t.remove(key.as_str()).map_err(other)?;
+                match removed {
+                    Some(v) => Some(decode::<RoomMessage>(v.value())?),
+                    None => None,
+                }
+            };
+            tx.commit().map_err(other)?;
+            Ok(removed)
+        })
+        .await
+    }
+
+    async fn trim_room(&self, room: &str, keep: usize, cutoff: DateTime<Utc>) -> StoreResult<usize> {
+        let (start, end) = room_range(room);
+        self.writing(move |db| {
+            let tx = db.begin_write().map_err(other)?;
+            let mut removed = 0;
+            {
+                let mut t = tx.open_table(ROOM_MESSAGES).map_err(other)?;
+                let total = t.range(start.as_str()..end.as_str()).map_err(other)?.count();
+                let over = total.saturating_sub(keep);
+                let mut doomed = Vec::new();
+                for (i, row) in t.range(start.as_str()..end.as_str()).map_err(other)?.enumerate() {
+                    let (k, v) = row.map_err(other)?;
+                    let m: RoomMessage = decode(v.value())?;
+                    // Oldest first: past the count to drop, stop at the first young one.
+                    if i < over || m.timestamp < cutoff {
+                        doomed.push(k.value().to_string());
+                    } else {
+                        break;
+                    }
+                }
+                for k in doomed {
+                    t.remove(k.as_str()).map_err(other)?;
+                    removed += 1;
+                }
+            }
+            tx.commit().map_err(other)?;
+            Ok(removed)
         })
         .await
     }

@@ -129,6 +129,38 @@ pub struct AuditEntry {
     pub detail: serde_json::Value,
 }
 
+/// Who wrote a room message, as it was then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Author {
+    pub id: String,
+    pub username: String,
+}
+
+/// A message of a public room (lounge), kept in its history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomMessage {
+    pub room_id: String,
+    /// `<roomId>.<offset>`.
+    pub id: String,
+    /// Grows with every message of the room, never reused.
+    pub offset: u64,
+    pub from: Author,
+    pub content: String,
+    pub timestamp: DateTime<Utc>,
+}
+
+/// A room's history as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomState {
+    /// Changes when the room's history was lost (Centrifugo's model).
+    pub epoch: String,
+    /// The highest offset ever given (0: none yet), kept when trimmed.
+    pub last_offset: u64,
+    /// The oldest offset still kept; None: no message kept.
+    pub oldest: Option<u64>,
+}
+
 /// A device a user reported through `POST /api/users/device`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Device {
@@ -232,6 +264,29 @@ pub trait UserStore: Send + Sync + 'static {
     /// never seen) before `cutoff`, oldest first. Registered accounts never.
     async fn expired_guests(&self, cutoff: DateTime<Utc>, limit: usize)
     -> StoreResult<Vec<String>>;
+
+    /// The room's history state; the first call for a room (or after its
+    /// history was lost) gives it a new random epoch.
+    async fn room_state(&self, room: &str) -> StoreResult<RoomState>;
+    /// Keeps a message (its offset given by the caller, unique in the room)
+    /// and raises the room's last offset to it.
+    async fn append_room_message(&self, message: RoomMessage) -> StoreResult<()>;
+    /// Up to `limit` messages older than offset `before` (the newest when
+    /// None), newest first.
+    async fn room_messages_before(
+        &self,
+        room: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<Vec<RoomMessage>>;
+    /// Up to `limit` messages after offset `after`, oldest first.
+    async fn room_messages_after(&self, room: &str, after: u64, limit: usize)
+    -> StoreResult<Vec<RoomMessage>>;
+    /// Removes one message; the removed one, if it was there.
+    async fn delete_room_message(&self, room: &str, offset: u64) -> StoreResult<Option<RoomMessage>>;
+    /// Removes the room's messages beyond the newest `keep` and those older
+    /// than `cutoff`; returns how many went.
+    async fn trim_room(&self, room: &str, keep: usize, cutoff: DateTime<Utc>) -> StoreResult<usize>;
 
     /// Removes the accounts with their refresh tokens, devices and blocks; their
     /// usernames (and emails) become free. Unknown ids are skipped. Returns

@@ -18,8 +18,8 @@ use mongodb::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AuditEntry, BanRecord, Device, Evidence, NewUser, RefreshRecord, Report, Standing, StoreError,
-    StoreResult, User, UserCounts, UserStore,
+    AuditEntry, Author, BanRecord, Device, Evidence, NewUser, RefreshRecord, Report, RoomMessage,
+    RoomState, Standing, StoreError, StoreResult, User, UserCounts, UserStore,
 };
 
 pub struct MongoStore {
@@ -29,6 +29,8 @@ pub struct MongoStore {
     audit: Collection<AuditDoc>,
     reports: Collection<ReportDoc>,
     standing: Collection<StandingDoc>,
+    room_messages: Collection<RoomMessageDoc>,
+    room_meta: Collection<RoomMetaDoc>,
     users: Collection<UserDoc>,
     refresh: Collection<RefreshDoc>,
     devices: Collection<DeviceDoc>,
@@ -110,6 +112,56 @@ impl BanDoc {
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct RoomMessageDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    room_id: String,
+    offset: i64,
+    from_id: String,
+    from_username: String,
+    content: String,
+    timestamp: bson::DateTime,
+}
+
+impl RoomMessageDoc {
+    fn from_message(m: RoomMessage) -> Self {
+        RoomMessageDoc {
+            id: m.id,
+            room_id: m.room_id,
+            offset: m.offset.min(i64::MAX as u64) as i64,
+            from_id: m.from.id,
+            from_username: m.from.username,
+            content: m.content,
+            timestamp: to_bson(m.timestamp),
+        }
+    }
+
+    fn into_message(self) -> RoomMessage {
+        RoomMessage {
+            id: self.id,
+            room_id: self.room_id,
+            offset: self.offset.max(0) as u64,
+            from: Author {
+                id: self.from_id,
+                username: self.from_username,
+            },
+            content: self.content,
+            timestamp: from_bson(self.timestamp),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RoomMetaDoc {
+    #[serde(rename = "_id")]
+    room_id: String,
+    epoch: String,
+    last_offset: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct StandingDoc {
     #[serde(rename = "_id")]
     user_id: String,
@@ -187,6 +239,16 @@ impl ReportDoc {
             resolution: self.resolution,
         }
     }
+}
+
+async fn collect_room_messages(
+    mut cursor: mongodb::Cursor<RoomMessageDoc>,
+) -> StoreResult<Vec<RoomMessage>> {
+    let mut out = Vec::new();
+    while cursor.advance().await.map_err(classify)? {
+        out.push(cursor.deserialize_current().map_err(classify)?.into_message());
+    }
+    Ok(out)
 }
 
 async fn collect_reports(mut cursor: mongodb::Cursor<ReportDoc>) -> StoreResult<Vec<Report>> {
@@ -311,6 +373,8 @@ impl MongoStore {
             audit: db.collection("audit"),
             reports: db.collection("reports"),
             standing: db.collection("standing"),
+            room_messages: db.collection("room_messages"),
+            room_meta: db.collection("room_meta"),
             db,
             indexes_ready: AtomicBool::new(false),
         };
@@ -368,6 +432,16 @@ impl MongoStore {
             .map_err(classify)?;
         self.reports
             .create_index(IndexModel::builder().keys(doc! { "createdAt": 1 }).build())
+            .await
+            .map_err(classify)?;
+        // A room's history in offset order; an offset is unique in its room.
+        self.room_messages
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "roomId": 1, "offset": 1 })
+                    .options(unique("room_offset_unique", false))
+                    .build(),
+            )
             .await
             .map_err(classify)?;
         // Guest expiry walks guests by last activity.
@@ -803,6 +877,140 @@ impl UserStore for MongoStore {
             }
         }
         Ok(out)
+    }
+
+    async fn room_state(&self, room: &str) -> StoreResult<RoomState> {
+        let epoch = {
+            let bytes: [u8; 8] = rand::random();
+            hex::encode(bytes)
+        };
+        // Created once, atomically: every node sees the same epoch.
+        let meta = self
+            .room_meta
+            .find_one_and_update(
+                doc! { "_id": room },
+                doc! { "$setOnInsert": { "epoch": epoch, "lastOffset": 0i64 } },
+            )
+            .upsert(true)
+            .return_document(mongodb::options::ReturnDocument::After)
+            .await
+            .map_err(classify)?
+            .ok_or_else(|| StoreError::Other("room meta upsert returned nothing".into()))?;
+        let oldest = self
+            .room_messages
+            .find_one(doc! { "roomId": room })
+            .sort(doc! { "offset": 1 })
+            .await
+            .map_err(classify)?
+            .map(|d| d.offset.max(0) as u64);
+        Ok(RoomState {
+            epoch: meta.epoch,
+            last_offset: meta.last_offset.max(0) as u64,
+            oldest,
+        })
+    }
+
+    async fn append_room_message(&self, message: RoomMessage) -> StoreResult<()> {
+        let (room, offset) = (message.room_id.clone(), message.offset.min(i64::MAX as u64) as i64);
+        self.room_messages
+            .insert_one(RoomMessageDoc::from_message(message))
+            .await
+            .map_err(|e| {
+                if is_duplicate_key(&e) {
+                    StoreError::Conflict("offset")
+                } else {
+                    classify(e)
+                }
+            })?;
+        let epoch = {
+            let bytes: [u8; 8] = rand::random();
+            hex::encode(bytes)
+        };
+        self.room_meta
+            .update_one(
+                doc! { "_id": &room },
+                doc! { "$max": { "lastOffset": offset }, "$setOnInsert": { "epoch": epoch } },
+            )
+            .upsert(true)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn room_messages_before(
+        &self,
+        room: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<Vec<RoomMessage>> {
+        let filter = match before {
+            Some(b) => doc! { "roomId": room, "offset": { "$lt": b.min(i64::MAX as u64) as i64 } },
+            None => doc! { "roomId": room },
+        };
+        let cursor = self
+            .room_messages
+            .find(filter)
+            .sort(doc! { "offset": -1 })
+            .limit(limit.min(i64::MAX as usize) as i64)
+            .await
+            .map_err(classify)?;
+        collect_room_messages(cursor).await
+    }
+
+    async fn room_messages_after(
+        &self,
+        room: &str,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<RoomMessage>> {
+        let cursor = self
+            .room_messages
+            .find(doc! { "roomId": room, "offset": { "$gt": after.min(i64::MAX as u64) as i64 } })
+            .sort(doc! { "offset": 1 })
+            .limit(limit.min(i64::MAX as usize) as i64)
+            .await
+            .map_err(classify)?;
+        collect_room_messages(cursor).await
+    }
+
+    async fn delete_room_message(&self, room: &str, offset: u64) -> StoreResult<Option<RoomMessage>> {
+        Ok(self
+            .room_messages
+            .find_one_and_delete(doc! { "roomId": room, "offset": offset.min(i64::MAX as u64) as i64 })
+            .await
+            .map_err(classify)?
+            .map(RoomMessageDoc::into_message))
+    }
+
+    async fn trim_room(&self, room: &str, keep: usize, cutoff: DateTime<Utc>) -> StoreResult<usize> {
+        let aged = self
+            .room_messages
+            .delete_many(doc! { "roomId": room, "timestamp": { "$lt": to_bson(cutoff) } })
+            .await
+            .map_err(classify)?
+            .deleted_count as usize;
+        // The newest `keep`: everything below the keep-th newest offset goes.
+        let nth = self
+            .room_messages
+            .find(doc! { "roomId": room })
+            .sort(doc! { "offset": -1 })
+            .skip(keep as u64)
+            .limit(1)
+            .await
+            .map_err(classify)?;
+        let nth = collect_room_messages(nth).await?;
+        let over = match nth.first() {
+            Some(d) => {
+                let offset = d.offset.min(i64::MAX as u64) as i64;
+                self.room_messages
+                    .delete_many(doc! { "roomId": room, "offset": { "$lte": offset } })
+                    .await
+                    .map_err(classify)?
+                    .deleted_count as usize
+            }
+            None => 0,
+        };
+        Ok(aged + over)
     }
 
     async fn delete_users(&self, ids: Vec<String>) -> StoreResult<usize> {
