@@ -247,6 +247,37 @@ pub struct Config {
     #[arg(long, env = "FILTER_PROFANITY", value_enum, default_value_t = FilterMode::Off)]
     pub filter_profanity: FilterMode,
 
+    /// Public rooms: `name:languages` per lounge, `;`-separated, with an
+    /// optional `@duration` of slow mode (`general:en,es,de;music:en@10s`);
+    /// each language is a room `<name>-<language>`. Empty: no lounges.
+    #[arg(long, env = "LOUNGES", default_value = "general:en")]
+    pub lounges: String,
+
+    /// A file with the lounges (the same syntax, one lounge a line);
+    /// replaces LOUNGES.
+    #[arg(long, env = "LOUNGES_FILE")]
+    pub lounges_file: Option<PathBuf>,
+
+    /// Rooms a user may be in at once (besides a 1-to-1 chat).
+    #[arg(long, env = "ROOM_MAX_JOINED", default_value_t = 5)]
+    pub room_max_joined: usize,
+
+    /// Room messages a user may send per second, on average.
+    #[arg(long, env = "ROOM_MESSAGE_RATE", default_value_t = 1.0)]
+    pub room_message_rate: f64,
+
+    /// Room messages a user may send in a burst.
+    #[arg(long, env = "ROOM_MESSAGE_BURST", default_value_t = 5)]
+    pub room_message_burst: u32,
+
+    /// Messages kept per room.
+    #[arg(long, env = "ROOM_HISTORY_SIZE", default_value_t = 1000)]
+    pub room_history_size: usize,
+
+    /// How long room messages are kept.
+    #[arg(long, env = "ROOM_HISTORY_TTL", default_value = "7d")]
+    pub room_history_ttl: DurationArg,
+
     /// Links a user may send per minute before messages are refused as spam.
     #[arg(long, env = "SPAM_LINKS_PER_MINUTE", default_value_t = 5)]
     pub spam_links_per_minute: usize,
@@ -349,6 +380,19 @@ impl Config {
         Ok(config)
     }
 
+    /// The lounges' rooms, from LOUNGES_FILE or LOUNGES.
+    pub fn rooms(&self) -> Result<Vec<crate::lounges::Room>, ConfigError> {
+        let (name, spec) = match &self.lounges_file {
+            Some(path) => (
+                "LOUNGES_FILE",
+                std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError(format!("LOUNGES_FILE {}: {e}", path.display())))?,
+            ),
+            None => ("LOUNGES", self.lounges.clone()),
+        };
+        crate::lounges::parse_spec(&spec).map_err(|e| ConfigError(format!("{name}: {e}")))
+    }
+
     /// Checks that cannot be expressed as a single flag's parser.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.is_production() {
@@ -397,11 +441,19 @@ impl Config {
             ("BAN_MAX", self.ban_max.0),
             ("REPORT_WINDOW", self.report_window.0),
             ("REPORT_RETENTION", self.report_retention.0),
+            ("ROOM_HISTORY_TTL", self.room_history_ttl.0),
         ] {
             if d < Duration::from_millis(100) {
                 return Err(ConfigError(format!("{name} must be at least 100ms")));
             }
         }
+        if !(self.room_message_rate > 0.0 && self.room_message_rate.is_finite()) {
+            return Err(ConfigError("ROOM_MESSAGE_RATE must be above 0".into()));
+        }
+        if self.room_history_size == 0 {
+            return Err(ConfigError("ROOM_HISTORY_SIZE must be at least 1".into()));
+        }
+        self.rooms()?;
         if self.rate_limit_window.0 < Duration::from_secs(1) {
             return Err(ConfigError("RATE_LIMIT_WINDOW must be at least 1s".into()));
         }

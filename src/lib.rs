@@ -64,6 +64,8 @@ pub struct Shared {
     pub node: Node,
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
+    /// Public rooms.
+    pub lounges: realtime::lounges::Lounges,
     /// The API descriptions, set when the router is built.
     pub docs: std::sync::OnceLock<http::openapi::Docs>,
     /// The operator console's figures for this node.
@@ -143,6 +145,8 @@ pub enum StartupError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Redis(String),
+    #[error("{0}")]
+    Config(String),
 }
 
 impl AppState {
@@ -239,7 +243,22 @@ impl AppState {
             config.spam_links_per_minute,
             metrics.clone(),
         );
+        let sequencer: Option<Arc<dyn lounges::bus::Sequencer>> = cluster
+            .as_ref()
+            .map(|c| Arc::new(cluster::lounges::RedisSequencer(c.conn.clone())) as _);
+        let lounges = realtime::lounges::Lounges::new(&config, sequencer).map_err(StartupError::Config)?;
+        if config.filter_profanity != safety::filter::FilterMode::Off {
+            for room in &lounges.rooms {
+                if !safety.filters.username_allowed(&room.lounge) {
+                    return Err(StartupError::Config(format!(
+                        "LOUNGES: the name '{}' is refused by FILTER_PROFANITY",
+                        room.lounge
+                    )));
+                }
+            }
+        }
         Ok(AppState(Arc::new(Shared {
+            lounges,
             accounts: Accounts {
                 store,
                 jwt,
@@ -343,7 +362,7 @@ pub async fn run(
             serve(state, app.layer(layer), io, listener, shutdown).await
         }
         Some(client) => {
-            let driver = cluster::driver::ManagedDriver::new(client)
+            let driver = cluster::driver::ManagedDriver::new(client.clone())
                 .await
                 .map_err(|e| StartupError::Redis(format!("REDIS_URL: {e}")))?;
             let adapter = socketioxide_redis::RedisAdapterCtr::new_with_driver(
@@ -353,7 +372,17 @@ pub async fn run(
             let (layer, io) = realtime::redis_layer(state.clone(), adapter)
                 .await
                 .map_err(StartupError::Redis)?;
-            let tasks = realtime::node::spawn_node_tasks(state.clone(), io.clone());
+            let mut tasks = realtime::node::spawn_node_tasks(state.clone(), io.clone());
+            let lounge_events = {
+                let (io, state) = (io.clone(), state.clone());
+                cluster::lounges::listen(client, move |ev| {
+                    let (io, state) = (io.clone(), state.clone());
+                    async move { realtime::lounges::deliver(&io, &state, ev).await }
+                })
+                .await
+                .map_err(|e| StartupError::Redis(format!("REDIS_URL: {e}")))?
+            };
+            tasks.push(lounge_events);
             let res = serve(state, app.layer(layer), io, listener, shutdown).await;
             for t in tasks {
                 t.abort();
@@ -380,6 +409,8 @@ async fn serve<A: socketioxide::adapter::Adapter>(
     let guest_sweeper = tokio::spawn(sweep_guests(state.clone()));
     let report_sweeper = tokio::spawn(sweep_reports(state.clone()));
     let console = tokio::spawn(metrics::driver::run_console(state.clone()));
+    let room_counts = tokio::spawn(realtime::lounges::run_counts(io.clone(), state.clone()));
+    let room_sweeper = tokio::spawn(realtime::lounges::sweep_history(state.clone()));
     let metrics_server = match state.config.metrics_listen {
         None => None,
         Some(addr) => {
@@ -430,6 +461,8 @@ async fn serve<A: socketioxide::adapter::Adapter>(
     guest_sweeper.abort();
     report_sweeper.abort();
     console.abort();
+    room_counts.abort();
+    room_sweeper.abort();
     if let Some(m) = metrics_server {
         m.abort();
     }

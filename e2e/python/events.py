@@ -18,6 +18,7 @@ EVENTS = [
     "user:unblock", "user:report",
     "chat:message", "chat:typing", "chat:clear",
     "webrtc:offer", "webrtc:answer", "webrtc:ice-candidate", "webrtc:hangup",
+    "room:join", "room:leave", "room:message", "room:typing",
 ]
 failures = []
 
@@ -97,6 +98,24 @@ for transport in ["polling", "websocket"]:
         skipped = a.call("user:skip", timeout=10)
         if not skipped.get("success"):
             failures.append(f"{transport}: user:skip with no argument: {skipped}")
+    # A lounge: both join general-en, a writes, b reads it.
+    heard = threading.Event()
+    got = []
+    b.on("room:message", lambda m: (got.append(m), heard.set()))
+    for c in (a, b):
+        joined = c.call("room:join", {"roomId": "general-en"}, timeout=10)
+        if not joined.get("success") or "epoch" not in joined.get("data", {}):
+            failures.append(f"{transport}: room:join: {joined}")
+    sent = a.call("room:message", {"roomId": "general-en", "content": "hello lounge"}, timeout=10)
+    if not sent.get("success"):
+        failures.append(f"{transport}: room:message: {sent}")
+    elif not heard.wait(10):
+        failures.append(f"{transport}: room:message did not reach the other member")
+    elif got[0].get("content") != "hello lounge" or got[0].get("offset") != sent["data"]["offset"]:
+        failures.append(f"{transport}: room:message {got[0]} vs ack {sent}")
+    left = b.call("room:leave", {"roomId": "general-en"}, timeout=10)
+    if not left.get("success"):
+        failures.append(f"{transport}: room:leave: {left}")
     a.disconnect()
     b.disconnect()
 

@@ -11,6 +11,7 @@ use std::{
 use redis::{AsyncCommands, aio::ConnectionManager};
 
 pub mod driver;
+pub mod lounges;
 pub mod matcher;
 pub mod presence;
 pub mod ratelimit;

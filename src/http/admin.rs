@@ -38,6 +38,7 @@ pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(resolve))
         .routes(routes!(admin_metrics))
         .routes(routes!(prometheus))
+        .merge(super::rooms::admin_router())
         .route_layer(from_fn_with_state(state.clone(), gate))
 }
 

@@ -24,6 +24,7 @@ mod files;
 mod health;
 pub mod metrics;
 pub mod openapi;
+mod rooms;
 pub(crate) mod middleware;
 pub mod server;
 mod users;
@@ -54,6 +55,7 @@ pub fn api_router(state: AppState) -> Router {
         .merge(downloads)
         .routes(routes!(auth::logout))
         .merge(users::router())
+        .merge(rooms::router())
         .routes(routes!(health::socket_stats))
         .routes(routes!(health::turn_credentials))
         .route_layer(from_fn_with_state(
@@ -67,6 +69,7 @@ pub fn api_router(state: AppState) -> Router {
         .merge(api)
         .merge(admin::router(&state))
         .routes(routes!(health::health))
+        .merge(rooms::public_router())
         .routes(routes!(openapi::openapi_json))
         .routes(routes!(openapi::asyncapi_json))
         .split_for_parts();

@@ -30,6 +30,7 @@ use crate::AppState;
         (name = "accounts", description = "Registration, login, guests and tokens"),
         (name = "users", description = "Presence, devices, blocks and standing"),
         (name = "files", description = "Uploads and downloads"),
+        (name = "rooms", description = "Lounges: public rooms and their history"),
         (name = "service", description = "Health, statistics, TURN credentials and these descriptions"),
         (name = "admin", description = "The moderator API and metrics (X-Admin-Key)"),
     ),

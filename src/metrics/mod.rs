@@ -88,6 +88,8 @@ pub struct MessageCounters {
     pub text: Counter,
     pub file: Counter,
     pub voice: Counter,
+    /// Lounge messages.
+    pub room: Counter,
 }
 
 impl MessageCounters {
@@ -100,7 +102,7 @@ impl MessageCounters {
     }
 
     pub fn total(&self) -> u64 {
-        self.text.get() + self.file.get() + self.voice.get()
+        self.text.get() + self.file.get() + self.voice.get() + self.room.get()
     }
 }
 
@@ -174,7 +176,7 @@ impl Metrics {
         let messages_family = Family::<TypeLabel, Counter>::default();
         registry.register(
             "messages_relayed",
-            "Chat messages relayed, by type",
+            "Chat messages relayed, by type (room: lounge messages)",
             messages_family.clone(),
         );
         let kind = |t| messages_family.get_or_create(&TypeLabel { r#type: t }).clone();
@@ -182,6 +184,7 @@ impl Metrics {
             text: kind("text"),
             file: kind("file"),
             voice: kind("voice"),
+            room: kind("room"),
         };
         let refused = Family::<CodeLabel, Counter>::default();
         registry.register(

@@ -51,7 +51,8 @@ fn client(ev: ClientEvent) -> (&'static str, Value) {
             obj(&["userId", "reason"], json!({
                 "userId": user_id(),
                 "reason": { "enum": ["spam", "harassment", "sexual", "underage", "hate", "other"] },
-                "details": { "type": "string", "maxLength": 500 }
+                "details": { "type": "string", "maxLength": 500 },
+                "messageId": { "type": "string", "description": "a lounge message (room:message id) the report is about" }
             })),
         ),
         ChatMessage => (
@@ -73,6 +74,19 @@ fn client(ev: ClientEvent) -> (&'static str, Value) {
             obj(&["candidate"], json!({ "candidate": { "type": ["object", "null"], "description": "RTCIceCandidateInit (4 KiB at most)" } })),
         ),
         WebrtcHangup => ("End the call (the chat stays)", empty()),
+        RoomJoin => (
+            "Join a lounge room; ack {room, members, messages, epoch, offset} or, with since, {recovered, messages, epoch, offset}",
+            obj(&["roomId"], json!({
+                "roomId": string(),
+                "since": obj(&["offset", "epoch"], json!({ "offset": { "type": "integer", "minimum": 0 }, "epoch": string() }))
+            })),
+        ),
+        RoomLeave => ("Leave a lounge room; ack {left}", obj(&["roomId"], json!({ "roomId": string() }))),
+        RoomMessage => (
+            "Send a message to everyone in the room; ack {id, offset, timestamp, content}",
+            obj(&["roomId", "content"], json!({ "roomId": string(), "content": { "type": "string", "minLength": 1, "maxLength": 1000 } })),
+        ),
+        RoomTyping => ("Typing indicator in a room", obj(&["roomId", "isTyping"], json!({ "roomId": string(), "isTyping": { "type": "boolean" } }))),
     }
 }
 
@@ -116,7 +130,34 @@ fn server(ev: ServerEventKind) -> (&'static str, Value) {
         ModerationBanned => ("The user is banned; the socket is disconnected next", obj(&["until", "reason"], json!({ "until": { "type": "string", "format": "date-time" }, "reason": string() }))),
         ModerationWarning => ("A moderator warned the user", obj(&["reason"], json!({ "reason": string() }))),
         Error => ("A client event sent without an ack failed", obj(&["code", "message"], json!({ "code": string(), "message": string() }))),
+        RoomMessage => ("A message in a room one is in", room_message()),
+        RoomJoined => ("Someone joined a room one is in", obj(&["roomId", "user"], json!({ "roomId": string(), "user": author() }))),
+        RoomLeft => (
+            "Someone left a room one is in (removed: by a moderator)",
+            obj(&["roomId", "user"], json!({ "roomId": string(), "user": author(), "removed": { "type": "boolean" } })),
+        ),
+        RoomTyping => ("Someone is typing in a room", obj(&["roomId", "user", "isTyping"], json!({ "roomId": string(), "user": author(), "isTyping": { "type": "boolean" } }))),
+        RoomMessageDeleted => ("A moderator deleted a room message", obj(&["roomId", "id"], json!({ "roomId": string(), "id": string() }))),
+        RoomsUpdate => (
+            "Member counts of the rooms, at most once a second",
+            obj(&["rooms"], json!({ "rooms": { "type": "array", "items": obj(&["id", "members"], json!({ "id": string(), "members": { "type": "integer" } })) } })),
+        ),
     }
+}
+
+fn author() -> Value {
+    obj(&["id", "username"], json!({ "id": user_id(), "username": string() }))
+}
+
+fn room_message() -> Value {
+    obj(&["roomId", "id", "offset", "from", "content", "timestamp"], json!({
+        "roomId": string(),
+        "id": { "type": "string", "description": "<roomId>.<offset>" },
+        "offset": { "type": "integer", "description": "grows with every message of the room" },
+        "from": author(),
+        "content": string(),
+        "timestamp": { "type": "string", "format": "date-time" }
+    }))
 }
 
 /// The ack every client event is answered with (when the client asks for one).

@@ -58,6 +58,10 @@ events! {
     WebrtcAnswer => "webrtc:answer",
     WebrtcIceCandidate => "webrtc:ice-candidate",
     WebrtcHangup => "webrtc:hangup",
+    RoomJoin => "room:join",
+    RoomLeave => "room:leave",
+    RoomMessage => "room:message",
+    RoomTyping => "room:typing",
 }
 
 /// Why a payload was refused: the `invalid_payload` (or
@@ -119,6 +123,8 @@ pub enum Command {
         user: UserId,
         reason: &'static str,
         details: Option<String>,
+        /// A lounge message (`<roomId>.<offset>`) the report is about.
+        message: Option<String>,
     },
     Message(MessageBody),
     Typing(bool),
@@ -130,6 +136,46 @@ pub enum Command {
     Answer(Value),
     Candidate(Value),
     Hangup,
+    RoomJoin {
+        room: String,
+        /// What the client last saw: (offset, epoch).
+        since: Option<(u64, String)>,
+    },
+    RoomLeave(String),
+    RoomMessage {
+        room: String,
+        content: String,
+    },
+    RoomTyping {
+        room: String,
+        is_typing: bool,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RoomWire {
+    #[serde(default)]
+    room_id: Option<Value>,
+    #[serde(default)]
+    since: Option<Value>,
+    #[serde(default)]
+    content: Option<Value>,
+    #[serde(default)]
+    is_typing: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct SinceWire {
+    offset: u64,
+    epoch: String,
+}
+
+fn room_id(v: &Option<Value>) -> Result<String, PayloadError> {
+    match v {
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 64 => Ok(s.clone()),
+        _ => Err(invalid("roomId: must be a room id")),
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -155,6 +201,8 @@ struct ReportWire {
     reason: Option<Value>,
     #[serde(default)]
     details: Option<Value>,
+    #[serde(default)]
+    message_id: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -327,10 +375,16 @@ impl Command {
                     }
                     Some(_) => return Err(invalid("details: must be a string")),
                 };
+                let message = match w.message_id {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(m)) if !m.is_empty() && m.len() <= 96 => Some(m),
+                    Some(_) => return Err(invalid("messageId: must be a room message id")),
+                };
                 Command::Report {
                     user,
                     reason,
                     details,
+                    message,
                 }
             }
             ClientEvent::ChatMessage => {
@@ -373,6 +427,42 @@ impl Command {
                 Command::Candidate(signal("candidate", w.candidate, MAX_CANDIDATE_BYTES, true)?)
             }
             ClientEvent::WebrtcHangup => Command::Hangup,
+            ClientEvent::RoomJoin => {
+                let w: RoomWire = wire(payload)?;
+                let since = match w.since {
+                    None | Some(Value::Null) => None,
+                    Some(v) => {
+                        let s: SinceWire = serde_json::from_value(v).map_err(|_| {
+                            invalid("since: must be {offset: a whole number, epoch: a string}")
+                        })?;
+                        Some((s.offset, s.epoch))
+                    }
+                };
+                Command::RoomJoin {
+                    room: room_id(&w.room_id)?,
+                    since,
+                }
+            }
+            ClientEvent::RoomLeave => {
+                let w: RoomWire = wire(payload)?;
+                Command::RoomLeave(room_id(&w.room_id)?)
+            }
+            ClientEvent::RoomMessage => {
+                let w: RoomWire = wire(payload)?;
+                let room = room_id(&w.room_id)?;
+                match w.content {
+                    Some(Value::String(content)) => Command::RoomMessage { room, content },
+                    _ => return Err(invalid("content: must be a string")),
+                }
+            }
+            ClientEvent::RoomTyping => {
+                let w: RoomWire = wire(payload)?;
+                let room = room_id(&w.room_id)?;
+                match w.is_typing {
+                    Some(Value::Bool(is_typing)) => Command::RoomTyping { room, is_typing },
+                    _ => return Err(invalid("isTyping: must be true or false")),
+                }
+            }
         })
     }
 }

@@ -47,6 +47,12 @@ kinds! {
     ServerRecovered => "server:recovered",
     ModerationBanned => "moderation:banned",
     ModerationWarning => "moderation:warning",
+    RoomMessage => "room:message",
+    RoomJoined => "room:joined",
+    RoomLeft => "room:left",
+    RoomTyping => "room:typing",
+    RoomMessageDeleted => "room:message-deleted",
+    RoomsUpdate => "rooms:update",
     Error => "error",
 }
 
@@ -154,6 +160,42 @@ pub enum ServerEvent {
         code: &'static str,
         message: String,
     },
+    /// A lounge message, as kept in the room's history.
+    RoomMessage(crate::store::RoomMessage),
+    #[serde(rename_all = "camelCase")]
+    RoomJoined {
+        room_id: String,
+        user: crate::store::Author,
+    },
+    #[serde(rename_all = "camelCase")]
+    RoomLeft {
+        room_id: String,
+        user: crate::store::Author,
+        /// Removed by a moderator.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        removed: bool,
+    },
+    #[serde(rename_all = "camelCase")]
+    RoomTyping {
+        room_id: String,
+        user: crate::store::Author,
+        is_typing: bool,
+    },
+    #[serde(rename_all = "camelCase")]
+    RoomMessageDeleted {
+        room_id: String,
+        id: String,
+    },
+    RoomsUpdate {
+        rooms: Vec<RoomCount>,
+    },
+}
+
+/// A room and how many are in it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RoomCount {
+    pub id: String,
+    pub members: usize,
 }
 
 impl ServerEvent {
@@ -178,6 +220,12 @@ impl ServerEvent {
             ServerEvent::ServerDegraded { .. } => K::ServerDegraded,
             ServerEvent::ServerRecovered { .. } => K::ServerRecovered,
             ServerEvent::Error { .. } => K::Error,
+            ServerEvent::RoomMessage(_) => K::RoomMessage,
+            ServerEvent::RoomJoined { .. } => K::RoomJoined,
+            ServerEvent::RoomLeft { .. } => K::RoomLeft,
+            ServerEvent::RoomTyping { .. } => K::RoomTyping,
+            ServerEvent::RoomMessageDeleted { .. } => K::RoomMessageDeleted,
+            ServerEvent::RoomsUpdate { .. } => K::RoomsUpdate,
         }
     }
 

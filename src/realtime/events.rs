@@ -30,7 +30,7 @@ use crate::{
     },
 };
 
-type EventResult = Result<Value, EventError>;
+pub(crate) type EventResult = Result<Value, EventError>;
 
 /// The first argument of a client event, or `None` when it was sent with
 /// none: `socket.emit('webrtc:hangup')` is `["webrtc:hangup"]` on the wire.
@@ -119,7 +119,18 @@ async fn run<A: Adapter>(
             user: target,
             reason,
             details,
-        } => Box::pin(user_report(state, user, target, reason, details)).await,
+            message,
+        } => Box::pin(user_report(state, user, target, reason, details, message)).await,
+        Command::RoomJoin { room, since } => {
+            Box::pin(super::lounges::join(s, state, user, room, since)).await
+        }
+        Command::RoomLeave(room) => Box::pin(super::lounges::leave(s, state, user, room)).await,
+        Command::RoomMessage { room, content } => {
+            Box::pin(super::lounges::message(s, state, user, room, content)).await
+        }
+        Command::RoomTyping { room, is_typing } => {
+            Box::pin(super::lounges::typing(s, state, user, room, is_typing)).await
+        }
         Command::Clear => Box::pin(chat_clear(io, state, user)).await,
         Command::Offer { offer, kind } => {
             Box::pin(signal(&io, &state, &user, |from| {
@@ -483,8 +494,13 @@ async fn user_report(
     target: UserId,
     reason: &'static str,
     details: Option<String>,
+    message: Option<String>,
 ) -> EventResult {
     use crate::safety::{NewReport, ReportError};
+    let lounge = match &message {
+        Some(m) => Some(super::lounges::message_evidence(&state, &user.id, &target.0, m).await?),
+        None => None,
+    };
     let details = details
         .map(|d| state.safety.screen_text(&d))
         .transpose()
@@ -504,6 +520,7 @@ async fn user_report(
                 reason,
                 details,
                 current: current.as_ref().map(|(p, r)| (p.as_str(), r.as_str())),
+                lounge,
             },
         )
         .await

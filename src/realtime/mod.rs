@@ -25,6 +25,7 @@ use crate::{
 
 pub mod calls;
 pub mod events;
+pub mod lounges;
 pub mod moderation;
 pub mod node;
 
@@ -71,6 +72,10 @@ pub fn local_layer(state: AppState) -> (SocketIoLayer, SocketIo) {
         .safety
         .attach(Arc::new(moderation::IoSessions(io.clone())));
     take_census(&state, io.clone());
+    state.lounges.attach(Arc::new(lounges::LocalFanout {
+        io: io.clone(),
+        state: Arc::downgrade(&state.0),
+    }));
     io.ns(
         "/",
         on_connect::<LocalAdapter>.with(authenticate::<LocalAdapter>),
@@ -97,6 +102,11 @@ pub async fn redis_layer(
         .safety
         .attach(Arc::new(moderation::IoSessions(io.clone())));
     take_census(&state, io.clone());
+    if let Some(cluster) = &state.node.cluster {
+        state
+            .lounges
+            .attach(Arc::new(crate::cluster::lounges::RedisFanout(cluster.conn.clone())));
+    }
     io.ns(
         "/",
         on_connect::<crate::cluster::IoAdapter>.with(authenticate::<crate::cluster::IoAdapter>),
@@ -339,6 +349,7 @@ async fn cleanup<A: Adapter>(
 ) {
     state.node.local_sockets.fetch_sub(1, Ordering::Relaxed);
     tracing::info!(?reason, "disconnected");
+    lounges::disconnected(s, state, user).await;
     match state
         .call
         .presence

@@ -147,6 +147,9 @@ pub struct NewReport<'a> {
     pub details: Option<String>,
     /// The reporter's chat now: (partner, room).
     pub current: Option<(&'a str, &'a str)>,
+    /// A lounge message the report is about, checked by the caller: the
+    /// room and the evidence (the message and its neighbours).
+    pub lounge: Option<(String, Vec<crate::store::Evidence>)>,
 }
 
 pub struct Safety {
@@ -290,13 +293,19 @@ impl Safety {
         new: NewReport<'_>,
     ) -> Result<Report, ReportError> {
         let unavailable = |e: recent::RecentError| ReportError::Unavailable(e.to_string());
-        let partners = self
-            .recent
-            .partners(new.reporter)
-            .await
-            .map_err(unavailable)?;
-        let room = rules::reportable_room(new.current, &partners, new.target)
-            .ok_or(ReportError::NotReportable)?;
+        let (room, lounge_evidence) = match new.lounge {
+            Some((room, evidence)) => (room, Some(evidence)),
+            None => {
+                let partners = self
+                    .recent
+                    .partners(new.reporter)
+                    .await
+                    .map_err(unavailable)?;
+                let room = rules::reportable_room(new.current, &partners, new.target)
+                    .ok_or(ReportError::NotReportable)?;
+                (room, None)
+            }
+        };
         let now = Utc::now();
         let day = chrono::Duration::from_std(rules::REPORT_ONCE_PER).unwrap_or_default();
         let window = chrono::Duration::from_std(self.reports.window).unwrap_or_default();
@@ -310,7 +319,10 @@ impl Safety {
         if rules::already_reported(&last_day, new.reporter) {
             return Err(ReportError::AlreadyReported);
         }
-        let evidence = self.recent.evidence(&room).await.map_err(unavailable)?;
+        let evidence = match lounge_evidence {
+            Some(e) => e,
+            None => self.recent.evidence(&room).await.map_err(unavailable)?,
+        };
         let report = Report {
             id: new_id(),
             reporter: new.reporter.into(),
