@@ -1,6 +1,7 @@
 // Tandem's page: guest sign-in, matching, chat with files and voice notes,
 // and a WebRTC call. Talks to the server with our own Socket.IO client.
 import { SioSocket } from '/sio.js';
+import { initLounges } from '/lounges.js';
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -326,6 +327,7 @@ function connectSocket() {
   socket.on('webrtc:hangup', () => { hangup(false); addMessage('The call ended.', 'system'); });
   socket.on('server:shutdown', () => status('The server is restarting; reconnecting…'));
   socket.on('error', (e) => addMessage(`Error: ${e.message}`, 'system'));
+  initLounges(state, api);
   socket.connect();
 }
 

@@ -2,7 +2,7 @@
 // one node and across two nodes of a cluster.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../lib/server.mjs';
+import { startServer, runToExit } from '../lib/server.mjs';
 import { startCluster } from '../lib/cluster.mjs';
 import { api, connect, eventually, guest, once, request } from '../lib/client.mjs';
 
@@ -140,6 +140,19 @@ describe('one node', () => {
       await f.stop();
     }
   });
+});
+
+test('bad LOUNGES stop the server with a message; room names go through the profanity filter', async () => {
+  for (const [env, want] of [
+    [{ LOUNGES: 'general' }, /LOUNGES: 'general': expected name:languages/],
+    [{ LOUNGES: 'general:en,en' }, /given twice/],
+    [{ LOUNGES: 'fuck:en', FILTER_PROFANITY: 'block' }, /refused by FILTER_PROFANITY/],
+    [{ LOUNGES_FILE: '/nonexistent/lounges' }, /LOUNGES_FILE/],
+  ]) {
+    const r = await runToExit(env);
+    assert.notEqual(r.code, 0, JSON.stringify(env));
+    assert.match(r.stdout + r.stderr, want);
+  }
 });
 
 describe('history and recovery', () => {

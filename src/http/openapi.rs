@@ -204,7 +204,7 @@ mod tests {
                 let rest = src[i + 7..].trim_start();
                 let path = rest.trim_start_matches('"').split('"').next().unwrap_or("");
                 let page = [
-                    "/", "/app.js", "/sio.js", "/style.css", "/admin", "/admin.js", "/admin.css",
+                    "/", "/app.js", "/sio.js", "/lounges.js", "/style.css", "/admin", "/admin.js", "/admin.css",
                     "/docs", "/docs.js", "/docs.css",
                 ]
                 .contains(&path);

@@ -14,6 +14,7 @@ use crate::AppState;
 const INDEX: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
 const SIO_JS: &str = include_str!("../../web/sio.js");
+const LOUNGES_JS: &str = include_str!("../../web/lounges.js");
 const STYLE: &str = include_str!("../../web/style.css");
 const ADMIN: &str = include_str!("../../web/admin.html");
 const ADMIN_JS: &str = include_str!("../../web/admin.js");
@@ -45,6 +46,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/sio.js",
             get(|| async { asset(SIO_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/lounges.js",
+            get(|| async { asset(LOUNGES_JS, "text/javascript; charset=utf-8") }),
         )
         .route(
             "/style.css",

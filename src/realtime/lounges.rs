@@ -202,6 +202,13 @@ fn room_json(l: &Lounges, room: &Room) -> Value {
     })
 }
 
+/// The history cursor for the messages before `messages` (oldest first),
+/// if the room keeps any.
+fn older_than(messages: &[RoomMessage], oldest_kept: Option<u64>) -> Option<String> {
+    let first = messages.first()?;
+    (oldest_kept? < first.offset).then(|| lounges::encode_cursor(first.offset))
+}
+
 /// Oldest first.
 fn chronological(mut newest_first: Vec<RoomMessage>) -> Vec<RoomMessage> {
     newest_first.reverse();
@@ -263,7 +270,11 @@ pub async fn join<A: Adapter>(
         "offset": st.last_offset,
     });
     match since {
-        None => ack["messages"] = json!(latest().await?),
+        None => {
+            let messages = latest().await?;
+            ack["nextCursor"] = json!(older_than(&messages, st.oldest));
+            ack["messages"] = json!(messages);
+        }
         Some((offset, epoch)) => {
             match lounges::recovery(offset, &epoch, &st.epoch, st.oldest, st.last_offset) {
                 Recovery::After(after) => {
@@ -275,8 +286,10 @@ pub async fn join<A: Adapter>(
                     ack["messages"] = json!(missed);
                 }
                 Recovery::Gap => {
+                    let messages = latest().await?;
                     ack["recovered"] = json!(false);
-                    ack["messages"] = json!(latest().await?);
+                    ack["nextCursor"] = json!(older_than(&messages, st.oldest));
+                    ack["messages"] = json!(messages);
                 }
             }
         }
