@@ -19,6 +19,7 @@ start_tandem() { # port name [VAR=value ...]: limits off, files under $WORK/name
   shift 2
   (cd "$WORK" && exec env PORT="$port" JWT_SECRET="$SECRET" TURN_MODE=off LOG_LEVEL=warn SOCKET_EVENT_LIMIT=1000000000 \
     RATE_LIMIT_API_MAX=1000000000 RATE_LIMIT_AUTH_MAX=1000000000 RATE_LIMIT_UPLOAD_MAX=1000000000 \
+    ROOM_MESSAGE_RATE=1000000000 ROOM_MESSAGE_BURST=1000000000 \
     DATA_DIR="$WORK/$name/data" LOG_DIR="$WORK/$name/logs" UPLOAD_DIR="$WORK/uploads" "$@" "$BIN/tandem" >"$WORK/$name.log" 2>&1) &
 }
 

@@ -125,6 +125,29 @@ io.on('connection', (socket) => {
     reply(ack, { success: true, data: { id, timestamp } });
   });
 
+  // Lounges the way people write them with socket.io: a room per lounge,
+  // io.to(room).emit for every message (no history, no limits).
+  socket.on('room:join', (data, ack) => {
+    if (typeof data === 'function') { ack = data; data = {}; }
+    const roomId = data?.roomId;
+    if (typeof roomId !== 'string' || !roomId) return reply(ack, { success: false, error: { code: 'invalid_payload', message: 'roomId' } });
+    socket.join(`lounge:${roomId}`);
+    reply(ack, { success: true, data: { room: { id: roomId }, messages: [] } });
+  });
+
+  let offset = 0;
+  socket.on('room:message', (data, ack) => {
+    const roomId = data?.roomId;
+    if (!socket.rooms.has(`lounge:${roomId}`)) return reply(ack, { success: false, error: { code: 'not_in_room', message: 'join first' } });
+    const content = sanitize(data?.content ?? '');
+    if (!content) return reply(ack, { success: false, error: { code: 'empty_message', message: 'empty' } });
+    offset += 1;
+    const id = `${roomId}.${crypto.randomBytes(8).toString('hex')}`;
+    const timestamp = new Date().toISOString();
+    io.to(`lounge:${roomId}`).emit('room:message', { roomId, id, offset, from: { id: me.id, username: me.username }, content, timestamp });
+    reply(ack, { success: true, data: { id, offset, timestamp } });
+  });
+
   socket.on('user:end', (ack) => {
     const partner = partnerOf.get(me.id);
     if (partner) {

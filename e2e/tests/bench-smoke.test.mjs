@@ -114,6 +114,24 @@ test('scripts/bench alternates both servers over rounds and prints medians side 
   assert.ok(Number(t) > 0 && Number(n) > 0, out);
 });
 
+test('tandem-bench room-fanout: every member receives every message', async () => {
+  const s = await startServer({ ROOM_MESSAGE_RATE: '1000', ROOM_MESSAGE_BURST: '1000', SOCKET_EVENT_LIMIT: '100000' });
+  try {
+    const out = await new Promise((resolve, reject) => {
+      execFile(BENCH, ['room-fanout', '--url', s.url, '--jwt-secret', JWT_SECRET, '--server-pid', String(s.proc.pid),
+        '--members', '30', '--senders', '2', '--rate', '10', '--duration', '2'], { timeout: 60000 },
+      (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+    });
+    const r = JSON.parse(out.split('\n').find((l) => l.startsWith('RESULT ')).slice(7));
+    assert.equal(r.members, 30);
+    // Each message sent reaches all 30 members (a little slack at the window's edges).
+    assert.ok(r.msgPerSec >= r.sentPerSec * 30 * 0.8, out);
+    assert.ok(r.p99Ms > 0, out);
+  } finally {
+    await s.stop();
+  }
+});
+
 test('tandem-bench soak: guests churn for a minute, nothing acked is lost, fds come back', async () => {
   const r = await new Promise((resolve, reject) => {
     execFile(BENCH, ['soak', '--url', tandem.url, '--jwt-secret', JWT_SECRET, '--server-pid', String(tandem.proc.pid),

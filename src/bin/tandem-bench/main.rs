@@ -42,6 +42,9 @@ enum Scenario {
     /// U virtual users churning (guests come and go) for M minutes; RSS,
     /// fds, threads, store size and upload files sampled every minute.
     Soak,
+    /// M members in one room, S of them sending: messages delivered per
+    /// second to all members, latency, server CPU per delivered message.
+    RoomFanout,
 }
 
 /// Load generator for Tandem and the Node baseline.
@@ -121,6 +124,15 @@ struct Args {
     /// `soak`: the server's upload directory, to count its files.
     #[arg(long)]
     upload_dir: Option<std::path::PathBuf>,
+    /// `room-fanout`: members of the room.
+    #[arg(long, default_value_t = 1000)]
+    members: usize,
+    /// `room-fanout`: members who send (each at `--rate`, default 10/s).
+    #[arg(long, default_value_t = 1)]
+    senders: usize,
+    /// `room-fanout`: the room.
+    #[arg(long, default_value = "general-en")]
+    room: String,
 }
 
 #[derive(serde::Serialize)]
@@ -516,6 +528,106 @@ async fn relay(args: &Args) -> Value {
             "maxMs": percentile(all, 1.0), "serverCpuSec": run.cpu, "cpuUsPerMsg": run.cpu_us_per_msg(), "rss": run.rss })
 }
 
+/// `members` clients join one room; `senders` of them send stamped messages
+/// at `rate` each; every member's `room:message` events are timed.
+async fn room_fanout(args: &Args) -> Value {
+    let mut clients = connect_many(args, args.members, 0).await;
+    let room = args.room.clone();
+    let mut joined = 0;
+    for chunk in clients.chunks_mut(256) {
+        let acks: Vec<_> = chunk
+            .iter_mut()
+            .map(|c| c.request("room:join", &json!({ "roomId": room })))
+            .collect();
+        for a in acks {
+            if matches!(tokio::time::timeout(Duration::from_secs(10), a).await, Ok(Ok(v)) if v["success"] == true) {
+                joined += 1;
+            }
+        }
+    }
+    eprintln!("  {joined} of {} members joined {room}", clients.len());
+    let rate = if args.rate > 0.0 { args.rate } else { 10.0 };
+    let start = Instant::now();
+    let measure_from = start + Duration::from_millis(1000);
+    let end = measure_from + Duration::from_secs_f64(args.duration);
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut receivers = Vec::new();
+    let mut senders = Vec::new();
+    for (i, mut c) in clients.into_iter().enumerate() {
+        let mut events = std::mem::replace(&mut c.events, tokio::sync::mpsc::unbounded_channel().1);
+        receivers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while let Ok(Some((ev, data))) =
+                tokio::time::timeout_at((end + Duration::from_secs(2)).into(), events.recv()).await
+            {
+                if ev != "room:message" {
+                    continue;
+                }
+                let now = Instant::now();
+                if now < measure_from || now > end {
+                    continue;
+                }
+                if let Some(at) = data["content"].as_str().and_then(decode_stamp) {
+                    lat.push(now.saturating_duration_since(start + Duration::from_nanos(at)).as_micros() as u64);
+                }
+            }
+            lat
+        }));
+        if i < args.senders {
+            let (room, sent) = (room.clone(), sent.clone());
+            senders.push(tokio::spawn(async move {
+                let gap = Duration::from_secs_f64(1.0 / rate);
+                let mut next = Instant::now() + gap.mul_f64(rand::random::<f64>());
+                let mut inflight = std::collections::VecDeque::new();
+                while Instant::now() < end {
+                    next += gap;
+                    tokio::time::sleep_until(next.into()).await;
+                    if inflight.len() >= 16 {
+                        let rx: tokio::sync::oneshot::Receiver<Value> = inflight.pop_front().unwrap();
+                        let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+                    }
+                    let content = encode_stamp(start.elapsed().as_nanos() as u64);
+                    inflight.push_back(c.request("room:message", &json!({ "roomId": room, "content": content })));
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+                c
+            }));
+        } else {
+            senders.push(tokio::spawn(async move { c }));
+        }
+    }
+    tokio::time::sleep_until(measure_from.into()).await;
+    let sent0 = sent.load(Ordering::Relaxed);
+    let (_, cpu0) = proc_stats(args.server_pid);
+    tokio::time::sleep_until(end.into()).await;
+    let (rss, cpu1) = proc_stats(args.server_pid);
+    let sent1 = sent.load(Ordering::Relaxed);
+    let mut all = Vec::new();
+    for r in receivers {
+        if let Ok(lat) = r.await {
+            all.extend(lat);
+        }
+    }
+    for s in senders {
+        let _ = s.await;
+    }
+    all.sort_unstable();
+    let delivered = all.len() as f64 / args.duration;
+    let cpu = cpu1 - cpu0;
+    let per = if all.is_empty() { f64::NAN } else { cpu * 1e6 / all.len() as f64 };
+    let sent_rate = (sent1 - sent0) as f64 / args.duration;
+    println!(
+        "room-fanout: {joined} members, {} senders at {rate}/s ({sent_rate:.0} msg/s sent); {delivered:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms; server CPU {cpu:.2} s = {per:.2} us/delivery; RSS {:.1} MB",
+        args.senders,
+        percentile(&all, 0.5),
+        percentile(&all, 0.99),
+        rss as f64 / 1e6
+    );
+    json!({ "scenario": "room-fanout", "members": joined, "senders": args.senders, "sentPerSec": sent_rate,
+            "msgPerSec": delivered, "p50Ms": percentile(&all, 0.5), "p99Ms": percentile(&all, 0.99),
+            "serverCpuSec": cpu, "cpuUsPerMsg": per, "rss": rss })
+}
+
 /// A run tag, so accounts made by one run do not collide with another's.
 fn run_tag() -> String {
     format!("{:06x}", rand::random::<u32>() & 0xff_ffff)
@@ -737,6 +849,7 @@ async fn main() {
         Scenario::LoginStorm => login_storm(&args).await,
         Scenario::Upload => upload(&args).await,
         Scenario::AuthMe => auth_me(&args).await,
+        Scenario::RoomFanout => room_fanout(&args).await,
         Scenario::Soak => {
             let secret = args.jwt_secret.clone();
             soak::run(soak::Soak {
