@@ -53,6 +53,7 @@ describe('one node', () => {
     const a = await member(srv.url);
     const b = await member(srv.url);
     const joinedEvents = collect(a.socket, 'room:joined');
+    const updates = collect(a.socket, 'rooms:update');
     const ja = await join(a, 'general-es');
     assert.equal(ja.success, true, JSON.stringify(ja));
     assert.equal(ja.data.room.id, 'general-es');
@@ -61,6 +62,9 @@ describe('one node', () => {
     const jb = await join(b, 'general-es');
     assert.equal(jb.data.epoch, ja.data.epoch);
     await eventually(() => joinedEvents.some((e) => e.user.id === b.user.id), 3000, 'room:joined');
+    // Counts go to every socket, at most once a second.
+    await eventually(() => updates.some((u) => u.rooms.find((r) => r.id === 'general-es')?.members === 2), 3000, 'rooms:update with two members');
+    assert.deepEqual(updates.at(-1).rooms.map((r) => r.id), ['general-en', 'general-es', 'music-en']);
     const heardA = collect(a.socket, 'room:message');
     const heardB = collect(b.socket, 'room:message');
     const acks = [];
