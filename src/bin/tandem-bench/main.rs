@@ -217,7 +217,62 @@ async fn has_guest_route(url: &str) -> bool {
     )
 }
 
+/// The server's RSS once it has settled: sampled every 250 ms until the
+/// last 2 s stayed within 1 % (at most 30 s), so a reading is not taken
+/// while the server is still growing into its idle size.
+async fn settled_rss(pid: Option<u32>) -> u64 {
+    if pid.is_none() {
+        return 0;
+    }
+    let start = Instant::now();
+    let mut window: std::collections::VecDeque<u64> = Default::default();
+    loop {
+        let (rss, _) = proc_stats(pid);
+        window.push_back(rss);
+        if window.len() > 8 {
+            window.pop_front();
+        }
+        let (lo, hi) = (
+            window.iter().copied().min().unwrap_or(0),
+            window.iter().copied().max().unwrap_or(0),
+        );
+        if window.len() == 8 && (hi - lo) as f64 <= hi as f64 * 0.01 || start.elapsed() > Duration::from_secs(30) {
+            return rss;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Guest tokens from the server (accounts in its store), fetched before
+/// any connection is measured.
+async fn fetch_guest_tokens(args: &Args, n: usize) -> Vec<String> {
+    let sem = Arc::new(Semaphore::new(args.concurrency));
+    let mut tasks = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (sem, url) = (sem.clone(), args.url.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire().await;
+            match http::post_json(&url, "/api/auth/guest", &json!({}), None).await {
+                Ok((201, body)) => body["data"]["token"].as_str().map(str::to_string),
+                _ => None,
+            }
+        }));
+    }
+    let mut out = Vec::with_capacity(n);
+    for t in tasks {
+        if let Ok(Some(tok)) = t.await {
+            out.push(tok);
+        }
+    }
+    out
+}
+
 async fn connect_many(args: &Args, n: usize, offset: usize) -> Vec<sio::Client> {
+    connect_with(args, n, offset, None).await
+}
+
+async fn connect_with(args: &Args, n: usize, offset: usize, tokens: Option<Vec<String>>) -> Vec<sio::Client> {
+    let tokens = tokens.map(Arc::new);
     let sem = Arc::new(Semaphore::new(args.concurrency));
     let done = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(n);
@@ -227,9 +282,12 @@ async fn connect_many(args: &Args, n: usize, offset: usize) -> Vec<sio::Client> 
             sem.clone(),
             done.clone(),
             urls[i % urls.len()].clone(),
-            token(&args.jwt_secret, offset + i),
+            match &tokens {
+                Some(t) => t.get(i).cloned().unwrap_or_default(),
+                None => token(&args.jwt_secret, offset + i),
+            },
             args.local_addr,
-            args.guest_accounts,
+            args.guest_accounts && tokens.is_none(),
         );
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire().await;
@@ -305,9 +363,16 @@ async fn auth_me(args: &Args) -> Value {
 }
 
 async fn connections(args: &Args) -> Value {
-    let (rss0, _) = proc_stats(args.server_pid);
-    let clients = connect_many(args, args.connections, 0).await;
-    let (rss1, _) = proc_stats(args.server_pid);
+    // Only connection memory is measured: accounts are made first, and
+    // both readings wait for the server to settle.
+    let tokens = if args.guest_accounts {
+        Some(fetch_guest_tokens(args, args.connections).await)
+    } else {
+        None
+    };
+    let rss0 = settled_rss(args.server_pid).await;
+    let clients = connect_with(args, args.connections, 0, tokens).await;
+    let rss1 = settled_rss(args.server_pid).await;
     let n = clients.len().max(1) as f64;
     let opened = clients.len();
     let per = (rss1.saturating_sub(rss0)) as f64 / n;
