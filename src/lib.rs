@@ -161,7 +161,8 @@ impl AppState {
         };
         let turn = relay::TurnService::start(&config, turn_secret).await?;
         let metrics = Arc::new(metrics::Metrics::new());
-        let store = metrics::store::MeteredStore::wrap(store::open(&config).await?, metrics.clone());
+        let store =
+            metrics::store::MeteredStore::wrap(store::open(&config).await?, metrics.clone());
         let jwt = JwtKeys::new(&secret, config.jwt_expires_in.0);
         let files = FileService::new(&config.upload_dir).map_err(|e| {
             StartupError::Io(std::io::Error::new(
@@ -246,7 +247,8 @@ impl AppState {
         let sequencer: Option<Arc<dyn lounges::bus::Sequencer>> = cluster
             .as_ref()
             .map(|c| Arc::new(cluster::lounges::RedisSequencer(c.conn.clone())) as _);
-        let lounges = realtime::lounges::Lounges::new(&config, sequencer).map_err(StartupError::Config)?;
+        let lounges =
+            realtime::lounges::Lounges::new(&config, sequencer).map_err(StartupError::Config)?;
         if config.filter_profanity != safety::filter::FilterMode::Off {
             for room in &lounges.rooms {
                 if !safety.filters.username_allowed(&room.lounge) {

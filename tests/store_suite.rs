@@ -222,15 +222,29 @@ async fn room_history(store: &dyn UserStore) {
     let s = store.room_state(room).await.unwrap();
     assert_eq!((s.last_offset, s.oldest), (0, None));
     assert_eq!(s.epoch.len(), 16);
-    assert_eq!(store.room_state(room).await.unwrap().epoch, s.epoch, "made once");
+    assert_eq!(
+        store.room_state(room).await.unwrap().epoch,
+        s.epoch,
+        "made once"
+    );
     assert_ne!(store.room_state("other-en").await.unwrap().epoch, s.epoch);
     let now = Utc::now();
     for o in 1..=30u64 {
         // Offsets 1-10 are two days old, the rest fresh.
-        let at = if o <= 10 { now - Duration::days(2) } else { now - Duration::seconds(60 - o as i64) };
-        store.append_room_message(room_message(room, o, at)).await.unwrap();
+        let at = if o <= 10 {
+            now - Duration::days(2)
+        } else {
+            now - Duration::seconds(60 - o as i64)
+        };
+        store
+            .append_room_message(room_message(room, o, at))
+            .await
+            .unwrap();
     }
-    store.append_room_message(room_message("other-en", 1, now)).await.unwrap();
+    store
+        .append_room_message(room_message("other-en", 1, now))
+        .await
+        .unwrap();
     assert_eq!(
         store.append_room_message(room_message(room, 7, now)).await,
         Err(StoreError::Conflict("offset")),
@@ -239,27 +253,81 @@ async fn room_history(store: &dyn UserStore) {
     let s = store.room_state(room).await.unwrap();
     assert_eq!((s.last_offset, s.oldest), (30, Some(1)));
     let offsets = |v: Vec<RoomMessage>| v.into_iter().map(|m| m.offset).collect::<Vec<_>>();
-    assert_eq!(offsets(store.room_messages_before(room, None, 3).await.unwrap()), [30, 29, 28]);
-    assert_eq!(offsets(store.room_messages_before(room, Some(28), 2).await.unwrap()), [27, 26]);
-    assert_eq!(offsets(store.room_messages_before(room, Some(2), 5).await.unwrap()), [1]);
-    assert_eq!(offsets(store.room_messages_after(room, 27, 10).await.unwrap()), [28, 29, 30]);
-    assert_eq!(offsets(store.room_messages_after(room, 0, 2).await.unwrap()), [1, 2]);
+    assert_eq!(
+        offsets(store.room_messages_before(room, None, 3).await.unwrap()),
+        [30, 29, 28]
+    );
+    assert_eq!(
+        offsets(store.room_messages_before(room, Some(28), 2).await.unwrap()),
+        [27, 26]
+    );
+    assert_eq!(
+        offsets(store.room_messages_before(room, Some(2), 5).await.unwrap()),
+        [1]
+    );
+    assert_eq!(
+        offsets(store.room_messages_after(room, 27, 10).await.unwrap()),
+        [28, 29, 30]
+    );
+    assert_eq!(
+        offsets(store.room_messages_after(room, 0, 2).await.unwrap()),
+        [1, 2]
+    );
     let first = &store.room_messages_after(room, 0, 1).await.unwrap()[0];
     assert_eq!(first, &room_message(room, 1, first.timestamp));
     // Deleting a message leaves a hole, not a renumbering.
-    assert_eq!(store.delete_room_message(room, 29).await.unwrap().map(|m| m.offset), Some(29));
+    assert_eq!(
+        store
+            .delete_room_message(room, 29)
+            .await
+            .unwrap()
+            .map(|m| m.offset),
+        Some(29)
+    );
     assert_eq!(store.delete_room_message(room, 29).await.unwrap(), None);
-    assert_eq!(offsets(store.room_messages_before(room, None, 3).await.unwrap()), [30, 28, 27]);
+    assert_eq!(
+        offsets(store.room_messages_before(room, None, 3).await.unwrap()),
+        [30, 28, 27]
+    );
     // By age: the ten old ones go.
-    assert_eq!(store.trim_room(room, 1000, now - Duration::days(1)).await.unwrap(), 10);
+    assert_eq!(
+        store
+            .trim_room(room, 1000, now - Duration::days(1))
+            .await
+            .unwrap(),
+        10
+    );
     assert_eq!(store.room_state(room).await.unwrap().oldest, Some(11));
     // By count: the newest 5 stay.
-    assert_eq!(store.trim_room(room, 5, now - Duration::days(1)).await.unwrap(), 14);
-    assert_eq!(offsets(store.room_messages_after(room, 0, 100).await.unwrap()), [25, 26, 27, 28, 30]);
-    assert_eq!(store.trim_room(room, 0, now - Duration::days(1)).await.unwrap(), 5);
+    assert_eq!(
+        store
+            .trim_room(room, 5, now - Duration::days(1))
+            .await
+            .unwrap(),
+        14
+    );
+    assert_eq!(
+        offsets(store.room_messages_after(room, 0, 100).await.unwrap()),
+        [25, 26, 27, 28, 30]
+    );
+    assert_eq!(
+        store
+            .trim_room(room, 0, now - Duration::days(1))
+            .await
+            .unwrap(),
+        5
+    );
     let s = store.room_state(room).await.unwrap();
-    assert_eq!((s.last_offset, s.oldest), (30, None), "the last offset outlives its messages");
-    assert_eq!(offsets(store.room_messages_after("other-en", 0, 10).await.unwrap()), [1], "other rooms untouched");
+    assert_eq!(
+        (s.last_offset, s.oldest),
+        (30, None),
+        "the last offset outlives its messages"
+    );
+    assert_eq!(
+        offsets(store.room_messages_after("other-en", 0, 10).await.unwrap()),
+        [1],
+        "other rooms untouched"
+    );
 }
 
 /// Reports: found by target since a time, listed newest first by status,

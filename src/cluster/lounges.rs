@@ -61,13 +61,19 @@ impl crate::realtime::lounges::Fanout for RedisFanout {
 
 /// Reads the channel and hands each event to `on_event` until the
 /// subscription ends.
-pub async fn listen<F, Fut>(client: redis::Client, mut on_event: F) -> Result<tokio::task::JoinHandle<()>, BusError>
+pub async fn listen<F, Fut>(
+    client: redis::Client,
+    mut on_event: F,
+) -> Result<tokio::task::JoinHandle<()>, BusError>
 where
     F: FnMut(BusEvent) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
     let driver = ManagedDriver::new(client).await.map_err(err)?;
-    let mut events = driver.subscribe(CHANNEL.to_string(), 65_536).await.map_err(err)?;
+    let mut events = driver
+        .subscribe(CHANNEL.to_string(), 65_536)
+        .await
+        .map_err(err)?;
     Ok(tokio::spawn(async move {
         let _driver = driver;
         use futures_util::StreamExt as _;

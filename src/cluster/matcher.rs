@@ -160,7 +160,9 @@ enum Outcome {
         #[serde(default)]
         waited_ms: u64,
     },
-    Left { removed: bool },
+    Left {
+        removed: bool,
+    },
 }
 
 /// A change to the tickets hash.
@@ -570,7 +572,9 @@ impl Matcher for RedisMatcher {
     async fn waiting(&self) -> Result<Waiting, MatchError> {
         let stored: Vec<String> = self.inner.conn.clone().hvals(TICKETS).await.map_err(err)?;
         Ok(Waiting::count(stored.iter().filter_map(|json| {
-            serde_json::from_str::<Stored>(json).ok().map(|s| s.ticket.mode)
+            serde_json::from_str::<Stored>(json)
+                .ok()
+                .map(|s| s.ticket.mode)
         })))
     }
 

@@ -231,7 +231,10 @@ async fn accept(
         return Err(AppError::Internal(format!("store upload: {e}")));
     }
     tracing::info!(file = %meta.id, mime = %meta.mime, size, "uploaded");
-    Ok(((StatusCode::CREATED, ok("File uploaded", meta.public_json())), size))
+    Ok((
+        (StatusCode::CREATED, ok("File uploaded", meta.public_json())),
+        size,
+    ))
 }
 
 fn too_large(max: u64) -> AppError {

@@ -108,8 +108,6 @@ pub async fn socket_stats(
     ))
 }
 
-/// Resident set size of this process, from /proc.
-
 /// `GET /api/turn/credentials`: TURN REST API credentials for the caller.
 #[utoipa::path(
     get,

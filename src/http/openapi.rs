@@ -48,7 +48,9 @@ impl Modify for Security {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
-                    .description(Some("The access token from register, login, guest or refresh"))
+                    .description(Some(
+                        "The access token from register, login, guest or refresh",
+                    ))
                     .build(),
             ),
         );
@@ -152,7 +154,13 @@ pub struct UploadForm {
     responses((status = 200, description = "This document (OpenAPI 3.1)", content_type = "application/json")),
 )]
 pub async fn openapi_json(State(state): State<AppState>) -> Response {
-    json_asset(state.docs.get().map(|d| d.openapi.clone()).unwrap_or_default())
+    json_asset(
+        state
+            .docs
+            .get()
+            .map(|d| d.openapi.clone())
+            .unwrap_or_default(),
+    )
 }
 
 /// The AsyncAPI 3 document of the Socket.IO events.
@@ -166,7 +174,10 @@ pub async fn asyncapi_json() -> Response {
 
 fn json_asset(body: String) -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response()
@@ -204,13 +215,25 @@ mod tests {
                 let rest = src[i + 7..].trim_start();
                 let path = rest.trim_start_matches('"').split('"').next().unwrap_or("");
                 let page = [
-                    "/", "/app.js", "/sio.js", "/lounges.js", "/style.css", "/admin", "/admin.js", "/admin.css",
-                    "/docs", "/docs.js", "/docs.css",
+                    "/",
+                    "/app.js",
+                    "/sio.js",
+                    "/lounges.js",
+                    "/style.css",
+                    "/admin",
+                    "/admin.js",
+                    "/admin.css",
+                    "/docs",
+                    "/docs.js",
+                    "/docs.css",
                 ]
                 .contains(&path);
                 // METRICS_LISTEN's router serves the documented /metrics again.
                 let metrics_listener = *file == "mod.rs" && path == "/metrics";
-                assert!(page || metrics_listener, "{file}: {path} is routed without a description");
+                assert!(
+                    page || metrics_listener,
+                    "{file}: {path} is routed without a description"
+                );
             }
         }
     }

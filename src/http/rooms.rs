@@ -23,7 +23,9 @@ const PAGE_DEFAULT: usize = 50;
 
 /// Public: the rooms and their members.
 pub fn public_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list)).routes(routes!(one))
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(one))
 }
 
 /// Bearer: history.
@@ -78,7 +80,10 @@ async fn list(State(state): State<AppState>) -> Json<Value> {
         (status = 404, description = "No such room", body = crate::http::openapi::ErrorEnvelope),
     ),
 )]
-async fn one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
+async fn one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
     let r = room_or_404(&state, &id)?;
     let st = state.accounts.store.room_state(&r.id).await?;
     let mut v = room_json(&state, r);
@@ -119,7 +124,10 @@ async fn messages(
     let r = room_or_404(&state, &id)?;
     let limit = q.limit.unwrap_or(PAGE_DEFAULT);
     if !(1..=PAGE_MAX).contains(&limit) {
-        return Err(AppError::validation("limit", format!("limit must be 1 to {PAGE_MAX}")));
+        return Err(AppError::validation(
+            "limit",
+            format!("limit must be 1 to {PAGE_MAX}"),
+        ));
     }
     let before = match &q.before {
         None => None,
@@ -163,7 +171,11 @@ async fn delete_message(
     let r = room_or_404(&state, &room_id)?;
     let offset = match lounges::parse_message_id(&message_id) {
         Some((room, offset)) if room == r.id => offset,
-        _ => return Err(AppError::NotFound(format!("no message {message_id} in {room_id}"))),
+        _ => {
+            return Err(AppError::NotFound(format!(
+                "no message {message_id} in {room_id}"
+            )));
+        }
     };
     let store = state.accounts.store.as_ref();
     let removed = store

@@ -15,10 +15,18 @@ use crate::store::{Author, RoomMessage};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum BusEvent {
-    Message { message: RoomMessage },
-    Deleted { room: String, id: String },
+    Message {
+        message: RoomMessage,
+    },
+    Deleted {
+        room: String,
+        id: String,
+    },
     /// A moderator removed the user from the room.
-    Removed { room: String, user: Author },
+    Removed {
+        room: String,
+        user: Author,
+    },
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -48,7 +48,11 @@ pub struct SpecError(pub String);
 pub fn parse_spec(spec: &str) -> Result<Vec<Room>, SpecError> {
     let mut rooms = Vec::new();
     let mut seen = HashSet::new();
-    for part in spec.split([';', '\n']).map(str::trim).filter(|p| !p.is_empty() && !p.starts_with('#')) {
+    for part in spec
+        .split([';', '\n'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && !p.starts_with('#'))
+    {
         let (head, slow) = match part.split_once('@') {
             Some((h, d)) => {
                 let d: crate::config::DurationArg = d
@@ -64,9 +68,13 @@ pub fn parse_spec(spec: &str) -> Result<Vec<Room>, SpecError> {
         let name = name.trim();
         if name.is_empty()
             || name.len() > 32
-            || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         {
-            return Err(SpecError(format!("lounge name '{name}': 1-32 of a-z, 0-9, _")));
+            return Err(SpecError(format!(
+                "lounge name '{name}': 1-32 of a-z, 0-9, _"
+            )));
         }
         for lang in langs.split(',').map(str::trim) {
             let ok = (2..=8).contains(&lang.len())
@@ -74,7 +82,9 @@ pub fn parse_spec(spec: &str) -> Result<Vec<Room>, SpecError> {
                 && !lang.starts_with('-')
                 && !lang.ends_with('-');
             if !ok {
-                return Err(SpecError(format!("language '{lang}' of '{name}': a tag like en or pt-br")));
+                return Err(SpecError(format!(
+                    "language '{lang}' of '{name}': a tag like en or pt-br"
+                )));
             }
             let id = format!("{name}-{lang}");
             if !seen.insert(id.clone()) {
@@ -150,7 +160,11 @@ impl Membership {
             .entry(member.id.clone())
             .or_insert((member, 0));
         entry.1 += 1;
-        Ok(if in_room { Joined::Again } else { Joined::First })
+        Ok(if in_room {
+            Joined::Again
+        } else {
+            Joined::First
+        })
     }
 
     /// A socket of `user` leaves `room`; true when it was the user's last there.
@@ -243,7 +257,13 @@ impl Pacing {
     }
 
     /// May `user` send in `room` at `now` (seconds on any monotonic clock)?
-    pub fn check(&mut self, user: &str, room: &str, slow: Option<Duration>, now: f64) -> Result<(), Paced> {
+    pub fn check(
+        &mut self,
+        user: &str,
+        room: &str,
+        slow: Option<Duration>,
+        now: f64,
+    ) -> Result<(), Paced> {
         if let Some(slow) = slow
             && let Some(last) = self.last_in_room.get(&(user.to_string(), room.to_string()))
         {
@@ -316,7 +336,13 @@ pub enum Recovery {
 
 /// `since` is what the client last saw; `oldest` the oldest offset still
 /// kept (None: the history is empty), `last` the room's latest offset.
-pub fn recovery(since_offset: u64, since_epoch: &str, epoch: &str, oldest: Option<u64>, last: u64) -> Recovery {
+pub fn recovery(
+    since_offset: u64,
+    since_epoch: &str,
+    epoch: &str,
+    oldest: Option<u64>,
+    last: u64,
+) -> Recovery {
     if since_epoch != epoch || since_offset > last {
         return Recovery::Gap;
     }
@@ -349,7 +375,15 @@ mod tests {
         assert_eq!(rooms[3].slow_mode, Some(Duration::from_secs(10)));
         assert_eq!(rooms[0].slow_mode, None);
         assert!(parse_spec("").unwrap().is_empty());
-        for bad in ["general", "Gen:en", "general:e", "general:en,en", "general:en@soon", "a b:en", "x:en-"] {
+        for bad in [
+            "general",
+            "Gen:en",
+            "general:e",
+            "general:en,en",
+            "general:en@soon",
+            "a b:en",
+            "x:en-",
+        ] {
             assert!(parse_spec(bad).is_err(), "{bad}");
         }
     }
@@ -361,7 +395,11 @@ mod tests {
         assert_eq!(ms.join("a", m("1"), 2), Ok(Joined::Again), "a second tab");
         assert_eq!(ms.join("b", m("1"), 2), Ok(Joined::First));
         assert_eq!(ms.join("c", m("1"), 2), Err(JoinError::TooMany { max: 2 }));
-        assert_eq!(ms.join("a", m("1"), 2), Ok(Joined::Again), "rejoining a room one is in is fine");
+        assert_eq!(
+            ms.join("a", m("1"), 2),
+            Ok(Joined::Again),
+            "rejoining a room one is in is fine"
+        );
         assert_eq!(ms.members("a"), vec![m("1")]);
         assert!(!ms.leave("a", "1"), "two tabs left of three");
         assert!(!ms.leave("a", "1"));
@@ -410,10 +448,19 @@ mod tests {
     #[test]
     fn cursors_and_ids_round_trip_and_junk_is_refused() {
         assert_eq!(decode_cursor(&encode_cursor(42)), Some(42));
-        for junk in ["", "!!", "eA", &URL_SAFE_NO_PAD.encode("x1"), &URL_SAFE_NO_PAD.encode("o-1")] {
+        for junk in [
+            "",
+            "!!",
+            "eA",
+            &URL_SAFE_NO_PAD.encode("x1"),
+            &URL_SAFE_NO_PAD.encode("o-1"),
+        ] {
             assert_eq!(decode_cursor(junk), None, "{junk}");
         }
-        assert_eq!(parse_message_id(&message_id("general-en", 7)), Some(("general-en", 7)));
+        assert_eq!(
+            parse_message_id(&message_id("general-en", 7)),
+            Some(("general-en", 7))
+        );
         assert_eq!(parse_message_id("nope"), None);
     }
 
@@ -421,12 +468,36 @@ mod tests {
     fn recovery_gives_what_was_missed_or_says_the_history_is_gone() {
         // Kept 51..=150, last 150.
         assert_eq!(recovery(100, "e", "e", Some(51), 150), Recovery::After(100));
-        assert_eq!(recovery(50, "e", "e", Some(51), 150), Recovery::After(50), "needs 51: kept");
-        assert_eq!(recovery(49, "e", "e", Some(51), 150), Recovery::Gap, "50 was trimmed");
-        assert_eq!(recovery(150, "e", "e", Some(51), 150), Recovery::After(150), "missed nothing");
-        assert_eq!(recovery(100, "old", "e", Some(51), 150), Recovery::Gap, "another epoch");
-        assert_eq!(recovery(151, "e", "e", Some(51), 150), Recovery::Gap, "from the future");
-        assert_eq!(recovery(7, "e", "e", None, 7), Recovery::After(7), "all trimmed, none missed");
+        assert_eq!(
+            recovery(50, "e", "e", Some(51), 150),
+            Recovery::After(50),
+            "needs 51: kept"
+        );
+        assert_eq!(
+            recovery(49, "e", "e", Some(51), 150),
+            Recovery::Gap,
+            "50 was trimmed"
+        );
+        assert_eq!(
+            recovery(150, "e", "e", Some(51), 150),
+            Recovery::After(150),
+            "missed nothing"
+        );
+        assert_eq!(
+            recovery(100, "old", "e", Some(51), 150),
+            Recovery::Gap,
+            "another epoch"
+        );
+        assert_eq!(
+            recovery(151, "e", "e", Some(51), 150),
+            Recovery::Gap,
+            "from the future"
+        );
+        assert_eq!(
+            recovery(7, "e", "e", None, 7),
+            Recovery::After(7),
+            "all trimmed, none missed"
+        );
         assert_eq!(recovery(6, "e", "e", None, 7), Recovery::Gap);
     }
 }

@@ -144,7 +144,13 @@ impl NodeStats {
         }
     }
 
-    pub fn snapshot(&self, node: &str, uptime_seconds: u64, rss_bytes: u64, redis_up: Option<bool>) -> NodeSnapshot {
+    pub fn snapshot(
+        &self,
+        node: &str,
+        uptime_seconds: u64,
+        rss_bytes: u64,
+        redis_up: Option<bool>,
+    ) -> NodeSnapshot {
         let t = self.last.unwrap_or_default();
         let mut waits: Vec<f64> = self.waits.iter().map(|(_, w)| *w).collect();
         waits.sort_by(f64::total_cmp);
@@ -244,7 +250,10 @@ pub fn merge(nodes: &[NodeSnapshot]) -> Merged {
         m.match_wait.p50_ms = Some(weighted / weight as f64);
     }
     let n = hours.len();
-    m.hourly_stats = hours.into_values().skip(n.saturating_sub(HOURS_KEPT)).collect();
+    m.hourly_stats = hours
+        .into_values()
+        .skip(n.saturating_sub(HOURS_KEPT))
+        .collect();
     m
 }
 
@@ -295,7 +304,11 @@ mod tests {
         assert_eq!(snap.hourly[0].timestamp, 6 * h);
         assert_eq!(snap.hourly[23].peak_users, 29);
         // Each hour: the 10 before its first sample count in it, and 1 more.
-        assert!(snap.hourly.iter().all(|b| b.total_messages == 11), "{:?}", snap.hourly);
+        assert!(
+            snap.hourly.iter().all(|b| b.total_messages == 11),
+            "{:?}",
+            snap.hourly
+        );
     }
 
     #[test]
@@ -306,7 +319,10 @@ mod tests {
         }
         st.tick(tick(1, 0, 0));
         let snap = st.snapshot("n", 0, 0, None);
-        assert_eq!((snap.match_wait_p50_ms, snap.match_wait_p99_ms), (Some(50.0), Some(99.0)));
+        assert_eq!(
+            (snap.match_wait_p50_ms, snap.match_wait_p99_ms),
+            (Some(50.0), Some(99.0))
+        );
         st.tick(tick(301, 0, 0));
         assert_eq!(st.snapshot("n", 0, 0, None).match_wait_p50_ms, None);
     }
@@ -321,7 +337,12 @@ mod tests {
             match_wait_p50_ms: Some(100.0),
             match_wait_p99_ms: Some(900.0),
             matches_in_window: 3,
-            hourly: vec![HourBucket { timestamp: 0, total_messages: 10, peak_users: 8, ..Default::default() }],
+            hourly: vec![HourBucket {
+                timestamp: 0,
+                total_messages: 10,
+                peak_users: 8,
+                ..Default::default()
+            }],
             ..Default::default()
         };
         let b = NodeSnapshot {
@@ -333,8 +354,17 @@ mod tests {
             match_wait_p99_ms: Some(300.0),
             matches_in_window: 1,
             hourly: vec![
-                HourBucket { timestamp: 0, total_messages: 1, peak_users: 9, ..Default::default() },
-                HourBucket { timestamp: 3600, total_messages: 4, ..Default::default() },
+                HourBucket {
+                    timestamp: 0,
+                    total_messages: 1,
+                    peak_users: 9,
+                    ..Default::default()
+                },
+                HourBucket {
+                    timestamp: 3600,
+                    total_messages: 4,
+                    ..Default::default()
+                },
             ],
             ..Default::default()
         };
@@ -344,6 +374,12 @@ mod tests {
         assert_eq!(m.match_wait.p50_ms, Some(125.0));
         assert_eq!(m.match_wait.p99_ms, Some(900.0));
         assert_eq!(m.hourly_stats.len(), 2);
-        assert_eq!((m.hourly_stats[0].total_messages, m.hourly_stats[0].peak_users), (11, 9));
+        assert_eq!(
+            (
+                m.hourly_stats[0].total_messages,
+                m.hourly_stats[0].peak_users
+            ),
+            (11, 9)
+        );
     }
 }

@@ -70,8 +70,8 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 /// Latency buckets from 100 µs to 10 s.
 fn latency() -> Histogram {
     Histogram::new([
-        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-        2.5, 5.0, 10.0,
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        5.0, 10.0,
     ])
 }
 
@@ -179,7 +179,11 @@ impl Metrics {
             "Chat messages relayed, by type (room: lounge messages)",
             messages_family.clone(),
         );
-        let kind = |t| messages_family.get_or_create(&TypeLabel { r#type: t }).clone();
+        let kind = |t| {
+            messages_family
+                .get_or_create(&TypeLabel { r#type: t })
+                .clone()
+        };
         let messages = MessageCounters {
             text: kind("text"),
             file: kind("file"),
@@ -402,17 +406,40 @@ impl Collector for SampledCollector {
             "sockets_connected",
             "Socket.IO sockets connected to this node, by transport",
             &[
-                (TransportLabel { transport: "websocket" }, s.websocket as i64),
-                (TransportLabel { transport: "polling" }, s.polling as i64),
+                (
+                    TransportLabel {
+                        transport: "websocket",
+                    },
+                    s.websocket as i64,
+                ),
+                (
+                    TransportLabel {
+                        transport: "polling",
+                    },
+                    s.polling as i64,
+                ),
             ],
         )?;
         if let Some(n) = s.users_online {
-            gauge(&mut e, "users_online", "Users online (the cluster's when clustered: the same on every node)", None, n as i64)?;
+            gauge(
+                &mut e,
+                "users_online",
+                "Users online (the cluster's when clustered: the same on every node)",
+                None,
+                n as i64,
+            )?;
         }
         if let Some(w) = &s.waiting {
             let mut by_mode: Vec<(ModeLabel, i64)> = ["any", "text", "video"]
                 .iter()
-                .map(|m| (ModeLabel { mode: m.to_string() }, 0))
+                .map(|m| {
+                    (
+                        ModeLabel {
+                            mode: m.to_string(),
+                        },
+                        0,
+                    )
+                })
                 .collect();
             for (mode, n) in &w.by_mode {
                 match by_mode.iter_mut().find(|(l, _)| &l.mode == mode) {
@@ -420,22 +447,82 @@ impl Collector for SampledCollector {
                     None => by_mode.push((ModeLabel { mode: mode.clone() }, *n as i64)),
                 }
             }
-            labelled_gauges(&mut e, "queue_waiting", "Users waiting to be matched, by mode (the cluster's when clustered)", &by_mode)?;
+            labelled_gauges(
+                &mut e,
+                "queue_waiting",
+                "Users waiting to be matched, by mode (the cluster's when clustered)",
+                &by_mode,
+            )?;
         }
         if let Some(n) = s.chats_active {
-            gauge(&mut e, "chats_active", "1-to-1 chats open (the cluster's when clustered)", None, n as i64)?;
+            gauge(
+                &mut e,
+                "chats_active",
+                "1-to-1 chats open (the cluster's when clustered)",
+                None,
+                n as i64,
+            )?;
         }
-        gauge(&mut e, "password_hash_queue", "Password hashes waiting for a hashing thread", None, s.hash_queue as i64)?;
+        gauge(
+            &mut e,
+            "password_hash_queue",
+            "Password hashes waiting for a hashing thread",
+            None,
+            s.hash_queue as i64,
+        )?;
         if let Some(t) = &s.turn {
-            gauge(&mut e, "turn_allocations", "TURN allocations alive", None, t.allocations as i64)?;
-            counter(&mut e, "turn_allocations_created", "TURN allocations created", None, t.allocations_total)?;
-            let mut bytes = e.encode_descriptor("turn_relayed", "Bytes relayed by TURN, by direction (counted per packet, while allocations live)", Some(&Unit::Bytes), prometheus_client::metrics::MetricType::Counter)?;
-            ConstCounter::new(t.bytes_to_peers).encode(bytes.encode_family(&DirectionLabel { direction: "to_peer" })?)?;
-            ConstCounter::new(t.bytes_to_clients).encode(bytes.encode_family(&DirectionLabel { direction: "to_client" })?)?;
-            let mut packets = e.encode_descriptor("turn_relayed_packets", "Packets relayed by TURN, by direction", None, prometheus_client::metrics::MetricType::Counter)?;
-            ConstCounter::new(t.packets_to_peers).encode(packets.encode_family(&DirectionLabel { direction: "to_peer" })?)?;
-            ConstCounter::new(t.packets_to_clients).encode(packets.encode_family(&DirectionLabel { direction: "to_client" })?)?;
-            let mut refused = e.encode_descriptor("turn_refused", "TURN requests refused and packets dropped, by reason", None, prometheus_client::metrics::MetricType::Counter)?;
+            gauge(
+                &mut e,
+                "turn_allocations",
+                "TURN allocations alive",
+                None,
+                t.allocations as i64,
+            )?;
+            counter(
+                &mut e,
+                "turn_allocations_created",
+                "TURN allocations created",
+                None,
+                t.allocations_total,
+            )?;
+            let mut bytes = e.encode_descriptor(
+                "turn_relayed",
+                "Bytes relayed by TURN, by direction (counted per packet, while allocations live)",
+                Some(&Unit::Bytes),
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            ConstCounter::new(t.bytes_to_peers).encode(bytes.encode_family(
+                &DirectionLabel {
+                    direction: "to_peer",
+                },
+            )?)?;
+            ConstCounter::new(t.bytes_to_clients).encode(bytes.encode_family(
+                &DirectionLabel {
+                    direction: "to_client",
+                },
+            )?)?;
+            let mut packets = e.encode_descriptor(
+                "turn_relayed_packets",
+                "Packets relayed by TURN, by direction",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            ConstCounter::new(t.packets_to_peers).encode(packets.encode_family(
+                &DirectionLabel {
+                    direction: "to_peer",
+                },
+            )?)?;
+            ConstCounter::new(t.packets_to_clients).encode(packets.encode_family(
+                &DirectionLabel {
+                    direction: "to_client",
+                },
+            )?)?;
+            let mut refused = e.encode_descriptor(
+                "turn_refused",
+                "TURN requests refused and packets dropped, by reason",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
             for (reason, v) in [
                 ("unauthenticated", t.refused_unauthenticated),
                 ("stale_nonce", t.refused_stale_nonce),
@@ -449,14 +536,43 @@ impl Collector for SampledCollector {
             }
         }
         if let Some(up) = s.redis_up {
-            gauge(&mut e, "redis_up", "1 when the node's last heartbeat reached Redis", None, up as i64)?;
+            gauge(
+                &mut e,
+                "redis_up",
+                "1 when the node's last heartbeat reached Redis",
+                None,
+                up as i64,
+            )?;
         }
         let p = &s.process;
-        gauge(&mut e, "process_resident_memory", "Resident set size", Some(&Unit::Bytes), p.rss_bytes as i64)?;
+        gauge(
+            &mut e,
+            "process_resident_memory",
+            "Resident set size",
+            Some(&Unit::Bytes),
+            p.rss_bytes as i64,
+        )?;
         let cpu = prometheus_client::metrics::counter::ConstCounter::new(p.cpu_seconds);
-        cpu.encode(e.encode_descriptor("process_cpu", "User and system CPU time", Some(&Unit::Seconds), cpu.metric_type())?)?;
-        gauge(&mut e, "process_open_fds", "Open file descriptors", None, p.open_fds as i64)?;
-        gauge(&mut e, "process_max_fds", "The open-file limit", None, p.max_fds as i64)?;
+        cpu.encode(e.encode_descriptor(
+            "process_cpu",
+            "User and system CPU time",
+            Some(&Unit::Seconds),
+            cpu.metric_type(),
+        )?)?;
+        gauge(
+            &mut e,
+            "process_open_fds",
+            "Open file descriptors",
+            None,
+            p.open_fds as i64,
+        )?;
+        gauge(
+            &mut e,
+            "process_max_fds",
+            "The open-file limit",
+            None,
+            p.max_fds as i64,
+        )?;
         gauge(&mut e, "process_threads", "Threads", None, p.threads as i64)?;
         Ok(())
     }
@@ -478,7 +594,9 @@ mod tests {
         let out = m.encode(Sampled {
             websocket: 3,
             users_online: Some(7),
-            waiting: Some(crate::matching::Waiting::count([Some(crate::matching::Mode::Video)])),
+            waiting: Some(crate::matching::Waiting::count([Some(
+                crate::matching::Mode::Video,
+            )])),
             redis_up: Some(true),
             ..Default::default()
         });

@@ -67,7 +67,10 @@ mod tests {
     fn this_process_has_figures() {
         let p = read();
         if cfg!(target_os = "linux") {
-            assert!(p.rss_bytes > 0 && p.open_fds > 0 && p.threads > 0 && p.max_fds > 0, "{p:?}");
+            assert!(
+                p.rss_bytes > 0 && p.open_fds > 0 && p.threads > 0 && p.max_fds > 0,
+                "{p:?}"
+            );
         }
     }
 }

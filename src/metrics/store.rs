@@ -30,7 +30,8 @@ impl MeteredStore {
     ) -> StoreResult<T> {
         let start = Instant::now();
         let r = f.await;
-        let ok = !matches!(&r, Err(e) if !matches!(e, StoreError::NotFound | StoreError::Conflict(_)));
+        let ok =
+            !matches!(&r, Err(e) if !matches!(e, StoreError::NotFound | StoreError::Conflict(_)));
         self.metrics.store(op, start.elapsed(), ok);
         r
     }
@@ -101,17 +102,31 @@ mod tests {
     async fn operations_are_timed_and_failures_counted() {
         let dir = tempfile::tempdir().unwrap();
         let inner: DynUserStore = Arc::new(
-            crate::store::embedded::EmbeddedStore::open_with_cache(&dir.path().join("t.redb"), 1 << 20)
-                .await
-                .unwrap(),
+            crate::store::embedded::EmbeddedStore::open_with_cache(
+                &dir.path().join("t.redb"),
+                1 << 20,
+            )
+            .await
+            .unwrap(),
         );
         let metrics = Arc::new(Metrics::new());
         let store = MeteredStore::wrap(inner, metrics.clone());
         assert!(store.user_by_id("nobody").await.unwrap().is_none());
-        assert!(matches!(store.set_last_seen("nobody", Utc::now()).await, Err(StoreError::NotFound)));
+        assert!(matches!(
+            store.set_last_seen("nobody", Utc::now()).await,
+            Err(StoreError::NotFound)
+        ));
         let out = metrics.encode(Default::default());
-        assert!(out.contains("tandem_store_operation_duration_seconds_count{op=\"user_by_id\"} 1"), "{out}");
-        assert!(out.contains("tandem_store_operation_duration_seconds_count{op=\"set_last_seen\"} 1"));
-        assert!(!out.contains("tandem_store_errors_total{"), "not-found is an answer");
+        assert!(
+            out.contains("tandem_store_operation_duration_seconds_count{op=\"user_by_id\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("tandem_store_operation_duration_seconds_count{op=\"set_last_seen\"} 1")
+        );
+        assert!(
+            !out.contains("tandem_store_errors_total{"),
+            "not-found is an answer"
+        );
     }
 }

@@ -85,12 +85,18 @@ pub async fn start_chat<A: Adapter>(
     }
     tracing::info!(room = %room.id, caller = %room.caller.id, callee = %room.callee.id, "matched");
     state.metrics.matches.inc();
-    state.metrics.match_wait.observe(pairing.waited.as_secs_f64());
+    state
+        .metrics
+        .match_wait
+        .observe(pairing.waited.as_secs_f64());
     state
         .console
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .record_wait(Utc::now().timestamp_millis(), pairing.waited.as_secs_f64() * 1000.0);
+        .record_wait(
+            Utc::now().timestamp_millis(),
+            pairing.waited.as_secs_f64() * 1000.0,
+        );
     // Each becomes reportable by the other (safety keeps the last partners).
     if let Err(e) = state
         .safety

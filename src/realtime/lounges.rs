@@ -18,12 +18,12 @@ use super::{EventError, events::EventResult};
 use crate::{
     AppState,
     chat::text,
-    presence::SessionUser,
     lounges::{
         self, JoinError, Joined, LATEST_ON_JOIN, MEMBERS_ON_JOIN, Member, Membership, Paced,
         Pacing, Recovery, Room,
         bus::{BusError, BusEvent, LocalSequencer, Sequencer},
     },
+    presence::SessionUser,
     protocol::{ServerEvent, server::RoomCount},
     store::{Author, RoomMessage},
 };
@@ -67,7 +67,11 @@ struct SocketRooms(Mutex<HashSet<String>>);
 impl Lounges {
     pub fn new(config: &crate::Config, seq: Option<Arc<dyn Sequencer>>) -> Result<Self, String> {
         let rooms = config.rooms().map_err(|e| e.to_string())?;
-        let by_id = rooms.iter().enumerate().map(|(i, r)| (r.id.clone(), i)).collect();
+        let by_id = rooms
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), i))
+            .collect();
         let order = rooms
             .iter()
             .map(|r| (r.id.clone(), tokio::sync::Mutex::new(())))
@@ -223,7 +227,10 @@ pub async fn join<A: Adapter>(
     since: Option<(u64, String)>,
 ) -> EventResult {
     let l = &state.lounges;
-    let room = l.room(&room_id).ok_or_else(|| room_not_found(&room_id))?.clone();
+    let room = l
+        .room(&room_id)
+        .ok_or_else(|| room_not_found(&room_id))?
+        .clone();
     let member = Member {
         id: user.id.clone(),
         username: user.username.clone(),
@@ -315,7 +322,12 @@ pub async fn leave<A: Adapter>(
 }
 
 /// One socket leaves a room; the room hears of it when it was the user's last.
-async fn leave_socket<A: Adapter>(s: &SocketRef<A>, state: &AppState, user: &SessionUser, room: &str) {
+async fn leave_socket<A: Adapter>(
+    s: &SocketRef<A>,
+    state: &AppState,
+    user: &SessionUser,
+    room: &str,
+) {
     socket_rooms(s)
         .0
         .lock()
@@ -348,7 +360,13 @@ async fn leave_socket<A: Adapter>(s: &SocketRef<A>, state: &AppState, user: &Ses
 /// A socket going away leaves its rooms.
 pub async fn disconnected<A: Adapter>(s: &SocketRef<A>, state: &AppState, user: &SessionUser) {
     let rooms: Vec<String> = match s.extensions.get::<Arc<SocketRooms>>() {
-        Some(r) => r.0.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect(),
+        Some(r) => {
+            r.0.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned()
+                .collect()
+        }
         None => return,
     };
     for room in rooms {
@@ -364,7 +382,10 @@ pub async fn message<A: Adapter>(
     raw: String,
 ) -> EventResult {
     let l = &state.lounges;
-    let room = l.room(&room_id).ok_or_else(|| room_not_found(&room_id))?.clone();
+    let room = l
+        .room(&room_id)
+        .ok_or_else(|| room_not_found(&room_id))?
+        .clone();
     if !joined_here(&s, &room.id) {
         return Err(not_in_room(&room.id));
     }
@@ -375,18 +396,24 @@ pub async fn message<A: Adapter>(
             format!("messages are at most {} characters", text::MAX_CHARS),
         ),
     })?;
-    let paced = l
-        .pacing
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .check(&user.id, &room.id, room.slow_mode, l.seconds());
+    let paced = l.pacing.lock().unwrap_or_else(|p| p.into_inner()).check(
+        &user.id,
+        &room.id,
+        room.slow_mode,
+        l.seconds(),
+    );
     if let Err(p) = paced {
         let (code, wait, msg) = match p {
-            Paced::RateLimited { retry_after } => ("rate_limited", retry_after, "too many room messages"),
-            Paced::SlowMode { retry_after } => ("slow_mode", retry_after, "this room is in slow mode"),
+            Paced::RateLimited { retry_after } => {
+                ("rate_limited", retry_after, "too many room messages")
+            }
+            Paced::SlowMode { retry_after } => {
+                ("slow_mode", retry_after, "this room is in slow mode")
+            }
         };
         let mut e = EventError::new(code, format!("{msg}: wait {wait:.1} s"));
-        e.reset_at = Some(Utc::now() + chrono::Duration::milliseconds((wait * 1000.0).ceil() as i64));
+        e.reset_at =
+            Some(Utc::now() + chrono::Duration::milliseconds((wait * 1000.0).ceil() as i64));
         return Err(e);
     }
     let content = state
@@ -406,7 +433,12 @@ pub async fn message<A: Adapter>(
 
 /// Gives the message its offset, keeps it, and sends it to the room: in
 /// that order, one message of a room at a time on this node.
-async fn publish(state: &AppState, room: &str, from: Author, content: String) -> Result<RoomMessage, EventError> {
+async fn publish(
+    state: &AppState,
+    room: &str,
+    from: Author,
+    content: String,
+) -> Result<RoomMessage, EventError> {
     let l = &state.lounges;
     let store = &state.accounts.store;
     let Some(order) = l.order.get(room) else {
@@ -547,7 +579,11 @@ pub async fn run_counts<A: Adapter>(io: SocketIo<A>, state: AppState) {
             let mine = state.lounges.members_lock().snapshot();
             match crate::cluster::lounges::exchange_members(cluster, &state.node.id, &mine).await {
                 Ok(others) => {
-                    *state.lounges.remote.lock().unwrap_or_else(|p| p.into_inner()) = others;
+                    *state
+                        .lounges
+                        .remote
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = others;
                 }
                 Err(e) => tracing::debug!(error = %e, "lounge members not exchanged"),
             }
@@ -609,7 +645,8 @@ pub async fn message_evidence(
         )
     };
     let (room, offset) = lounges::parse_message_id(message_id).ok_or_else(not)?;
-    if state.lounges.room(room).is_none() || !state.lounges.members_lock().is_member(room, reporter) {
+    if state.lounges.room(room).is_none() || !state.lounges.members_lock().is_member(room, reporter)
+    {
         return Err(not());
     }
     let store = &state.accounts.store;
@@ -617,7 +654,10 @@ pub async fn message_evidence(
         .room_messages_after(room, offset.saturating_sub(1), 6)
         .await
         .map_err(unavailable)?;
-    if after.first().is_none_or(|m| m.offset != offset || m.from.id != target) {
+    if after
+        .first()
+        .is_none_or(|m| m.offset != offset || m.from.id != target)
+    {
         return Err(not());
     }
     let before = store

@@ -105,7 +105,9 @@ pub async fn redis_layer(
     if let Some(cluster) = &state.node.cluster {
         state
             .lounges
-            .attach(Arc::new(crate::cluster::lounges::RedisFanout(cluster.conn.clone())));
+            .attach(Arc::new(crate::cluster::lounges::RedisFanout(
+                cluster.conn.clone(),
+            )));
     }
     io.ns(
         "/",

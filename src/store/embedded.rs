@@ -11,8 +11,8 @@ use redb::{
 };
 
 use super::{
-    AuditEntry, BanRecord, Device, NewUser, RefreshRecord, Report, RoomMessage, RoomState, Standing, StoreError,
-    StoreResult, User, UserCounts, UserStore,
+    AuditEntry, BanRecord, Device, NewUser, RefreshRecord, Report, RoomMessage, RoomState,
+    Standing, StoreError, StoreResult, User, UserCounts, UserStore,
 };
 
 /// id → JSON of [`User`].
@@ -992,7 +992,11 @@ impl UserStore for EmbeddedStore {
         .await
     }
 
-    async fn delete_room_message(&self, room: &str, offset: u64) -> StoreResult<Option<RoomMessage>> {
+    async fn delete_room_message(
+        &self,
+        room: &str,
+        offset: u64,
+    ) -> StoreResult<Option<RoomMessage>> {
         let key = room_key(room, offset);
         self.writing(move |db| {
             let tx = db.begin_write().map_err(other)?;
@@ -1010,17 +1014,29 @@ impl UserStore for EmbeddedStore {
         .await
     }
 
-    async fn trim_room(&self, room: &str, keep: usize, cutoff: DateTime<Utc>) -> StoreResult<usize> {
+    async fn trim_room(
+        &self,
+        room: &str,
+        keep: usize,
+        cutoff: DateTime<Utc>,
+    ) -> StoreResult<usize> {
         let (start, end) = room_range(room);
         self.writing(move |db| {
             let tx = db.begin_write().map_err(other)?;
             let mut removed = 0;
             {
                 let mut t = tx.open_table(ROOM_MESSAGES).map_err(other)?;
-                let total = t.range(start.as_str()..end.as_str()).map_err(other)?.count();
+                let total = t
+                    .range(start.as_str()..end.as_str())
+                    .map_err(other)?
+                    .count();
                 let over = total.saturating_sub(keep);
                 let mut doomed = Vec::new();
-                for (i, row) in t.range(start.as_str()..end.as_str()).map_err(other)?.enumerate() {
+                for (i, row) in t
+                    .range(start.as_str()..end.as_str())
+                    .map_err(other)?
+                    .enumerate()
+                {
                     let (k, v) = row.map_err(other)?;
                     let m: RoomMessage = decode(v.value())?;
                     // Oldest first: past the count to drop, stop at the first young one.

@@ -280,13 +280,22 @@ pub trait UserStore: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Vec<RoomMessage>>;
     /// Up to `limit` messages after offset `after`, oldest first.
-    async fn room_messages_after(&self, room: &str, after: u64, limit: usize)
-    -> StoreResult<Vec<RoomMessage>>;
+    async fn room_messages_after(
+        &self,
+        room: &str,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<RoomMessage>>;
     /// Removes one message; the removed one, if it was there.
-    async fn delete_room_message(&self, room: &str, offset: u64) -> StoreResult<Option<RoomMessage>>;
+    async fn delete_room_message(
+        &self,
+        room: &str,
+        offset: u64,
+    ) -> StoreResult<Option<RoomMessage>>;
     /// Removes the room's messages beyond the newest `keep` and those older
     /// than `cutoff`; returns how many went.
-    async fn trim_room(&self, room: &str, keep: usize, cutoff: DateTime<Utc>) -> StoreResult<usize>;
+    async fn trim_room(&self, room: &str, keep: usize, cutoff: DateTime<Utc>)
+    -> StoreResult<usize>;
 
     /// Removes the accounts with their refresh tokens, devices and blocks; their
     /// usernames (and emails) become free. Unknown ids are skipped. Returns

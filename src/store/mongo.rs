@@ -246,7 +246,12 @@ async fn collect_room_messages(
 ) -> StoreResult<Vec<RoomMessage>> {
     let mut out = Vec::new();
     while cursor.advance().await.map_err(classify)? {
-        out.push(cursor.deserialize_current().map_err(classify)?.into_message());
+        out.push(
+            cursor
+                .deserialize_current()
+                .map_err(classify)?
+                .into_message(),
+        );
     }
     Ok(out)
 }
@@ -911,7 +916,10 @@ impl UserStore for MongoStore {
     }
 
     async fn append_room_message(&self, message: RoomMessage) -> StoreResult<()> {
-        let (room, offset) = (message.room_id.clone(), message.offset.min(i64::MAX as u64) as i64);
+        let (room, offset) = (
+            message.room_id.clone(),
+            message.offset.min(i64::MAX as u64) as i64,
+        );
         self.room_messages
             .insert_one(RoomMessageDoc::from_message(message))
             .await
@@ -973,16 +981,27 @@ impl UserStore for MongoStore {
         collect_room_messages(cursor).await
     }
 
-    async fn delete_room_message(&self, room: &str, offset: u64) -> StoreResult<Option<RoomMessage>> {
+    async fn delete_room_message(
+        &self,
+        room: &str,
+        offset: u64,
+    ) -> StoreResult<Option<RoomMessage>> {
         Ok(self
             .room_messages
-            .find_one_and_delete(doc! { "roomId": room, "offset": offset.min(i64::MAX as u64) as i64 })
+            .find_one_and_delete(
+                doc! { "roomId": room, "offset": offset.min(i64::MAX as u64) as i64 },
+            )
             .await
             .map_err(classify)?
             .map(RoomMessageDoc::into_message))
     }
 
-    async fn trim_room(&self, room: &str, keep: usize, cutoff: DateTime<Utc>) -> StoreResult<usize> {
+    async fn trim_room(
+        &self,
+        room: &str,
+        keep: usize,
+        cutoff: DateTime<Utc>,
+    ) -> StoreResult<usize> {
         let aged = self
             .room_messages
             .delete_many(doc! { "roomId": room, "timestamp": { "$lt": to_bson(cutoff) } })

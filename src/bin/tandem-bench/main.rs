@@ -236,7 +236,9 @@ async fn settled_rss(pid: Option<u32>) -> u64 {
             window.iter().copied().min().unwrap_or(0),
             window.iter().copied().max().unwrap_or(0),
         );
-        if window.len() == 8 && (hi - lo) as f64 <= hi as f64 * 0.01 || start.elapsed() > Duration::from_secs(30) {
+        if window.len() == 8 && (hi - lo) as f64 <= hi as f64 * 0.01
+            || start.elapsed() > Duration::from_secs(30)
+        {
             return rss;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -271,7 +273,12 @@ async fn connect_many(args: &Args, n: usize, offset: usize) -> Vec<sio::Client> 
     connect_with(args, n, offset, None).await
 }
 
-async fn connect_with(args: &Args, n: usize, offset: usize, tokens: Option<Vec<String>>) -> Vec<sio::Client> {
+async fn connect_with(
+    args: &Args,
+    n: usize,
+    offset: usize,
+    tokens: Option<Vec<String>>,
+) -> Vec<sio::Client> {
     let tokens = tokens.map(Arc::new);
     let sem = Arc::new(Semaphore::new(args.concurrency));
     let done = Arc::new(AtomicU64::new(0));
@@ -605,7 +612,8 @@ async fn room_fanout(args: &Args) -> Value {
             .map(|c| c.request("room:join", &json!({ "roomId": room })))
             .collect();
         for a in acks {
-            if matches!(tokio::time::timeout(Duration::from_secs(10), a).await, Ok(Ok(v)) if v["success"] == true) {
+            if matches!(tokio::time::timeout(Duration::from_secs(10), a).await, Ok(Ok(v)) if v["success"] == true)
+            {
                 joined += 1;
             }
         }
@@ -633,7 +641,10 @@ async fn room_fanout(args: &Args) -> Value {
                     continue;
                 }
                 if let Some(at) = data["content"].as_str().and_then(decode_stamp) {
-                    lat.push(now.saturating_duration_since(start + Duration::from_nanos(at)).as_micros() as u64);
+                    lat.push(
+                        now.saturating_duration_since(start + Duration::from_nanos(at))
+                            .as_micros() as u64,
+                    );
                 }
             }
             lat
@@ -648,11 +659,15 @@ async fn room_fanout(args: &Args) -> Value {
                     next += gap;
                     tokio::time::sleep_until(next.into()).await;
                     if inflight.len() >= 16 {
-                        let rx: tokio::sync::oneshot::Receiver<Value> = inflight.pop_front().unwrap();
+                        let rx: tokio::sync::oneshot::Receiver<Value> =
+                            inflight.pop_front().unwrap();
                         let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
                     }
                     let content = encode_stamp(start.elapsed().as_nanos() as u64);
-                    inflight.push_back(c.request("room:message", &json!({ "roomId": room, "content": content })));
+                    inflight.push_back(c.request(
+                        "room:message",
+                        &json!({ "roomId": room, "content": content }),
+                    ));
                     sent.fetch_add(1, Ordering::Relaxed);
                 }
                 c
@@ -679,7 +694,11 @@ async fn room_fanout(args: &Args) -> Value {
     all.sort_unstable();
     let delivered = all.len() as f64 / args.duration;
     let cpu = cpu1 - cpu0;
-    let per = if all.is_empty() { f64::NAN } else { cpu * 1e6 / all.len() as f64 };
+    let per = if all.is_empty() {
+        f64::NAN
+    } else {
+        cpu * 1e6 / all.len() as f64
+    };
     let sent_rate = (sent1 - sent0) as f64 / args.duration;
     println!(
         "room-fanout: {joined} members, {} senders at {rate}/s ({sent_rate:.0} msg/s sent); {delivered:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms; server CPU {cpu:.2} s = {per:.2} us/delivery; RSS {:.1} MB",
