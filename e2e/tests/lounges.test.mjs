@@ -282,7 +282,7 @@ describe('history and recovery', () => {
 });
 
 test('cluster: three users on two nodes in one room see the same messages in the same order; history and recovery from any node', { skip: process.env.TANDEM_SKIP_CLUSTER ? 'TANDEM_SKIP_CLUSTER set' : false }, async () => {
-  const c = await startCluster(2, { ...FAST });
+  const c = await startCluster(2, { ...FAST, ADMIN_KEY });
   try {
     const [n1, n2] = c.nodes.map((n) => n.url);
     const users = [await member(n1), await member(n1), await member(n2)];
@@ -315,7 +315,20 @@ test('cluster: three users on two nodes in one room see the same messages in the
     assert.equal(r.data.recovered, true);
     assert.deepEqual(r.data.messages.map((m) => m.content), ['while away 0', 'while away 1', 'while away 2', 'while away 3', 'while away 4']);
     void last;
-    for (const u of [users[0], users[1], back]) u.socket.close();
+    // A moderator on node 2 removes a node-1 user: members on both nodes hear it.
+    const u4 = await member(n2);
+    assert.equal((await join(u4, 'general-en')).success, true);
+    const heardOn2 = once(u4.socket, 'room:left');
+    const heardOn1 = once(users[1].socket, 'room:left');
+    const told = once(users[0].socket, 'room:left');
+    const rm = await api(n2, 'DELETE', `/admin/rooms/general-en/members/${users[0].user.id}`, { headers: { 'x-admin-key': ADMIN_KEY } });
+    assert.equal(rm.status, 200, rm.text);
+    for (const ev of await Promise.all([heardOn2, heardOn1, told])) {
+      assert.equal(ev.user.id, users[0].user.id);
+      assert.equal(ev.removed, true);
+    }
+    assert.equal((await say(users[0], 'general-en', 'still here?')).error.code, 'not_in_room');
+    for (const u of [users[0], users[1], back, u4]) u.socket.close();
   } finally {
     await c.stop();
   }

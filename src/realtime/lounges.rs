@@ -527,26 +527,26 @@ pub async fn deliver<A: Adapter>(io: &SocketIo<A>, state: &AppState, ev: BusEven
         }
         BusEvent::Removed { room, user } => {
             let sockets = io.local().to(super::user_room(&user.id)).sockets();
-            let was = state.lounges.members_lock().remove(&room, &user.id);
+            state.lounges.members_lock().remove(&room, &user.id);
             for s in &sockets {
                 if let Some(r) = s.extensions.get::<Arc<SocketRooms>>() {
                     r.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&room);
                 }
                 s.leave(channel(&room));
             }
-            if was || !sockets.is_empty() {
-                let ev = ServerEvent::RoomLeft {
-                    room_id: room.clone(),
-                    user: user.clone(),
-                    removed: true,
-                };
-                let _ = io.local().to(channel(&room)).emit(ev.name(), &ev).await;
-                let _ = io
-                    .local()
-                    .to(super::user_room(&user.id))
-                    .emit(ev.name(), &ev)
-                    .await;
-            }
+            // Every node tells its own members (the user may be on another
+            // node), and the user's sockets here.
+            let ev = ServerEvent::RoomLeft {
+                room_id: room.clone(),
+                user: user.clone(),
+                removed: true,
+            };
+            let _ = io.local().to(channel(&room)).emit(ev.name(), &ev).await;
+            let _ = io
+                .local()
+                .to(super::user_room(&user.id))
+                .emit(ev.name(), &ev)
+                .await;
         }
     }
 }
