@@ -164,6 +164,7 @@ async function session(urls) {
   await matched;
   for (let i = 0; i < 5; i += 1) assert.equal((await request(a, 'chat:message', { content: `m${i}` })).success, true);
   assert.equal((await request(b, 'user:report', { userId: ga.user.id, reason: 'spam' })).success, true);
+  assert.equal((await request(a, 'room:join', { roomId: 'general-en' })).success, true);
   const gv = await guest(at(2));
   const { socket: v } = await connect(at(2), gv.token);
   assert.equal((await request(v, 'user:match', { mode: 'video' })).data.status, 'waiting');
@@ -192,6 +193,7 @@ test('/admin/metrics on one node: seed 000\'s fields, moving with the session', 
     assert.deepEqual(d.matchmaking, { totalWaiting: 1, byMode: { video: 1 } });
     assert.equal(d.sessions.active, 3);
     assert.equal(d.activeChats, 1);
+    assert.deepEqual(d.activeRooms.map((r) => [r.id, r.name, r.users]), [['general-en', 'general (en)', 1]]);
     assert.ok(d.flaggedUsers.includes(s.flagged));
     assert.equal(d.nodes.length, 1);
     assert.equal(d.nodes[0].health, 'up');

@@ -97,6 +97,27 @@ pub async fn admin_metrics(State(state): State<AppState>) -> Result<Json<Value>,
             flagged.push(r.target);
         }
     }
+    // Lounge rooms with someone in them (seed 000's `activeRooms`).
+    let mut active_rooms = Vec::new();
+    for r in &state.lounges.rooms {
+        let users = state.lounges.members(&r.id).len();
+        if users == 0 {
+            continue;
+        }
+        let last = state
+            .accounts
+            .store
+            .room_messages_before(&r.id, None, 1)
+            .await
+            .ok()
+            .and_then(|m| m.first().map(|m| m.timestamp.timestamp_millis()));
+        active_rooms.push(json!({
+            "id": r.id,
+            "name": format!("{} ({})", r.lounge, r.language),
+            "users": users,
+            "lastUpdated": last,
+        }));
+    }
     let now_ms = chrono::Utc::now().timestamp_millis();
     let nodes: Vec<Value> = snapshots
         .iter()
@@ -130,8 +151,7 @@ pub async fn admin_metrics(State(state): State<AppState>) -> Result<Json<Value>,
             "matchesPerMinute": merged.matches_per_minute,
             "turnBytesPerSecond": merged.turn_bytes_per_second,
             "matchWait": merged.match_wait,
-            // Public rooms (lounges) have none yet; the 1-to-1 chats are counted apart.
-            "activeRooms": [],
+            "activeRooms": active_rooms,
             "activeChats": chats,
             "flaggedUsers": flagged,
             "hourlyStats": merged.hourly_stats,
