@@ -236,6 +236,20 @@ async fn session(
             client.request("user:cancel", &json!({})),
         )
         .await;
+        // A match can race the give-up: the server paired us just before
+        // the cancel (its `user:matched` came before the cancel's ack, on
+        // the same connection). We leave as abruptly as a drop, so what
+        // the partner sends us dies with this socket: not counted.
+        while let Ok((name, body)) = client.events.try_recv() {
+            if name == "user:matched"
+                && let Some(room) = body["roomId"].as_str()
+            {
+                c.drops.fetch_add(1, Ordering::Relaxed);
+                with_room(rooms, room, |log| {
+                    log.dropped.insert(me.clone());
+                });
+            }
+        }
         return Ok(());
     };
     c.matched.fetch_add(1, Ordering::Relaxed);
