@@ -138,6 +138,17 @@
     for (const c of ['c-mps', 'c-turn', 'c-sockets']) pad(c, nodes);
     for (const c of ['c-users', 'c-mps', 'c-mpm', 'c-wait', 'c-turn', 'c-sockets']) draw(c);
 
+    $('lounges').querySelector('tbody').replaceChildren(...d.activeRooms.map((r) => {
+      const tr = document.createElement('tr');
+      tr.dataset.roomId = r.id;
+      for (const c of [r.name, fmt(r.users), r.lastUpdated ? new Date(r.lastUpdated).toLocaleTimeString() : '–']) {
+        const td = document.createElement('td');
+        td.textContent = c;
+        tr.append(td);
+      }
+      return tr;
+    }));
+
     const body = $('nodes').querySelector('tbody');
     body.replaceChildren(...d.nodes.map((n) => {
       const tr = document.createElement('tr');

@@ -76,6 +76,9 @@ test('sign in, live charts under load, and a ban from the reports queue', async 
   }
   assert.match(await page.textContent('#t-users'), /^[2-9]/);
   assert.equal(await page.locator('#nodes tbody tr').count(), 1);
+  // A lounge with someone in it is listed.
+  assert.equal((await request(b, 'room:join', { roomId: 'general-en' })).success, true);
+  await page.waitForSelector('#lounges tbody tr[data-room-id="general-en"]');
   assert.equal(await page.textContent('#nodes tbody tr td:nth-child(2)'), 'up');
 
   // b reports a; the report shows with its evidence; Ban ends a's session.
