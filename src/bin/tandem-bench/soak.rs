@@ -244,7 +244,6 @@ async fn session(
             if name == "user:matched"
                 && let Some(room) = body["roomId"].as_str()
             {
-                c.drops.fetch_add(1, Ordering::Relaxed);
                 with_room(rooms, room, |log| {
                     log.dropped.insert(me.clone());
                 });
