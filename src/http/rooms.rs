@@ -47,15 +47,6 @@ fn room_or_404<'a>(state: &'a AppState, id: &str) -> Result<&'a lounges::Room, A
         .ok_or_else(|| AppError::NotFound(format!("no room {id}")))
 }
 
-fn room_json(state: &AppState, r: &lounges::Room) -> Value {
-    json!({
-        "id": r.id,
-        "lounge": r.lounge,
-        "language": r.language,
-        "members": state.lounges.members(&r.id).len(),
-    })
-}
-
 #[utoipa::path(
     get, path = "/api/rooms", tag = "rooms", summary = "The lounges' rooms with the members online",
     security(()),
@@ -66,7 +57,7 @@ async fn list(State(state): State<AppState>) -> Json<Value> {
         .lounges
         .rooms
         .iter()
-        .map(|r| room_json(&state, r))
+        .map(|r| state.lounges.room_json(r))
         .collect();
     ok("Rooms", json!({ "rooms": rooms }))
 }
@@ -86,8 +77,7 @@ async fn one(
 ) -> Result<Json<Value>, AppError> {
     let r = room_or_404(&state, &id)?;
     let st = state.accounts.store.room_state(&r.id).await?;
-    let mut v = room_json(&state, r);
-    v["slowModeSeconds"] = json!(r.slow_mode.map(|d| d.as_secs_f64()));
+    let mut v = state.lounges.room_detail(r);
     v["epoch"] = json!(st.epoch);
     v["offset"] = json!(st.last_offset);
     Ok(ok("Room", v))

@@ -360,6 +360,25 @@ fn counter(
     c.encode(encoder.encode_descriptor(name, help, unit, c.metric_type())?)
 }
 
+fn labelled_counters<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    values: &[(L, u64)],
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(
+        name,
+        help,
+        unit,
+        prometheus_client::metrics::MetricType::Counter,
+    )?;
+    for (labels, v) in values {
+        ConstCounter::new(*v).encode(family.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
 fn labelled_gauges<L: EncodeLabelSet>(
     encoder: &mut DescriptorEncoder,
     name: &str,
@@ -485,45 +504,37 @@ impl Collector for SampledCollector {
                 None,
                 t.allocations_total,
             )?;
-            let mut bytes = e.encode_descriptor(
+            let by_direction = |to_peer: u64, to_client: u64| {
+                [
+                    (
+                        DirectionLabel {
+                            direction: "to_peer",
+                        },
+                        to_peer,
+                    ),
+                    (
+                        DirectionLabel {
+                            direction: "to_client",
+                        },
+                        to_client,
+                    ),
+                ]
+            };
+            labelled_counters(
+                &mut e,
                 "turn_relayed",
                 "Bytes relayed by TURN, by direction (counted per packet, while allocations live)",
                 Some(&Unit::Bytes),
-                prometheus_client::metrics::MetricType::Counter,
+                &by_direction(t.bytes_to_peers, t.bytes_to_clients),
             )?;
-            ConstCounter::new(t.bytes_to_peers).encode(bytes.encode_family(
-                &DirectionLabel {
-                    direction: "to_peer",
-                },
-            )?)?;
-            ConstCounter::new(t.bytes_to_clients).encode(bytes.encode_family(
-                &DirectionLabel {
-                    direction: "to_client",
-                },
-            )?)?;
-            let mut packets = e.encode_descriptor(
+            labelled_counters(
+                &mut e,
                 "turn_relayed_packets",
                 "Packets relayed by TURN, by direction",
                 None,
-                prometheus_client::metrics::MetricType::Counter,
+                &by_direction(t.packets_to_peers, t.packets_to_clients),
             )?;
-            ConstCounter::new(t.packets_to_peers).encode(packets.encode_family(
-                &DirectionLabel {
-                    direction: "to_peer",
-                },
-            )?)?;
-            ConstCounter::new(t.packets_to_clients).encode(packets.encode_family(
-                &DirectionLabel {
-                    direction: "to_client",
-                },
-            )?)?;
-            let mut refused = e.encode_descriptor(
-                "turn_refused",
-                "TURN requests refused and packets dropped, by reason",
-                None,
-                prometheus_client::metrics::MetricType::Counter,
-            )?;
-            for (reason, v) in [
+            let refused = [
                 ("unauthenticated", t.refused_unauthenticated),
                 ("stale_nonce", t.refused_stale_nonce),
                 ("quota", t.refused_quota),
@@ -531,9 +542,15 @@ impl Collector for SampledCollector {
                 ("bandwidth", t.dropped_bandwidth),
                 ("no_permission", t.dropped_no_permission),
                 ("malformed", t.dropped_malformed),
-            ] {
-                ConstCounter::new(v).encode(refused.encode_family(&ReasonLabel { reason })?)?;
-            }
+            ]
+            .map(|(reason, v)| (ReasonLabel { reason }, v));
+            labelled_counters(
+                &mut e,
+                "turn_refused",
+                "TURN requests refused and packets dropped, by reason",
+                None,
+                &refused,
+            )?;
         }
         if let Some(up) = s.redis_up {
             gauge(

@@ -182,7 +182,18 @@ fn refused(r: crate::safety::Refusal) -> EventError {
     EventError::new(r.code(), r.message())
 }
 
-fn unavailable(e: impl std::fmt::Display) -> EventError {
+/// A message's text as the chat rules clean it, or why it is refused.
+pub(crate) fn clean_text(raw: &str) -> Result<String, EventError> {
+    text::sanitize(raw).map_err(|e| match e {
+        text::TextError::Empty => EventError::new("empty_message", "the message is empty"),
+        text::TextError::TooLong => EventError::new(
+            "message_too_long",
+            format!("messages are at most {} characters", text::MAX_CHARS),
+        ),
+    })
+}
+
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> EventError {
     tracing::warn!(error = %e, "backing service unavailable");
     EventError::new(
         "service_unavailable",
@@ -579,13 +590,7 @@ async fn chat_message<A: Adapter>(
     let voice = matches!(body, MessageBody::Voice(_));
     match body {
         MessageBody::Text(raw) => {
-            let content = text::sanitize(&raw).map_err(|e| match e {
-                text::TextError::Empty => EventError::new("empty_message", "the message is empty"),
-                text::TextError::TooLong => EventError::new(
-                    "message_too_long",
-                    format!("messages are at most {} characters", text::MAX_CHARS),
-                ),
-            })?;
+            let content = clean_text(&raw)?;
             let content = state
                 .safety
                 .screen_message(state.accounts.store.as_ref(), &user.id, &content)

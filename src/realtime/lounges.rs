@@ -14,10 +14,12 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use socketioxide::{SocketIo, adapter::Adapter, extract::SocketRef};
 
-use super::{EventError, events::EventResult};
+use super::{
+    EventError,
+    events::{EventResult, clean_text, unavailable},
+};
 use crate::{
     AppState,
-    chat::text,
     lounges::{
         self, JoinError, Joined, LATEST_ON_JOIN, MEMBERS_ON_JOIN, Member, Membership, Paced,
         Pacing, Recovery, Room,
@@ -164,12 +166,20 @@ fn room_not_found(room: &str) -> EventError {
     EventError::new("room_not_found", format!("no room {room}"))
 }
 
-fn unavailable(e: impl std::fmt::Display) -> EventError {
-    tracing::warn!(error = %e, "lounges: backing service unavailable");
-    EventError::new(
-        "service_unavailable",
-        "the server cannot do this right now, try again",
-    )
+/// The room, if it exists and this socket joined it.
+fn joined_room<A: Adapter>(
+    s: &SocketRef<A>,
+    state: &AppState,
+    room_id: &str,
+) -> Result<Room, EventError> {
+    let room = state
+        .lounges
+        .room(room_id)
+        .ok_or_else(|| room_not_found(room_id))?;
+    if !joined_here(s, room_id) {
+        return Err(not_in_room(room_id));
+    }
+    Ok(room.clone())
 }
 
 fn joined_here<A: Adapter>(s: &SocketRef<A>, room: &str) -> bool {
@@ -196,14 +206,23 @@ fn author(user: &SessionUser) -> Author {
     }
 }
 
-fn room_json(l: &Lounges, room: &Room) -> Value {
-    json!({
-        "id": room.id,
-        "lounge": room.lounge,
-        "language": room.language,
-        "members": l.members(&room.id).len(),
-        "slowModeSeconds": room.slow_mode.map(|d| d.as_secs_f64()),
-    })
+impl Lounges {
+    /// A room as the room list shows it: `{id, lounge, language, members}`.
+    pub fn room_json(&self, room: &Room) -> Value {
+        json!({
+            "id": room.id,
+            "lounge": room.lounge,
+            "language": room.language,
+            "members": self.members(&room.id).len(),
+        })
+    }
+
+    /// With its slow mode, as one room is shown.
+    pub fn room_detail(&self, room: &Room) -> Value {
+        let mut v = self.room_json(room);
+        v["slowModeSeconds"] = json!(room.slow_mode.map(|d| d.as_secs_f64()));
+        v
+    }
 }
 
 /// The history cursor for the messages before `messages` (oldest first),
@@ -271,7 +290,7 @@ pub async fn join<A: Adapter>(
     let mut members = l.members(&room.id);
     members.truncate(MEMBERS_ON_JOIN);
     let mut ack = json!({
-        "room": room_json(l, &room),
+        "room": l.room_detail(&room),
         "members": members,
         "epoch": st.epoch,
         "offset": st.last_offset,
@@ -310,13 +329,7 @@ pub async fn leave<A: Adapter>(
     user: Arc<SessionUser>,
     room_id: String,
 ) -> EventResult {
-    state
-        .lounges
-        .room(&room_id)
-        .ok_or_else(|| room_not_found(&room_id))?;
-    if !joined_here(&s, &room_id) {
-        return Err(not_in_room(&room_id));
-    }
+    joined_room(&s, &state, &room_id)?;
     leave_socket(&s, &state, &user, &room_id).await;
     Ok(json!({ "left": room_id }))
 }
@@ -382,20 +395,8 @@ pub async fn message<A: Adapter>(
     raw: String,
 ) -> EventResult {
     let l = &state.lounges;
-    let room = l
-        .room(&room_id)
-        .ok_or_else(|| room_not_found(&room_id))?
-        .clone();
-    if !joined_here(&s, &room.id) {
-        return Err(not_in_room(&room.id));
-    }
-    let content = text::sanitize(&raw).map_err(|e| match e {
-        text::TextError::Empty => EventError::new("empty_message", "the message is empty"),
-        text::TextError::TooLong => EventError::new(
-            "message_too_long",
-            format!("messages are at most {} characters", text::MAX_CHARS),
-        ),
-    })?;
+    let room = joined_room(&s, &state, &room_id)?;
+    let content = clean_text(&raw)?;
     let paced = l.pacing.lock().unwrap_or_else(|p| p.into_inner()).check(
         &user.id,
         &room.id,
@@ -493,13 +494,7 @@ pub async fn typing<A: Adapter>(
     room_id: String,
     is_typing: bool,
 ) -> EventResult {
-    state
-        .lounges
-        .room(&room_id)
-        .ok_or_else(|| room_not_found(&room_id))?;
-    if !joined_here(&s, &room_id) {
-        return Err(not_in_room(&room_id));
-    }
+    joined_room(&s, &state, &room_id)?;
     let ev = ServerEvent::RoomTyping {
         room_id: room_id.clone(),
         user: author(&user),

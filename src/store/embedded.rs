@@ -55,6 +55,30 @@ struct RoomMeta {
     last_offset: u64,
 }
 
+/// Up to `limit` room messages with keys in `start..end`, newest or oldest first.
+fn read_room_range(
+    db: &Database,
+    start: &str,
+    end: &str,
+    limit: usize,
+    newest_first: bool,
+) -> StoreResult<Vec<RoomMessage>> {
+    let tx = db.begin_read().map_err(other)?;
+    let t = tx.open_table(ROOM_MESSAGES).map_err(other)?;
+    let rows = t.range(start..end).map_err(other)?;
+    let rows: Box<dyn Iterator<Item = _>> = if newest_first {
+        Box::new(rows.rev())
+    } else {
+        Box::new(rows)
+    };
+    let mut out = Vec::new();
+    for row in rows.take(limit) {
+        let (_, v) = row.map_err(other)?;
+        out.push(decode(v.value())?);
+    }
+    Ok(out)
+}
+
 fn room_key(room: &str, offset: u64) -> String {
     format!("{room}\0{offset:020}")
 }
@@ -62,11 +86,6 @@ fn room_key(room: &str, offset: u64) -> String {
 /// The key range of a room's messages.
 fn room_range(room: &str) -> (String, String) {
     (format!("{room}\0"), format!("{room}\u{1}"))
-}
-
-fn new_epoch() -> String {
-    let bytes: [u8; 8] = rand::random();
-    hex::encode(bytes)
 }
 
 /// The store's work, run on its own threads.
@@ -880,7 +899,7 @@ impl UserStore for EmbeddedStore {
                     Some(m) => m,
                     None => {
                         let m = RoomMeta {
-                            epoch: new_epoch(),
+                            epoch: super::new_room_epoch(),
                             last_offset: 0,
                         };
                         meta.insert(room.as_str(), encode(&m)?.as_slice())
@@ -921,7 +940,7 @@ impl UserStore for EmbeddedStore {
                 let mut m: RoomMeta = match meta.get(message.room_id.as_str()).map_err(other)? {
                     Some(v) => decode(v.value())?,
                     None => RoomMeta {
-                        epoch: new_epoch(),
+                        epoch: super::new_room_epoch(),
                         last_offset: 0,
                     },
                 };
@@ -952,20 +971,8 @@ impl UserStore for EmbeddedStore {
             Some(b) => room_key(room, b),
             None => end,
         };
-        self.reading(move |db| {
-            let tx = db.begin_read().map_err(other)?;
-            let t = tx.open_table(ROOM_MESSAGES).map_err(other)?;
-            let mut out = Vec::new();
-            for row in t.range(start.as_str()..end.as_str()).map_err(other)?.rev() {
-                if out.len() >= limit {
-                    break;
-                }
-                let (_, v) = row.map_err(other)?;
-                out.push(decode(v.value())?);
-            }
-            Ok(out)
-        })
-        .await
+        self.reading(move |db| read_room_range(db, &start, &end, limit, true))
+            .await
     }
 
     async fn room_messages_after(
@@ -976,20 +983,8 @@ impl UserStore for EmbeddedStore {
     ) -> StoreResult<Vec<RoomMessage>> {
         let start = room_key(room, after.saturating_add(1));
         let (_, end) = room_range(room);
-        self.reading(move |db| {
-            let tx = db.begin_read().map_err(other)?;
-            let t = tx.open_table(ROOM_MESSAGES).map_err(other)?;
-            let mut out = Vec::new();
-            for row in t.range(start.as_str()..end.as_str()).map_err(other)? {
-                if out.len() >= limit {
-                    break;
-                }
-                let (_, v) = row.map_err(other)?;
-                out.push(decode(v.value())?);
-            }
-            Ok(out)
-        })
-        .await
+        self.reading(move |db| read_room_range(db, &start, &end, limit, false))
+            .await
     }
 
     async fn delete_room_message(

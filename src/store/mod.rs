@@ -321,6 +321,12 @@ pub async fn open(config: &crate::Config) -> Result<DynUserStore, StoreError> {
     }
 }
 
+/// A new room history epoch: 16 random hex digits.
+pub fn new_room_epoch() -> String {
+    let bytes: [u8; 8] = rand::random();
+    hex::encode(bytes)
+}
+
 /// A new account id: a MongoDB ObjectId as 24 hex digits (ids sort by
 /// creation), on both backends.
 pub fn new_id() -> String {

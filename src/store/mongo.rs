@@ -885,10 +885,7 @@ impl UserStore for MongoStore {
     }
 
     async fn room_state(&self, room: &str) -> StoreResult<RoomState> {
-        let epoch = {
-            let bytes: [u8; 8] = rand::random();
-            hex::encode(bytes)
-        };
+        let epoch = super::new_room_epoch();
         // Created once, atomically: every node sees the same epoch.
         let meta = self
             .room_meta
@@ -930,10 +927,7 @@ impl UserStore for MongoStore {
                     classify(e)
                 }
             })?;
-        let epoch = {
-            let bytes: [u8; 8] = rand::random();
-            hex::encode(bytes)
-        };
+        let epoch = super::new_room_epoch();
         self.room_meta
             .update_one(
                 doc! { "_id": &room },
