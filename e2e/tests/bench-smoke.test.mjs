@@ -9,6 +9,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { ROOT, JWT_SECRET, startServer } from '../lib/server.mjs';
 import { freePort } from '../lib/mongo.mjs';
 
+// The binaries `cargo test --no-run` built (scripts/test): a `cargo build --bins`
+// here would compile again with other features, minutes on a fresh clone.
 const BENCH = path.join(ROOT, 'target', 'debug', 'tandem-bench');
 const SMALL = { connections: ['--connections', '50'], relay: ['--pairs', '5', '--duration', '1'], 'match-storm': ['--users', '40'],
   'login-storm': ['--pairs', '2', '--duration', '1', '--accounts', '1', '--login-concurrency', '2'],
@@ -64,7 +66,7 @@ for (const scenario of Object.keys(SMALL)) {
 test('scripts/bench-cluster opens connections across a two-node cluster', async () => {
   const out = await new Promise((resolve, reject) => {
     execFile(path.join(ROOT, 'scripts', 'bench-cluster'), ['2', '50'],
-      { timeout: 120000, env: { ...process.env, BENCH_PROFILE: 'debug', BENCH_HOLD: '1' } },
+      { timeout: 120000, env: { ...process.env, BENCH_BIN: path.join(ROOT, 'target', 'debug'), BENCH_HOLD: '1' } },
       (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
   });
   const line = out.split('\n').find((l) => l.startsWith('RESULT '));
@@ -76,7 +78,7 @@ test('scripts/bench-cluster opens connections across a two-node cluster', async 
 test('scripts/bench-presence and scripts/bench-match-cluster run on a two-node cluster', async () => {
   const run = (script, args) => new Promise((resolve, reject) => {
     execFile(path.join(ROOT, 'scripts', script), args,
-      { timeout: 180000, env: { ...process.env, BENCH_PROFILE: 'debug', REQUESTS: '20' } },
+      { timeout: 180000, env: { ...process.env, BENCH_BIN: path.join(ROOT, 'target', 'debug'), REQUESTS: '20' } },
       (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
   });
   const presence = await run('bench-presence', ['2', '4', '20']);
@@ -104,7 +106,7 @@ test('tandem-bench connections --guest-accounts uses real accounts and reports t
 test('scripts/bench alternates both servers over rounds and prints medians side by side', async () => {
   const out = await new Promise((resolve, reject) => {
     execFile(path.join(ROOT, 'scripts', 'bench'), ['relay', '--pairs', '3', '--rate', '20', '--window', '1', '--duration', '1'],
-      { timeout: 180000, env: { ...process.env, BENCH_PROFILE: 'debug', ROUNDS: '2' } },
+      { timeout: 180000, env: { ...process.env, BENCH_BIN: path.join(ROOT, 'target', 'debug'), ROUNDS: '2' } },
       (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
   });
   assert.match(out, /median of 2 round\(s\)/);
