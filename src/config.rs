@@ -184,6 +184,34 @@ pub struct Config {
     #[arg(long, env = "TURN_USER_QUOTA", default_value_t = 10)]
     pub turn_user_quota: usize,
 
+    /// Group calls' media port (UDP; one for every call on this node; 0
+    /// picks a free one, logged as `sfu listening udp=`).
+    #[arg(long, env = "SFU_UDP_PORT", default_value_t = 3479)]
+    pub sfu_udp_port: u16,
+
+    /// Address the media port binds to (default: HOST).
+    #[arg(long, env = "SFU_LISTEN")]
+    pub sfu_listen: Option<IpAddr>,
+
+    /// Address announced to browsers for group-call media, behind NAT
+    /// (default: SFU_LISTEN, or this machine's outward address when that
+    /// is 0.0.0.0).
+    #[arg(long, env = "SFU_PUBLIC_IP")]
+    pub sfu_public_ip: Option<IpAddr>,
+
+    /// Most people in one group call.
+    #[arg(long, env = "CALL_MAX_PARTICIPANTS", default_value_t = 8)]
+    pub call_max_participants: usize,
+
+    /// A participant that sends no media this long leaves the call.
+    #[arg(long, env = "CALL_IDLE_TIMEOUT", default_value = "30s")]
+    pub call_idle_timeout: DurationArg,
+
+    /// Most bits per second a participant may publish (audio and video
+    /// together); frames past it are not forwarded.
+    #[arg(long, env = "CALL_MAX_BITRATE", default_value_t = 3_000_000)]
+    pub call_max_bitrate: u64,
+
     /// Bytes per second one allocation may relay (0: no cap).
     #[arg(long, env = "TURN_BANDWIDTH", default_value_t = 2_000_000)]
     pub turn_bandwidth: u64,
@@ -498,6 +526,16 @@ impl Config {
                     "TURN_PUBLIC_IP (or TURN_RELAY_IP) must name an address when TURN listens on all interfaces".into(),
                 ));
             }
+        }
+        if self
+            .sfu_public_ip
+            .or(self.sfu_listen)
+            .unwrap_or(self.host)
+            .is_unspecified()
+        {
+            return Err(ConfigError(
+                "SFU_PUBLIC_IP must name an address when the media port (SFU_LISTEN, default HOST) listens on all interfaces".into(),
+            ));
         }
         for u in &self.turn_urls {
             let u = u.trim();

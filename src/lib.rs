@@ -13,6 +13,7 @@ use std::{
 use tokio::{net::TcpListener, sync::Notify};
 
 pub mod auth;
+pub mod calls;
 pub mod chat;
 pub mod cluster;
 pub mod config;
@@ -31,6 +32,7 @@ pub mod ratelimit;
 pub mod realtime;
 pub mod relay;
 pub mod safety;
+pub mod sfu;
 pub mod store;
 pub mod telemetry;
 
@@ -68,6 +70,8 @@ pub struct Shared {
     pub lounges: realtime::lounges::Lounges,
     /// The API descriptions, set when the router is built.
     pub docs: std::sync::OnceLock<http::openapi::Docs>,
+    /// Group calls and their media server.
+    pub group_calls: realtime::group_calls::GroupCalls,
     /// The operator console's figures for this node.
     pub console: std::sync::Mutex<metrics::console::NodeStats>,
 }
@@ -259,7 +263,9 @@ impl AppState {
                 }
             }
         }
+        let group_calls = start_sfu(&config).await?;
         Ok(AppState(Arc::new(Shared {
+            group_calls,
             lounges,
             accounts: Accounts {
                 store,
@@ -293,6 +299,28 @@ impl AppState {
             config,
         })))
     }
+}
+
+/// Binds the group calls' media port and starts the media server.
+async fn start_sfu(config: &Config) -> Result<realtime::group_calls::GroupCalls, StartupError> {
+    let listen = config.sfu_listen.unwrap_or(config.host);
+    let bind = std::net::SocketAddr::new(listen, config.sfu_udp_port);
+    // Config::validate saw to it that this names an address.
+    let public_ip = config.sfu_public_ip.unwrap_or(listen);
+    let sfu_config = sfu::SfuConfig {
+        public: std::net::SocketAddr::new(public_ip, config.sfu_udp_port),
+        max_bitrate: config.call_max_bitrate,
+        idle_timeout: config.call_idle_timeout.0,
+    };
+    let (handle, notices) = sfu::driver::start(bind, sfu_config)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("SFU_UDP_PORT {bind}: {e}")))?;
+    tracing::info!(udp = %handle.local, public = %handle.public, "sfu listening");
+    Ok(realtime::group_calls::GroupCalls::new(
+        config.call_max_participants,
+        handle,
+        notices,
+    ))
 }
 
 fn hostname() -> String {
@@ -413,6 +441,10 @@ async fn serve<A: socketioxide::adapter::Adapter>(
     let console = tokio::spawn(metrics::driver::run_console(state.clone()));
     let room_counts = tokio::spawn(realtime::lounges::run_counts(io.clone(), state.clone()));
     let room_sweeper = tokio::spawn(realtime::lounges::sweep_history(state.clone()));
+    let call_notices = tokio::spawn(realtime::group_calls::run_notices(
+        io.clone(),
+        state.clone(),
+    ));
     let metrics_server = match state.config.metrics_listen {
         None => None,
         Some(addr) => {
@@ -465,6 +497,7 @@ async fn serve<A: socketioxide::adapter::Adapter>(
     console.abort();
     room_counts.abort();
     room_sweeper.abort();
+    call_notices.abort();
     if let Some(m) = metrics_server {
         m.abort();
     }

@@ -2,6 +2,7 @@
 // and a WebRTC call. Talks to the server with our own Socket.IO client.
 import { SioSocket } from '/sio.js';
 import { initLounges } from '/lounges.js';
+import { initGroupCall } from '/groupcall.js';
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -328,6 +329,7 @@ function connectSocket() {
   socket.on('server:shutdown', () => status('The server is restarting; reconnecting…'));
   socket.on('error', (e) => addMessage(`Error: ${e.message}`, 'system'));
   initLounges(state, api);
+  initGroupCall(state, iceServers);
   socket.connect();
 }
 

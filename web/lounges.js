@@ -44,6 +44,7 @@ export function initLounges(state, api) {
     $('room-input').disabled = !room;
     $('room-send').disabled = !room;
     $('room-older').hidden = !room || !room.older;
+    state.groupCall?.render?.();
     if (!room) { box.replaceChildren(); return; }
     const msgs = [...room.messages.values()].sort((a, b) => a.offset - b.offset);
     box.replaceChildren(...msgs.map((m) => {

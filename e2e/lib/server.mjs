@@ -28,6 +28,8 @@ export function baseEnv(dir) {
     SHUTDOWN_GRACE: '3s',
     // Tests that need the relay turn it on with TURN_PORT=0.
     TURN_MODE: 'off',
+    // Group-call media on a free port (3479 may be taken).
+    SFU_UDP_PORT: '0',
   };
 }
 

@@ -219,6 +219,7 @@ mod tests {
                     "/app.js",
                     "/sio.js",
                     "/lounges.js",
+                    "/groupcall.js",
                     "/style.css",
                     "/admin",
                     "/admin.js",

@@ -15,6 +15,7 @@ const INDEX: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
 const SIO_JS: &str = include_str!("../../web/sio.js");
 const LOUNGES_JS: &str = include_str!("../../web/lounges.js");
+const GROUPCALL_JS: &str = include_str!("../../web/groupcall.js");
 const STYLE: &str = include_str!("../../web/style.css");
 const ADMIN: &str = include_str!("../../web/admin.html");
 const ADMIN_JS: &str = include_str!("../../web/admin.js");
@@ -50,6 +51,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/lounges.js",
             get(|| async { asset(LOUNGES_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/groupcall.js",
+            get(|| async { asset(GROUPCALL_JS, "text/javascript; charset=utf-8") }),
         )
         .route(
             "/style.css",

@@ -128,6 +128,8 @@ pub struct Metrics {
     store_errors: Family<OpLabel, Counter>,
     pub reports: Counter,
     bans: Family<SourceLabel, Counter>,
+    /// People in group calls on this node.
+    pub call_participants: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -237,6 +239,12 @@ impl Metrics {
             "Bans imposed, by source (auto: the report threshold; admin: a moderator)",
             bans.clone(),
         );
+        let call_participants = prometheus_client::metrics::gauge::Gauge::default();
+        registry.register(
+            "call_participants",
+            "People in group calls whose media runs through this node",
+            call_participants.clone(),
+        );
         let sampled = Arc::new(SampledCollector::default());
         registry.register_collector(Box::new(sampled.clone()));
         Metrics {
@@ -257,6 +265,7 @@ impl Metrics {
             store_errors,
             reports,
             bans,
+            call_participants,
         }
     }
 

@@ -138,6 +138,32 @@ fn client(ev: ClientEvent) -> (&'static str, Value) {
                 json!({ "roomId": string(), "isTyping": { "type": "boolean" } }),
             ),
         ),
+        CallStart => (
+            "Start the group call of a lounge room one joined, or of one's current chat (the running call if there is one); ack {callId, roomId}",
+            obj(&["roomId"], json!({ "roomId": string() })),
+        ),
+        CallJoin => (
+            "Join a group call; with the client's offer ack {callId, sdp: answer, participants}, without, {callId, sdp: the server's offer, participants} (answer it with call:signal)",
+            obj(&["callId"], json!({ "callId": string(), "sdp": sdp() })),
+        ),
+        CallSignal => (
+            "An answer to the server's offer, a new offer (ack {sdp: answer}), or an ICE candidate",
+            obj(
+                &["callId"],
+                json!({ "callId": string(), "sdp": sdp(), "candidate": { "type": ["object", "string", "null"], "description": "RTCIceCandidateInit or its candidate line (null: end of candidates)" } }),
+            ),
+        ),
+        CallLeave => (
+            "Leave a group call; ack {left}",
+            obj(&["callId"], json!({ "callId": string() })),
+        ),
+        CallInvite => (
+            "Invite someone to the call of a 1-to-1 chat; ack {invited}",
+            obj(
+                &["callId", "userId"],
+                json!({ "callId": string(), "userId": user_id() }),
+            ),
+        ),
     }
 }
 
@@ -307,7 +333,45 @@ fn server(ev: ServerEventKind) -> (&'static str, Value) {
                 json!({ "rooms": { "type": "array", "items": obj(&["id", "members"], json!({ "id": string(), "members": { "type": "integer" } })) } }),
             ),
         ),
+        CallParticipants => (
+            "Who is in a call one is in, and what each publishes (each track's stream id is its user id)",
+            obj(
+                &["callId", "roomId", "participants"],
+                json!({ "callId": string(), "roomId": string(), "participants": { "type": "array", "items": obj(
+                    &["userId", "username", "tracks"],
+                    json!({ "userId": user_id(), "username": string(), "tracks": { "type": "array", "items": obj(
+                        &["kind", "trackId"], json!({ "kind": { "enum": ["audio", "video"] }, "trackId": string() })) } })) } }),
+            ),
+        ),
+        CallSignal => (
+            "A renegotiation offer from the media server (answer with call:signal)",
+            obj(
+                &["callId", "sdp"],
+                json!({ "callId": string(), "sdp": sdp() }),
+            ),
+        ),
+        CallLeft => (
+            "This socket is out of the call (reason: idle, disconnected, left)",
+            obj(
+                &["callId", "reason"],
+                json!({ "callId": string(), "reason": string() }),
+            ),
+        ),
+        CallInvited => (
+            "Someone in a chat's call invites you to it",
+            obj(
+                &["callId", "roomId", "from"],
+                json!({ "callId": string(), "roomId": string(), "from": author() }),
+            ),
+        ),
     }
+}
+
+fn sdp() -> Value {
+    obj(
+        &["type", "sdp"],
+        json!({ "type": { "enum": ["offer", "answer"] }, "sdp": { "type": "string", "maxLength": 65536 } }),
+    )
 }
 
 fn author() -> Value {

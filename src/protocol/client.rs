@@ -62,6 +62,11 @@ events! {
     RoomLeave => "room:leave",
     RoomMessage => "room:message",
     RoomTyping => "room:typing",
+    CallStart => "call:start",
+    CallJoin => "call:join",
+    CallSignal => "call:signal",
+    CallLeave => "call:leave",
+    CallInvite => "call:invite",
 }
 
 /// Why a payload was refused: the `invalid_payload` (or
@@ -150,6 +155,72 @@ pub enum Command {
         room: String,
         is_typing: bool,
     },
+    CallStart(String),
+    CallJoin {
+        call: String,
+        /// The client's offer; without, the server offers.
+        offer: Option<String>,
+    },
+    CallSignal {
+        call: String,
+        signal: CallSignal,
+    },
+    CallLeave(String),
+    CallInvite {
+        call: String,
+        user: UserId,
+    },
+}
+
+/// What `call:signal` carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallSignal {
+    Sdp(crate::sfu::Sdp),
+    /// An ICE candidate line; empty at the end of candidates.
+    Candidate(String),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CallWire {
+    #[serde(default)]
+    room_id: Option<Value>,
+    #[serde(default)]
+    call_id: Option<Value>,
+    #[serde(default)]
+    sdp: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    candidate: Option<Value>,
+}
+
+fn call_id(v: &Option<Value>) -> Result<String, PayloadError> {
+    match v {
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 64 => Ok(s.clone()),
+        _ => Err(invalid("callId: must be a call id")),
+    }
+}
+
+/// `{type: 'offer' | 'answer', sdp}` (an RTCSessionDescriptionInit).
+fn call_sdp(v: Value) -> Result<crate::sfu::Sdp, PayloadError> {
+    let v = signal("sdp", Some(v), MAX_SDP_BYTES, false)?;
+    serde_json::from_value(v)
+        .map_err(|_| invalid("sdp: must be {type: 'offer' or 'answer', sdp: a string}"))
+}
+
+/// An RTCIceCandidateInit (or its `candidate` string); null or an empty
+/// string: the end of candidates.
+fn call_candidate(v: Value) -> Result<String, PayloadError> {
+    let v = signal("candidate", Some(v), MAX_CANDIDATE_BYTES, true)?;
+    match v {
+        Value::Null => Ok(String::new()),
+        Value::String(s) => Ok(s),
+        Value::Object(o) => match o.get("candidate") {
+            Some(Value::String(s)) => Ok(s.clone()),
+            None | Some(Value::Null) => Ok(String::new()),
+            Some(_) => Err(invalid("candidate.candidate: must be a string")),
+        },
+        _ => Err(invalid("candidate: must be an object")),
+    }
 }
 
 #[derive(Deserialize)]
@@ -461,6 +532,49 @@ impl Command {
                 match w.is_typing {
                     Some(Value::Bool(is_typing)) => Command::RoomTyping { room, is_typing },
                     _ => return Err(invalid("isTyping: must be true or false")),
+                }
+            }
+            ClientEvent::CallStart => {
+                let w: CallWire = wire(payload)?;
+                Command::CallStart(room_id(&w.room_id)?)
+            }
+            ClientEvent::CallJoin => {
+                let w: CallWire = wire(payload)?;
+                let call = call_id(&w.call_id)?;
+                let offer = match w.sdp {
+                    None | Some(Value::Null) => None,
+                    Some(v) => {
+                        let sdp = call_sdp(v)?;
+                        if sdp.kind != crate::sfu::SdpKind::Offer {
+                            return Err(invalid("sdp: call:join takes an offer"));
+                        }
+                        Some(sdp.sdp)
+                    }
+                };
+                Command::CallJoin { call, offer }
+            }
+            ClientEvent::CallSignal => {
+                let w: CallWire = wire(payload)?;
+                let call = call_id(&w.call_id)?;
+                let signal = match (w.sdp, w.candidate) {
+                    (Some(sdp), None) if !sdp.is_null() => CallSignal::Sdp(call_sdp(sdp)?),
+                    (None | Some(Value::Null), Some(c)) => {
+                        CallSignal::Candidate(call_candidate(c)?)
+                    }
+                    _ => return Err(invalid("call:signal carries one of sdp or candidate")),
+                };
+                Command::CallSignal { call, signal }
+            }
+            ClientEvent::CallLeave => {
+                let w: CallWire = wire(payload)?;
+                Command::CallLeave(call_id(&w.call_id)?)
+            }
+            ClientEvent::CallInvite => {
+                let w: CallWire = wire(payload.clone())?;
+                let call = call_id(&w.call_id)?;
+                Command::CallInvite {
+                    call,
+                    user: user_id(payload)?,
                 }
             }
         })

@@ -53,6 +53,10 @@ kinds! {
     RoomTyping => "room:typing",
     RoomMessageDeleted => "room:message-deleted",
     RoomsUpdate => "rooms:update",
+    CallParticipants => "call:participants",
+    CallSignal => "call:signal",
+    CallLeft => "call:left",
+    CallInvited => "call:invited",
     Error => "error",
 }
 
@@ -189,6 +193,31 @@ pub enum ServerEvent {
     RoomsUpdate {
         rooms: Vec<RoomCount>,
     },
+    #[serde(rename_all = "camelCase")]
+    CallParticipants {
+        call_id: String,
+        room_id: String,
+        participants: Vec<crate::calls::Participant>,
+    },
+    /// A renegotiation offer from the media server.
+    #[serde(rename_all = "camelCase")]
+    CallSignal {
+        call_id: String,
+        sdp: crate::sfu::Sdp,
+    },
+    /// This socket is out of the call (removed as idle, banned, or its
+    /// media ended).
+    #[serde(rename_all = "camelCase")]
+    CallLeft {
+        call_id: String,
+        reason: &'static str,
+    },
+    #[serde(rename_all = "camelCase")]
+    CallInvited {
+        call_id: String,
+        room_id: String,
+        from: Member,
+    },
 }
 
 /// A room and how many are in it.
@@ -226,6 +255,10 @@ impl ServerEvent {
             ServerEvent::RoomTyping { .. } => K::RoomTyping,
             ServerEvent::RoomMessageDeleted { .. } => K::RoomMessageDeleted,
             ServerEvent::RoomsUpdate { .. } => K::RoomsUpdate,
+            ServerEvent::CallParticipants { .. } => K::CallParticipants,
+            ServerEvent::CallSignal { .. } => K::CallSignal,
+            ServerEvent::CallLeft { .. } => K::CallLeft,
+            ServerEvent::CallInvited { .. } => K::CallInvited,
         }
     }
 

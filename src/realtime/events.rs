@@ -132,6 +132,19 @@ async fn run<A: Adapter>(
             Box::pin(super::lounges::typing(s, state, user, room, is_typing)).await
         }
         Command::Clear => Box::pin(chat_clear(io, state, user)).await,
+        Command::CallStart(room) => Box::pin(super::group_calls::start(s, state, user, room)).await,
+        Command::CallJoin { call, offer } => {
+            Box::pin(super::group_calls::join(s, io, state, user, call, offer)).await
+        }
+        Command::CallSignal { call, signal } => {
+            Box::pin(super::group_calls::signal(s, state, user, call, signal)).await
+        }
+        Command::CallLeave(call) => {
+            Box::pin(super::group_calls::leave(s, io, state, user, call)).await
+        }
+        Command::CallInvite { call, user: other } => {
+            Box::pin(super::group_calls::invite(io, state, user, call, other)).await
+        }
         Command::Offer { offer, kind } => {
             Box::pin(signal(&io, &state, &user, |from| {
                 ServerEvent::WebrtcOffer {

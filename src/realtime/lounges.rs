@@ -167,7 +167,7 @@ fn room_not_found(room: &str) -> EventError {
 }
 
 /// The room, if it exists and this socket joined it.
-fn joined_room<A: Adapter>(
+pub(crate) fn joined_room<A: Adapter>(
     s: &SocketRef<A>,
     state: &AppState,
     room_id: &str,
@@ -182,7 +182,7 @@ fn joined_room<A: Adapter>(
     Ok(room.clone())
 }
 
-fn joined_here<A: Adapter>(s: &SocketRef<A>, room: &str) -> bool {
+pub(crate) fn joined_here<A: Adapter>(s: &SocketRef<A>, room: &str) -> bool {
     s.extensions
         .get::<Arc<SocketRooms>>()
         .is_some_and(|r| r.0.lock().unwrap_or_else(|p| p.into_inner()).contains(room))

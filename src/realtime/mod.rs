@@ -25,6 +25,7 @@ use crate::{
 
 pub mod calls;
 pub mod events;
+pub mod group_calls;
 pub mod lounges;
 pub mod moderation;
 pub mod node;
@@ -352,6 +353,7 @@ async fn cleanup<A: Adapter>(
     state.node.local_sockets.fetch_sub(1, Ordering::Relaxed);
     tracing::info!(?reason, "disconnected");
     lounges::disconnected(s, state, user).await;
+    group_calls::disconnected(s, io, state).await;
     match state
         .call
         .presence
