@@ -19,6 +19,7 @@ EVENTS = [
     "chat:message", "chat:typing", "chat:clear",
     "webrtc:offer", "webrtc:answer", "webrtc:ice-candidate", "webrtc:hangup",
     "room:join", "room:leave", "room:message", "room:typing",
+    "call:start", "call:join", "call:signal", "call:leave", "call:invite",
 ]
 failures = []
 
@@ -113,6 +114,25 @@ for transport in ["polling", "websocket"]:
         failures.append(f"{transport}: room:message did not reach the other member")
     elif got[0].get("content") != "hello lounge" or got[0].get("offset") != sent["data"]["offset"]:
         failures.append(f"{transport}: room:message {got[0]} vs ack {sent}")
+    # A group call in the lounge: a starts it, both join (the server
+    # offers), b sees a in call:participants, a leaves with the ack.
+    started = a.call("call:start", {"roomId": "general-en"}, timeout=10)
+    if not started.get("success"):
+        failures.append(f"{transport}: call:start: {started}")
+    else:
+        call_id = started["data"]["callId"]
+        seen = threading.Event()
+        b.on("call:participants", lambda m: seen.set() if len(m["participants"]) == 2 else None)
+        for c in (a, b):
+            joined = c.call("call:join", {"callId": call_id}, timeout=10)
+            if not joined.get("success") or joined["data"]["sdp"]["type"] != "offer":
+                failures.append(f"{transport}: call:join: {joined}")
+        if not seen.wait(10):
+            failures.append(f"{transport}: call:participants with both did not arrive")
+        for c in (a, b):
+            out = c.call("call:leave", {"callId": call_id}, timeout=10)
+            if not out.get("success"):
+                failures.append(f"{transport}: call:leave: {out}")
     left = b.call("room:leave", {"roomId": "general-en"}, timeout=10)
     if not left.get("success"):
         failures.append(f"{transport}: room:leave: {left}")

@@ -27,6 +27,8 @@ const EVENTS = [
   'user:match', 'user:cancel', 'user:skip', 'user:end', 'user:block', 'user:unblock', 'user:report',
   'chat:message', 'chat:typing', 'chat:clear',
   'webrtc:offer', 'webrtc:answer', 'webrtc:ice-candidate', 'webrtc:hangup',
+  'room:join', 'room:leave', 'room:message', 'room:typing',
+  'call:start', 'call:join', 'call:signal', 'call:leave', 'call:invite',
 ];
 
 /** Emits `event` in one of the ways apps do; resolves with the ack, or

@@ -2,6 +2,7 @@
 //! fit, and who is in it. The media itself is the SFU's ([`crate::sfu`]).
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
 
 use crate::sfu::{PeerId, Track};
 
@@ -45,6 +46,8 @@ pub struct Call {
     pub participants: Vec<Participant>,
     /// Invited to a chat's call.
     pub invited: BTreeSet<String>,
+    /// When it started, or its last participant left.
+    pub empty_since: Option<Instant>,
 }
 
 impl Call {
@@ -105,7 +108,7 @@ impl Calls {
 
     /// The call of `scope`'s room: the running one, or a new one with
     /// `new_id`. Returns its id.
-    pub fn start(&mut self, scope: Scope, new_id: impl FnOnce() -> String) -> String {
+    pub fn start(&mut self, scope: Scope, now: Instant, new_id: impl FnOnce() -> String) -> String {
         if let Some(id) = self.by_room.get(scope.key()) {
             return id.clone();
         }
@@ -118,6 +121,7 @@ impl Calls {
                 scope,
                 participants: Vec::new(),
                 invited: BTreeSet::new(),
+                empty_since: Some(now),
             },
         );
         id
@@ -164,6 +168,7 @@ impl Calls {
         }
         self.next_peer += 1;
         let peer = self.next_peer;
+        call.empty_since = None;
         call.participants.push(Participant {
             user_id: user_id.to_string(),
             username: username.to_string(),
@@ -175,19 +180,37 @@ impl Calls {
         Ok(peer)
     }
 
-    /// Removes a participant; the call goes when its last one does.
-    /// Returns the call and the participant.
-    pub fn remove(&mut self, peer: PeerId) -> Option<(Call, Participant)> {
+    /// Removes a participant. A call left empty stays joinable until
+    /// [`Calls::sweep_empty`] ends it. Returns the call and the participant.
+    pub fn remove(&mut self, peer: PeerId, now: Instant) -> Option<(Call, Participant)> {
         let id = self.by_peer.remove(&peer)?;
         let call = self.calls.get_mut(&id)?;
         let at = call.participants.iter().position(|p| p.peer == peer)?;
         let gone = call.participants.remove(at);
-        let snapshot = call.clone();
         if call.participants.is_empty() {
-            self.by_room.remove(call.scope.key());
-            self.calls.remove(&id);
+            call.empty_since = Some(now);
         }
-        Some((snapshot, gone))
+        Some((call.clone(), gone))
+    }
+
+    /// Ends calls started but left without anyone in them for `ttl`.
+    /// Returns how many.
+    pub fn sweep_empty(&mut self, now: Instant, ttl: Duration) -> usize {
+        let stale: Vec<String> = self
+            .calls
+            .values()
+            .filter(|c| {
+                c.empty_since
+                    .is_some_and(|t| now.saturating_duration_since(t) >= ttl)
+            })
+            .map(|c| c.id.clone())
+            .collect();
+        for id in &stale {
+            if let Some(c) = self.calls.remove(id) {
+                self.by_room.remove(c.scope.key());
+            }
+        }
+        stale.len()
     }
 
     /// The participant `user_id` of call `id`.
@@ -243,14 +266,18 @@ mod tests {
     use super::*;
 
     fn lounge(calls: &mut Calls) -> String {
-        calls.start(Scope::Lounge("general".into()), || "c1".into())
+        calls.start(Scope::Lounge("general".into()), Instant::now(), || {
+            "c1".into()
+        })
     }
 
     #[test]
     fn one_call_per_room() {
         let mut calls = Calls::new(8);
         let a = lounge(&mut calls);
-        let b = calls.start(Scope::Lounge("general".into()), || "c2".into());
+        let b = calls.start(Scope::Lounge("general".into()), Instant::now(), || {
+            "c2".into()
+        });
         assert_eq!(a, b);
         assert_eq!(calls.in_room("general").unwrap().id, "c1");
     }
@@ -288,7 +315,7 @@ mod tests {
             room: "r".into(),
             members: ["a".into(), "b".into()],
         };
-        let id = calls.start(scope, || "c".into());
+        let id = calls.start(scope, Instant::now(), || "c".into());
         assert_eq!(
             calls.admit(&id, "x", "x", "sx", true),
             Err(CallError::NotAllowed)
@@ -300,25 +327,44 @@ mod tests {
     }
 
     #[test]
-    fn the_call_ends_with_its_last_participant() {
+    fn the_call_ends_a_while_after_its_last_participant_left() {
         let mut calls = Calls::new(8);
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(60);
         let id = lounge(&mut calls);
         let p1 = calls.admit(&id, "u1", "one", "s1", true).unwrap();
         let p2 = calls.admit(&id, "u2", "two", "s2", true).unwrap();
         assert_eq!(calls.peers_of_socket("s2"), vec![p2]);
-        let (call, gone) = calls.remove(p1).unwrap();
+        let (call, gone) = calls.remove(p1, t0).unwrap();
         assert_eq!(gone.user_id, "u1");
         assert_eq!(call.participants.len(), 1);
-        assert!(calls.get(&id).is_some());
-        calls.remove(p2).unwrap();
-        assert!(calls.get(&id).is_none());
-        assert!(calls.in_room("general").is_none());
-        assert!(calls.remove(p2).is_none());
+        calls.remove(p2, t0).unwrap();
+        assert!(calls.remove(p2, t0).is_none());
+        // Still there to rejoin for a while.
+        assert_eq!(calls.sweep_empty(t0 + Duration::from_secs(30), ttl), 0);
+        calls.admit(&id, "u1", "one", "s3", true).unwrap();
+        assert_eq!(calls.sweep_empty(t0 + ttl * 2, ttl), 0);
+        let p = calls.peers_of_socket("s3")[0];
+        calls.remove(p, t0 + ttl).unwrap();
+        assert_eq!(calls.sweep_empty(t0 + ttl * 2, ttl), 1);
+        assert!(calls.get(&id).is_none() && calls.in_room("general").is_none());
         // A new call in the room gets a new id.
-        assert_eq!(
-            calls.start(Scope::Lounge("general".into()), || "c9".into()),
-            "c9"
-        );
+        let again = calls.start(Scope::Lounge("general".into()), t0, || "c9".into());
+        assert_eq!(again, "c9");
+    }
+
+    #[test]
+    fn a_call_nobody_joins_ends_after_the_ttl() {
+        let mut calls = Calls::new(8);
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(60);
+        let id = calls.start(Scope::Lounge("a".into()), t0, || "ca".into());
+        let joined = calls.start(Scope::Lounge("b".into()), t0, || "cb".into());
+        calls.admit(&joined, "u", "u", "s", true).unwrap();
+        assert_eq!(calls.sweep_empty(t0 + Duration::from_secs(59), ttl), 0);
+        assert_eq!(calls.sweep_empty(t0 + ttl, ttl), 1);
+        assert!(calls.get(&id).is_none() && calls.in_room("a").is_none());
+        assert!(calls.get(&joined).is_some());
     }
 
     #[test]

@@ -58,6 +58,9 @@ fn sfu_error(e: SfuError) -> EventError {
     }
 }
 
+/// A call started and not joined (or left empty) ends after this.
+const EMPTY_CALL_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The Socket.IO room of a call's participants.
 fn call_room(call: &str) -> String {
     format!("call:{call}")
@@ -107,7 +110,10 @@ pub async fn start<A: Adapter>(
             Err(e) => return Err(super::events::unavailable(e)),
         }
     };
-    let id = state.group_calls.lock().start(scope, crate::files::new_id);
+    let id = state
+        .group_calls
+        .lock()
+        .start(scope, std::time::Instant::now(), crate::files::new_id);
     Ok(json!({ "callId": id, "roomId": room }))
 }
 
@@ -143,7 +149,7 @@ pub async fn join<A: Adapter>(
     let sdp = match gc.sfu.join(peer, &call_id, &user.id, offer).await {
         Ok(sdp) => sdp,
         Err(e) => {
-            gc.lock().remove(peer);
+            gc.lock().remove(peer, std::time::Instant::now());
             return Err(sfu_error(e));
         }
     };
@@ -202,7 +208,7 @@ async fn remove<A: Adapter>(
     peer: PeerId,
 ) -> Option<(String, Participant)> {
     let gc = &state.group_calls;
-    let (call, gone) = gc.lock().remove(peer)?;
+    let (call, gone) = gc.lock().remove(peer, std::time::Instant::now())?;
     gc.sfu.leave(peer).await;
     state.metrics.call_participants.dec();
     if let Ok(sid) = Sid::from_str(&gone.socket)
