@@ -316,6 +316,100 @@ proptest! {
     }
 }
 
+/// A browser-like offer: audio and video to publish.
+fn seed_offer() -> String {
+    use str0m::media::{Direction, MediaKind};
+    let mut rtc = str0m::Rtc::builder().build(std::time::Instant::now());
+    rtc.add_local_candidate(
+        str0m::Candidate::host("10.0.1.2:5000".parse().unwrap(), "udp").unwrap(),
+    );
+    let mut api = rtc.sdp_api();
+    api.add_media(
+        MediaKind::Audio,
+        Direction::SendOnly,
+        Some("s".into()),
+        None,
+        None,
+    );
+    api.add_media(
+        MediaKind::Video,
+        Direction::SendOnly,
+        Some("s".into()),
+        None,
+        None,
+    );
+    api.apply().unwrap().0.to_sdp_string()
+}
+
+fn sfu() -> tandem::sfu::Sfu {
+    tandem::sfu::Sfu::new(tandem::sfu::SfuConfig {
+        public: "10.0.0.1:3479".parse().unwrap(),
+        max_bitrate: 1_000_000,
+        idle_timeout: std::time::Duration::from_secs(30),
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 400,
+        failure_persistence: None,
+        .. ProptestConfig::default()
+    })]
+
+    /// Offers with lines dropped, repeated or altered, and random text.
+    #[test]
+    fn sfu_sdp_never_panics(
+        edits in prop::collection::vec((any::<prop::sample::Index>(), 0u8..4, "[ -~]{0,40}"), 0..6),
+        random in "[ -~\r\n]{0,300}",
+        use_random in any::<bool>(),
+    ) {
+        let sdp = if use_random { random } else {
+            let mut lines: Vec<String> = seed_offer().split("\r\n").map(str::to_string).collect();
+            for (at, op, text) in edits {
+                if lines.is_empty() { break; }
+                let i = at.index(lines.len());
+                match op {
+                    0 => { lines.remove(i); }
+                    1 => { let l = lines[i].clone(); lines.insert(i, l); }
+                    2 => lines[i] = text,
+                    _ => { let keep = lines[i].len() / 2; lines[i].truncate(keep); lines[i].push_str(&text); }
+                }
+            }
+            lines.join("\r\n")
+        };
+        let mut sfu = sfu();
+        let now = std::time::Instant::now();
+        let _ = sfu.join(now, 1, "c", "u", Some(&sdp));
+        let _ = sfu.join(now, 2, "c", "v", None);
+        for kind in [tandem::sfu::SdpKind::Offer, tandem::sfu::SdpKind::Answer] {
+            let _ = sfu.signal(2, &tandem::sfu::Sdp { kind, sdp: sdp.clone() });
+        }
+        let _ = sfu.candidate(2, &sdp);
+        let mut out = Vec::new();
+        sfu.poll(now, &mut out);
+    }
+
+    /// Datagrams from a participant's address and from strangers: random
+    /// bytes, and STUN / DTLS / RTP / RTCP first bytes with random rest.
+    #[test]
+    fn sfu_datagrams_never_panic(packets in prop::collection::vec(prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..300),
+        (prop::sample::select(vec![0u8, 1, 0x16, 0x17, 0x80, 0x90, 0xc8]), prop::collection::vec(any::<u8>(), 0..300))
+            .prop_map(|(first, mut rest)| { rest.insert(0, first); rest }),
+    ], 1..20)) {
+        let mut sfu = sfu();
+        let now = std::time::Instant::now();
+        sfu.join(now, 1, "c", "u", Some(&seed_offer())).unwrap();
+        for (i, p) in packets.iter().enumerate() {
+            let from = if i % 2 == 0 { "10.0.1.2:5000" } else { "10.9.9.9:9" };
+            sfu.receive(now, from.parse().unwrap(), p);
+        }
+        let mut out = Vec::new();
+        sfu.poll(now, &mut out);
+        prop_assert!(out.len() < 1000);
+    }
+}
+
 /// The upload that looped forever: an MP4 box whose 64-bit `largesize`
 /// wrapped the position back to 0.
 #[test]

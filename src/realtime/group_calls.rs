@@ -289,7 +289,19 @@ pub async fn run_notices<A: Adapter>(io: SocketIo<A>, state: AppState) {
     else {
         return;
     };
-    while let Some(n) = rx.recv().await {
+    let mut sweep = tokio::time::interval(EMPTY_CALL_TTL / 6);
+    loop {
+        let n = tokio::select! {
+            n = rx.recv() => match n {
+                Some(n) => n,
+                None => return,
+            },
+            _ = sweep.tick() => {
+                let now = std::time::Instant::now();
+                state.group_calls.lock().sweep_empty(now, EMPTY_CALL_TTL);
+                continue;
+            }
+        };
         match n {
             Notice::Offer { peer, sdp } => {
                 let target = state
