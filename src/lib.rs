@@ -263,7 +263,13 @@ impl AppState {
                 }
             }
         }
-        let group_calls = start_sfu(&config).await?;
+        let router = cluster.as_ref().map(|c| {
+            Arc::new(cluster::calls::CallRouter::new(
+                c.conn.clone(),
+                node_id.clone(),
+            ))
+        });
+        let group_calls = start_sfu(&config, router).await?;
         Ok(AppState(Arc::new(Shared {
             group_calls,
             lounges,
@@ -302,7 +308,10 @@ impl AppState {
 }
 
 /// Binds the group calls' media port and starts the media server.
-async fn start_sfu(config: &Config) -> Result<realtime::group_calls::GroupCalls, StartupError> {
+async fn start_sfu(
+    config: &Config,
+    router: Option<Arc<cluster::calls::CallRouter>>,
+) -> Result<realtime::group_calls::GroupCalls, StartupError> {
     let listen = config.sfu_listen.unwrap_or(config.host);
     let bind = std::net::SocketAddr::new(listen, config.sfu_udp_port);
     // Config::validate saw to it that this names an address.
@@ -320,6 +329,7 @@ async fn start_sfu(config: &Config) -> Result<realtime::group_calls::GroupCalls,
         config.call_max_participants,
         handle,
         notices,
+        router,
     ))
 }
 
@@ -405,7 +415,7 @@ pub async fn run(
             let mut tasks = realtime::node::spawn_node_tasks(state.clone(), io.clone());
             let lounge_events = {
                 let (io, state) = (io.clone(), state.clone());
-                cluster::lounges::listen(client, move |ev| {
+                cluster::lounges::listen(client.clone(), move |ev| {
                     let (io, state) = (io.clone(), state.clone());
                     async move { realtime::lounges::deliver(&io, &state, ev).await }
                 })
@@ -413,6 +423,11 @@ pub async fn run(
                 .map_err(|e| StartupError::Redis(format!("REDIS_URL: {e}")))?
             };
             tasks.push(lounge_events);
+            let remote_calls =
+                realtime::group_calls::serve_remote(io.clone(), state.clone(), client.clone())
+                    .await
+                    .map_err(|e| StartupError::Redis(format!("REDIS_URL: {e}")))?;
+            tasks.extend(remote_calls);
             let res = serve(state, app.layer(layer), io, listener, shutdown).await;
             for t in tasks {
                 t.abort();

@@ -153,7 +153,7 @@ impl Net {
             self.now += Duration::from_millis(5);
             self.tick += 1;
             let now = self.now;
-            if self.tick % 4 == 0 {
+            if self.tick.is_multiple_of(4) {
                 let n = self.tick / 4;
                 for c in &mut self.clients {
                     c.publish(now, n);

@@ -7,6 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
 import { launch, guestPage } from '../lib/browser.mjs';
+import { startCluster } from '../lib/cluster.mjs';
 
 let srv;
 let browser;
@@ -26,8 +27,8 @@ after(async () => {
 });
 
 /** A guest page in the lounge's call (relay: through our TURN only). */
-async function inCall(name, { relay = false } = {}) {
-  const page = await guestPage(browser, srv.url, name);
+async function inCall(name, { relay = false, url = srv.url } = {}) {
+  const page = await guestPage(browser, url, name);
   if (relay) await page.check('#relay-only');
   await page.waitForSelector('#room-list li[data-room-id="general-en"]');
   await page.click('#room-list li[data-room-id="general-en"] button');
@@ -136,4 +137,21 @@ test('a group call forced through our TURN relay', async () => {
     assert.equal(s.localCandidate, 'relay', `page ${i} goes through TURN: ${JSON.stringify(s)}`);
   });
   for (const p of pages) await p.context().close();
+});
+
+test('two pages whose sockets are on different cluster nodes are in one call', async () => {
+  const c = await startCluster(2, { LOUNGES: 'general:en' });
+  try {
+    const tag = Date.now() % 10000;
+    const a = await inCall(`k1x${tag}`, { url: c.nodes[0].url });
+    const b = await inCall(`k2x${tag}`, { url: c.nodes[1].url });
+    const [ia, ib] = await Promise.all([a, b].map(userId));
+    assert.equal(await a.evaluate(() => window.tandem.groupCall.id), await b.evaluate(() => window.tandem.groupCall.id));
+    const [sa, sb] = await Promise.all([receivesFrom(a, [ib]), receivesFrom(b, [ia])]);
+    assert.ok(sa[ib]?.frames > 0 && sa[ib]?.audioBytes > 0, JSON.stringify(sa));
+    assert.ok(sb[ia]?.frames > 0 && sb[ia]?.audioBytes > 0, JSON.stringify(sb));
+    for (const p of [a, b]) await p.context().close();
+  } finally {
+    await c.stop();
+  }
 });

@@ -151,3 +151,50 @@ test('a banned user is out of the call at once', async () => {
   // The ban covers this IP: lift it for whatever runs next.
   await api(srv.url, 'DELETE', `/admin/users/${b.user.id}/ban`, { headers: { 'x-admin-key': ADMIN_KEY } });
 });
+
+test('cluster: a call lives on one node; sockets on the other node join, signal and leave through it', async () => {
+  const { startCluster } = await import('../lib/cluster.mjs');
+  const c = await startCluster(2, { LOUNGES: 'general:en', SOCKET_EVENT_LIMIT: '100000' });
+  try {
+    const [n1, n2] = c.nodes.map((n) => n.url);
+    const on = async (url, name) => {
+      const g = await guest(url, name);
+      const { socket } = await connect(url, g.token);
+      assert.equal((await request(socket, 'room:join', { roomId: 'general-en' })).success, true);
+      return { ...g, socket };
+    };
+    const a = await on(n1, 'cl_a');
+    const b = await on(n2, 'cl_b');
+    const started = await request(a.socket, 'call:start', { roomId: 'general-en' });
+    assert.equal(started.success, true, JSON.stringify(started));
+    const { callId } = started.data;
+    // The other node finds the same call.
+    assert.equal((await request(b.socket, 'call:start', { roomId: 'general-en' })).data.callId, callId);
+    const joinedA = await request(a.socket, 'call:join', { callId });
+    assert.equal(joinedA.success, true, JSON.stringify(joinedA));
+    const hostCandidate = joinedA.data.sdp.sdp.match(/a=candidate:.* (\d+) typ host/)[1];
+    const toldA = participantsBecome(a.socket, [a.user.id, b.user.id]);
+    const joinedB = await request(b.socket, 'call:join', { callId });
+    assert.equal(joinedB.success, true, JSON.stringify(joinedB));
+    // Media goes to the call's node: the same media port in both offers.
+    assert.equal(joinedB.data.sdp.sdp.match(/a=candidate:.* (\d+) typ host/)[1], hostCandidate);
+    assert.deepEqual(joinedB.data.participants.map((p) => p.userId).sort(), [a.user.id, b.user.id].sort());
+    await toldA;
+    // Errors cross nodes with their codes.
+    assert.equal(code(await request(b.socket, 'call:join', { callId })), 'already_in_call');
+    assert.equal(code(await request(b.socket, 'call:signal', { callId, sdp: { type: 'answer', sdp: 'v=0' } })), 'invalid_payload');
+    assert.equal(code(await request(b.socket, 'call:signal', { callId, candidate: null })), 'ok');
+    // b's socket closing on node 2 takes it out of the call on node 1.
+    const left = participantsBecome(a.socket, [a.user.id]);
+    b.socket.close();
+    await left;
+    const b2 = await on(n2, 'cl_c');
+    assert.equal((await request(b2.socket, 'call:join', { callId })).success, true);
+    const gone = participantsBecome(a.socket, [a.user.id]);
+    assert.deepEqual((await request(b2.socket, 'call:leave', { callId })).data, { callId, left: true });
+    await gone;
+    a.socket.close(); b2.socket.close();
+  } finally {
+    await c.stop();
+  }
+});

@@ -194,8 +194,8 @@ impl Calls {
     }
 
     /// Ends calls started but left without anyone in them for `ttl`.
-    /// Returns how many.
-    pub fn sweep_empty(&mut self, now: Instant, ttl: Duration) -> usize {
+    /// Returns their ids and rooms.
+    pub fn sweep_empty(&mut self, now: Instant, ttl: Duration) -> Vec<(String, String)> {
         let stale: Vec<String> = self
             .calls
             .values()
@@ -205,12 +205,27 @@ impl Calls {
             })
             .map(|c| c.id.clone())
             .collect();
-        for id in &stale {
-            if let Some(c) = self.calls.remove(id) {
-                self.by_room.remove(c.scope.key());
-            }
+        stale.iter().filter_map(|id| self.end(id)).collect()
+    }
+
+    /// Ends an empty call (a call that lost the race for its room).
+    /// Returns its id and room.
+    pub fn end(&mut self, id: &str) -> Option<(String, String)> {
+        let c = self.calls.get(id)?;
+        if !c.participants.is_empty() {
+            return None;
         }
-        stale.len()
+        let c = self.calls.remove(id)?;
+        self.by_room.remove(c.scope.key());
+        Some((c.id, c.scope.key().to_string()))
+    }
+
+    /// Every call here: (id, room).
+    pub fn list(&self) -> Vec<(String, String)> {
+        self.calls
+            .values()
+            .map(|c| (c.id.clone(), c.scope.key().to_string()))
+            .collect()
     }
 
     /// The participant `user_id` of call `id`.
@@ -341,12 +356,16 @@ mod tests {
         calls.remove(p2, t0).unwrap();
         assert!(calls.remove(p2, t0).is_none());
         // Still there to rejoin for a while.
-        assert_eq!(calls.sweep_empty(t0 + Duration::from_secs(30), ttl), 0);
+        assert!(
+            calls
+                .sweep_empty(t0 + Duration::from_secs(30), ttl)
+                .is_empty()
+        );
         calls.admit(&id, "u1", "one", "s3", true).unwrap();
-        assert_eq!(calls.sweep_empty(t0 + ttl * 2, ttl), 0);
+        assert!(calls.sweep_empty(t0 + ttl * 2, ttl).is_empty());
         let p = calls.peers_of_socket("s3")[0];
         calls.remove(p, t0 + ttl).unwrap();
-        assert_eq!(calls.sweep_empty(t0 + ttl * 2, ttl), 1);
+        assert_eq!(calls.sweep_empty(t0 + ttl * 2, ttl).len(), 1);
         assert!(calls.get(&id).is_none() && calls.in_room("general").is_none());
         // A new call in the room gets a new id.
         let again = calls.start(Scope::Lounge("general".into()), t0, || "c9".into());
@@ -361,8 +380,15 @@ mod tests {
         let id = calls.start(Scope::Lounge("a".into()), t0, || "ca".into());
         let joined = calls.start(Scope::Lounge("b".into()), t0, || "cb".into());
         calls.admit(&joined, "u", "u", "s", true).unwrap();
-        assert_eq!(calls.sweep_empty(t0 + Duration::from_secs(59), ttl), 0);
-        assert_eq!(calls.sweep_empty(t0 + ttl, ttl), 1);
+        assert!(
+            calls
+                .sweep_empty(t0 + Duration::from_secs(59), ttl)
+                .is_empty()
+        );
+        assert_eq!(
+            calls.sweep_empty(t0 + ttl, ttl),
+            vec![("ca".to_string(), "a".to_string())]
+        );
         assert!(calls.get(&id).is_none() && calls.in_room("a").is_none());
         assert!(calls.get(&joined).is_some());
     }

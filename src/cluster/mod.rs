@@ -10,6 +10,7 @@ use std::{
 
 use redis::{AsyncCommands, aio::ConnectionManager};
 
+pub mod calls;
 pub mod driver;
 pub mod lounges;
 pub mod matcher;

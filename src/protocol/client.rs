@@ -173,7 +173,7 @@ pub enum Command {
 }
 
 /// What `call:signal` carries.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 pub enum CallSignal {
     Sdp(crate::sfu::Sdp),
     /// An ICE candidate line; empty at the end of candidates.

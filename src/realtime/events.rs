@@ -137,7 +137,7 @@ async fn run<A: Adapter>(
             Box::pin(super::group_calls::join(s, io, state, user, call, offer)).await
         }
         Command::CallSignal { call, signal } => {
-            Box::pin(super::group_calls::signal(s, state, user, call, signal)).await
+            Box::pin(super::group_calls::signal(s, io, state, user, call, signal)).await
         }
         Command::CallLeave(call) => {
             Box::pin(super::group_calls::leave(s, io, state, user, call)).await

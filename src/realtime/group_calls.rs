@@ -1,28 +1,43 @@
 //! Group calls over Socket.IO: `call:start`, `call:join`, `call:signal`,
 //! `call:leave`, `call:invite`, and the media server's notices back to the
 //! participants. The rules are [`crate::calls`]'; the media, [`crate::sfu`]'s.
+//!
+//! A call lives on one node. Every operation on it is a [`CallOp`] run by
+//! [`execute`] on that node: straight away when the call is here (always,
+//! on a single node), or sent to the host over Redis
+//! ([`crate::cluster::calls`]) from whichever node the socket is on. Events
+//! reach participants through the Socket.IO adapter (the call's room, the
+//! user's room), so they cross nodes too.
 
-use std::str::FromStr;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use socketioxide::{SocketIo, adapter::Adapter, extract::SocketRef, socket::Sid};
+use socketioxide::{SocketIo, adapter::Adapter, extract::SocketRef};
 use tokio::sync::mpsc;
 
-use super::{EventError, calls::emit_to_user, events::EventResult};
+use super::{EventError, calls::emit_to_user, events::EventResult, user_room};
 use crate::{
     AppState,
-    calls::{CallError, Calls, Participant, Scope},
+    calls::{CallError, Calls, Scope},
+    cluster::calls::CallRouter,
     presence::SessionUser,
     protocol::{ServerEvent, UserId, client::CallSignal, server::Member},
     sfu::{Notice, PeerId, SfuError, driver::SfuHandle},
 };
+
+/// A call started and not joined (or left empty) ends after this.
+const EMPTY_CALL_TTL: Duration = Duration::from_secs(60);
 
 /// Group calls on this node: their rules and the media server.
 pub struct GroupCalls {
     calls: Mutex<Calls>,
     pub sfu: SfuHandle,
     notices: Mutex<Option<mpsc::UnboundedReceiver<Notice>>>,
+    /// In a cluster: where calls live, and the way to their node.
+    pub router: Option<Arc<CallRouter>>,
 }
 
 impl GroupCalls {
@@ -30,16 +45,76 @@ impl GroupCalls {
         max_participants: usize,
         sfu: SfuHandle,
         notices: mpsc::UnboundedReceiver<Notice>,
+        router: Option<Arc<CallRouter>>,
     ) -> Self {
         GroupCalls {
             calls: Mutex::new(Calls::new(max_participants)),
             sfu,
             notices: Mutex::new(Some(notices)),
+            router,
         }
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Calls> {
         self.calls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// An operation on a call, run on the node hosting it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum CallOp {
+    Join {
+        call: String,
+        user_id: String,
+        username: String,
+        socket: String,
+        /// The lounge rooms the socket joined.
+        rooms: Vec<String>,
+        offer: Option<String>,
+    },
+    Signal {
+        call: String,
+        user_id: String,
+        socket: String,
+        signal: CallSignal,
+    },
+    Leave {
+        call: String,
+        user_id: String,
+        socket: String,
+    },
+    Invite {
+        call: String,
+        by_id: String,
+        by_name: String,
+        user: String,
+    },
+}
+
+impl CallOp {
+    fn call(&self) -> &str {
+        match self {
+            CallOp::Join { call, .. }
+            | CallOp::Signal { call, .. }
+            | CallOp::Leave { call, .. }
+            | CallOp::Invite { call, .. } => call,
+        }
+    }
+}
+
+/// The calls a socket is in (to leave them when it goes).
+#[derive(Default)]
+struct SocketCalls(Mutex<HashSet<String>>);
+
+fn socket_calls<A: Adapter>(s: &SocketRef<A>) -> Arc<SocketCalls> {
+    match s.extensions.get::<Arc<SocketCalls>>() {
+        Some(c) => c,
+        None => {
+            let c = Arc::new(SocketCalls::default());
+            s.extensions.insert(c.clone());
+            c
+        }
     }
 }
 
@@ -58,8 +133,25 @@ fn sfu_error(e: SfuError) -> EventError {
     }
 }
 
-/// A call started and not joined (or left empty) ends after this.
-const EMPTY_CALL_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+/// Every code an operation may fail with, for errors that crossed nodes.
+const CODES: &[&str] = &[
+    "call_not_found",
+    "call_full",
+    "not_allowed",
+    "already_in_call",
+    "not_in_call",
+    "invalid_state",
+    "invalid_payload",
+];
+
+fn from_wire((code, message): (String, String)) -> EventError {
+    let code = CODES
+        .iter()
+        .find(|c| **c == code)
+        .copied()
+        .unwrap_or("service_unavailable");
+    EventError::new(code, message)
+}
 
 /// The Socket.IO room of a call's participants.
 fn call_room(call: &str) -> String {
@@ -74,18 +166,175 @@ fn participants_event(call: &crate::calls::Call) -> ServerEvent {
     }
 }
 
-async fn tell_participants<A: Adapter>(io: &SocketIo<A>, event: Option<ServerEvent>) {
-    let Some(ServerEvent::CallParticipants { call_id, .. }) = &event else {
-        return;
-    };
-    let event = event.as_ref().expect("checked above");
+async fn tell_participants<A: Adapter>(io: &SocketIo<A>, call_id: &str, event: &ServerEvent) {
     if let Err(e) = io.to(call_room(call_id)).emit(event.name(), event).await {
         tracing::debug!(error = %e, "call:participants failed");
     }
 }
 
+/// Runs `op` where its call lives and returns the ack data.
+async fn route<A: Adapter>(io: &SocketIo<A>, state: &AppState, op: CallOp) -> EventResult {
+    let gc = &state.group_calls;
+    let here = gc.lock().get(op.call()).is_some();
+    let Some(router) = gc.router.as_ref().filter(|_| !here) else {
+        return execute(io, state, op).await;
+    };
+    match router.host_of(op.call()).await.map_err(from_wire)? {
+        Some(node) if node != router.node() => {
+            let op = serde_json::to_value(&op).map_err(super::events::unavailable)?;
+            router.request(&node, op).await.map_err(from_wire)
+        }
+        _ => Err(call_error(CallError::NotFound)),
+    }
+}
+
+/// Runs an operation on a call hosted here.
+pub async fn execute<A: Adapter>(io: &SocketIo<A>, state: &AppState, op: CallOp) -> EventResult {
+    let gc = &state.group_calls;
+    match op {
+        CallOp::Join {
+            call,
+            user_id,
+            username,
+            socket,
+            rooms,
+            offer,
+        } => {
+            let peer = {
+                let mut calls = gc.lock();
+                let c = calls
+                    .get(&call)
+                    .ok_or_else(|| call_error(CallError::NotFound))?;
+                let member = match &c.scope {
+                    Scope::Lounge(room) => rooms.contains(room),
+                    Scope::Chat { .. } => false,
+                };
+                calls
+                    .admit(&call, &user_id, &username, &socket, member)
+                    .map_err(call_error)?
+            };
+            let sdp = match gc.sfu.join(peer, &call, &user_id, offer).await {
+                Ok(sdp) => sdp,
+                Err(e) => {
+                    gc.lock().remove(peer, Instant::now());
+                    return Err(sfu_error(e));
+                }
+            };
+            state.metrics.call_participants.inc();
+            let event = gc.lock().get(&call).map(participants_event);
+            let participants = match &event {
+                Some(ServerEvent::CallParticipants { participants, .. }) => participants.clone(),
+                _ => Vec::new(),
+            };
+            // The joiner's socket enters the call's room on its own node
+            // after this returns; tell the others now, the joiner by ack.
+            if let Some(event) = &event {
+                tell_participants(io, &call, event).await;
+            }
+            Ok(json!({ "callId": call, "sdp": sdp, "participants": participants }))
+        }
+        CallOp::Signal {
+            call,
+            user_id,
+            socket,
+            signal,
+        } => {
+            let peer = own_peer(state, &call, &user_id, &socket)?;
+            match signal {
+                CallSignal::Sdp(sdp) => match gc.sfu.signal(peer, sdp).await.map_err(sfu_error)? {
+                    Some(answer) => Ok(json!({ "callId": call, "sdp": answer })),
+                    None => Ok(json!({ "callId": call })),
+                },
+                CallSignal::Candidate(c) => {
+                    gc.sfu.candidate(peer, c).await.map_err(sfu_error)?;
+                    Ok(json!({ "callId": call }))
+                }
+            }
+        }
+        CallOp::Leave {
+            call,
+            user_id,
+            socket,
+        } => {
+            let peer = own_peer(state, &call, &user_id, &socket)?;
+            remove(io, state, peer).await;
+            Ok(json!({ "callId": call, "left": true }))
+        }
+        CallOp::Invite {
+            call,
+            by_id,
+            by_name,
+            user,
+        } => {
+            let room = {
+                let mut calls = gc.lock();
+                let c = calls
+                    .get(&call)
+                    .ok_or_else(|| call_error(CallError::NotFound))?;
+                if matches!(c.scope, Scope::Lounge(_)) {
+                    return Err(EventError::new(
+                        "invalid_payload",
+                        "a lounge's call is open to the room's members: no invitation needed",
+                    ));
+                }
+                let room = c.scope.room().to_string();
+                calls.invite(&call, &by_id, &user).map_err(call_error)?;
+                room
+            };
+            let event = ServerEvent::CallInvited {
+                call_id: call.clone(),
+                room_id: room,
+                from: Member {
+                    id: UserId(by_id),
+                    username: by_name,
+                },
+            };
+            emit_to_user(io, &user, &event).await;
+            Ok(json!({ "callId": call, "invited": true }))
+        }
+    }
+}
+
+/// The media session of `user_id`'s socket `socket` in `call`.
+fn own_peer(
+    state: &AppState,
+    call: &str,
+    user_id: &str,
+    socket: &str,
+) -> Result<PeerId, EventError> {
+    let calls = state.group_calls.lock();
+    let p = calls.peer_of(call, user_id).map_err(call_error)?;
+    if p.socket != socket {
+        return Err(call_error(CallError::NotIn));
+    }
+    Ok(p.peer)
+}
+
+/// Takes a participant out: its media, its room, and tells the others.
+/// Returns its call id and user id.
+async fn remove<A: Adapter>(
+    io: &SocketIo<A>,
+    state: &AppState,
+    peer: PeerId,
+) -> Option<(String, String)> {
+    let gc = &state.group_calls;
+    let (call, gone) = gc.lock().remove(peer, Instant::now())?;
+    gc.sfu.leave(peer).await;
+    state.metrics.call_participants.dec();
+    if let Err(e) = io
+        .to(user_room(&gone.user_id))
+        .leave(call_room(&call.id))
+        .await
+    {
+        tracing::debug!(error = %e, "leaving the call's room failed");
+    }
+    tell_participants(io, &call.id, &participants_event(&call)).await;
+    Some((call.id, gone.user_id))
+}
+
 /// `call:start {roomId}`: the call of a lounge room this socket joined, or
-/// of the user's current chat.
+/// of the user's current chat; the running one if there is one (on any
+/// node), else a new one hosted here.
 pub async fn start<A: Adapter>(
     s: SocketRef<A>,
     state: AppState,
@@ -110,11 +359,32 @@ pub async fn start<A: Adapter>(
             Err(e) => return Err(super::events::unavailable(e)),
         }
     };
-    let id = state
-        .group_calls
-        .lock()
-        .start(scope, std::time::Instant::now(), crate::files::new_id);
-    Ok(json!({ "callId": id, "roomId": room }))
+    let started = |id: String| Ok(json!({ "callId": id, "roomId": room }));
+    let gc = &state.group_calls;
+    if let Some(c) = gc.lock().in_room(&room) {
+        return started(c.id.clone());
+    }
+    if let Some(router) = &gc.router
+        && let Some(id) = router.call_in_room(&room).await.map_err(from_wire)?
+    {
+        return started(id);
+    }
+    let id = gc.lock().start(scope, Instant::now(), crate::files::new_id);
+    if let Some(router) = &gc.router {
+        match router.claim(&room, &id).await {
+            Ok(None) => {}
+            Ok(Some(winner)) => {
+                // Another node started the room's call first: that one.
+                gc.lock().end(&id);
+                return started(winner);
+            }
+            Err(e) => {
+                gc.lock().end(&id);
+                return Err(from_wire(e));
+            }
+        }
+    }
+    started(id)
 }
 
 /// `call:join {callId, sdp?}`.
@@ -123,101 +393,43 @@ pub async fn join<A: Adapter>(
     io: SocketIo<A>,
     state: AppState,
     user: Arc<SessionUser>,
-    call_id: String,
+    call: String,
     offer: Option<String>,
 ) -> EventResult {
-    let gc = &state.group_calls;
-    let peer = {
-        let mut calls = gc.lock();
-        let call = calls
-            .get(&call_id)
-            .ok_or_else(|| call_error(CallError::NotFound))?;
-        let member = match &call.scope {
-            Scope::Lounge(room) => super::lounges::joined_here(&s, room),
-            Scope::Chat { .. } => false,
-        };
-        calls
-            .admit(
-                &call_id,
-                &user.id,
-                &user.username,
-                &s.id.to_string(),
-                member,
-            )
-            .map_err(call_error)?
+    let op = CallOp::Join {
+        call: call.clone(),
+        user_id: user.id.clone(),
+        username: user.username.clone(),
+        socket: s.id.to_string(),
+        rooms: super::lounges::rooms_of_socket(&s),
+        offer,
     };
-    let sdp = match gc.sfu.join(peer, &call_id, &user.id, offer).await {
-        Ok(sdp) => sdp,
-        Err(e) => {
-            gc.lock().remove(peer, std::time::Instant::now());
-            return Err(sfu_error(e));
-        }
-    };
-    s.join(call_room(&call_id));
-    state.metrics.call_participants.inc();
-    let event = gc.lock().get(&call_id).map(participants_event);
-    let participants = match &event {
-        Some(ServerEvent::CallParticipants { participants, .. }) => participants.clone(),
-        _ => Vec::new(),
-    };
-    tell_participants(&io, event).await;
-    Ok(json!({ "callId": call_id, "sdp": sdp, "participants": participants }))
-}
-
-/// The participant this socket is in `call_id`.
-fn own_peer<A: Adapter>(
-    s: &SocketRef<A>,
-    state: &AppState,
-    user: &SessionUser,
-    call_id: &str,
-) -> Result<PeerId, EventError> {
-    let calls = state.group_calls.lock();
-    let p = calls.peer_of(call_id, &user.id).map_err(call_error)?;
-    if p.socket != s.id.to_string() {
-        return Err(call_error(CallError::NotIn));
-    }
-    Ok(p.peer)
+    let ack = route(&io, &state, op).await?;
+    s.join(call_room(&call));
+    socket_calls(&s)
+        .0
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(call);
+    Ok(ack)
 }
 
 /// `call:signal {callId, sdp | candidate}`.
 pub async fn signal<A: Adapter>(
     s: SocketRef<A>,
+    io: SocketIo<A>,
     state: AppState,
     user: Arc<SessionUser>,
-    call_id: String,
+    call: String,
     signal: CallSignal,
 ) -> EventResult {
-    let peer = own_peer(&s, &state, &user, &call_id)?;
-    let sfu = &state.group_calls.sfu;
-    match signal {
-        CallSignal::Sdp(sdp) => match sfu.signal(peer, sdp).await.map_err(sfu_error)? {
-            Some(answer) => Ok(json!({ "callId": call_id, "sdp": answer })),
-            None => Ok(json!({ "callId": call_id })),
-        },
-        CallSignal::Candidate(c) => {
-            sfu.candidate(peer, c).await.map_err(sfu_error)?;
-            Ok(json!({ "callId": call_id }))
-        }
-    }
-}
-
-/// Takes a participant out: its media, its room, and tells the others.
-async fn remove<A: Adapter>(
-    io: &SocketIo<A>,
-    state: &AppState,
-    peer: PeerId,
-) -> Option<(String, Participant)> {
-    let gc = &state.group_calls;
-    let (call, gone) = gc.lock().remove(peer, std::time::Instant::now())?;
-    gc.sfu.leave(peer).await;
-    state.metrics.call_participants.dec();
-    if let Ok(sid) = Sid::from_str(&gone.socket)
-        && let Some(s) = io.get_socket(sid)
-    {
-        s.leave(call_room(&call.id));
-    }
-    tell_participants(io, Some(participants_event(&call))).await;
-    Some((call.id, gone))
+    let op = CallOp::Signal {
+        call,
+        user_id: user.id.clone(),
+        socket: s.id.to_string(),
+        signal,
+    };
+    route(&io, &state, op).await
 }
 
 /// `call:leave {callId}`.
@@ -226,11 +438,21 @@ pub async fn leave<A: Adapter>(
     io: SocketIo<A>,
     state: AppState,
     user: Arc<SessionUser>,
-    call_id: String,
+    call: String,
 ) -> EventResult {
-    let peer = own_peer(&s, &state, &user, &call_id)?;
-    remove(&io, &state, peer).await;
-    Ok(json!({ "callId": call_id, "left": true }))
+    let op = CallOp::Leave {
+        call: call.clone(),
+        user_id: user.id.clone(),
+        socket: s.id.to_string(),
+    };
+    let ack = route(&io, &state, op).await?;
+    s.leave(call_room(&call));
+    socket_calls(&s)
+        .0
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&call);
+    Ok(ack)
 }
 
 /// `call:invite {callId, userId}`: someone joins a chat's call.
@@ -238,47 +460,49 @@ pub async fn invite<A: Adapter>(
     io: SocketIo<A>,
     state: AppState,
     user: Arc<SessionUser>,
-    call_id: String,
+    call: String,
     other: UserId,
 ) -> EventResult {
-    let room = {
-        let mut calls = state.group_calls.lock();
-        let call = calls
-            .get(&call_id)
-            .ok_or_else(|| call_error(CallError::NotFound))?;
-        if matches!(call.scope, Scope::Lounge(_)) {
-            return Err(EventError::new(
-                "invalid_payload",
-                "a lounge's call is open to the room's members: no invitation needed",
-            ));
-        }
-        let room = call.scope.room().to_string();
-        calls
-            .invite(&call_id, &user.id, &other.0)
-            .map_err(call_error)?;
-        room
+    let op = CallOp::Invite {
+        call,
+        by_id: user.id.clone(),
+        by_name: user.username.clone(),
+        user: other.0,
     };
-    let event = ServerEvent::CallInvited {
-        call_id: call_id.clone(),
-        room_id: room,
-        from: Member {
-            id: UserId(user.id.clone()),
-            username: user.username.clone(),
-        },
-    };
-    emit_to_user(&io, &other.0, &event).await;
-    Ok(json!({ "callId": call_id, "invited": true }))
+    route(&io, &state, op).await
 }
 
-/// A socket went: it leaves its calls.
-pub async fn disconnected<A: Adapter>(s: &SocketRef<A>, io: &SocketIo<A>, state: &AppState) {
-    let peers = state.group_calls.lock().peers_of_socket(&s.id.to_string());
-    for peer in peers {
-        remove(io, state, peer).await;
+/// A socket went: it leaves its calls, wherever they are hosted.
+pub async fn disconnected<A: Adapter>(
+    s: &SocketRef<A>,
+    io: &SocketIo<A>,
+    state: &AppState,
+    user: &SessionUser,
+) {
+    let calls: Vec<String> = match s.extensions.get::<Arc<SocketCalls>>() {
+        Some(c) => {
+            c.0.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .drain()
+                .collect()
+        }
+        None => return,
+    };
+    for call in calls {
+        let op = CallOp::Leave {
+            call,
+            user_id: user.id.clone(),
+            socket: s.id.to_string(),
+        };
+        if let Err(e) = route(io, state, op).await {
+            tracing::debug!(code = e.code, "leaving a call on disconnect");
+        }
     }
 }
 
-/// Carries the media server's notices to the participants.
+/// Carries the media server's notices to the participants; ends calls
+/// left empty; in a cluster, keeps this node's calls' records alive and
+/// runs operations other nodes send.
 pub async fn run_notices<A: Adapter>(io: SocketIo<A>, state: AppState) {
     let Some(mut rx) = state
         .group_calls
@@ -289,62 +513,93 @@ pub async fn run_notices<A: Adapter>(io: SocketIo<A>, state: AppState) {
     else {
         return;
     };
-    let mut sweep = tokio::time::interval(EMPTY_CALL_TTL / 6);
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
     loop {
         let n = tokio::select! {
             n = rx.recv() => match n {
                 Some(n) => n,
                 None => return,
             },
-            _ = sweep.tick() => {
-                let now = std::time::Instant::now();
-                state.group_calls.lock().sweep_empty(now, EMPTY_CALL_TTL);
+            _ = tick.tick() => {
+                let (ended, live) = {
+                    let mut calls = state.group_calls.lock();
+                    (calls.sweep_empty(Instant::now(), EMPTY_CALL_TTL), calls.list())
+                };
+                if let Some(router) = &state.group_calls.router {
+                    let refreshed = router.refresh(&live).await;
+                    let forgot = router.forget(&ended).await;
+                    if let Err(e) = refreshed.and(forgot) {
+                        tracing::warn!(error = ?e, "call records not refreshed");
+                    }
+                }
                 continue;
             }
         };
-        match n {
-            Notice::Offer { peer, sdp } => {
-                let target = state
-                    .group_calls
-                    .lock()
-                    .of_peer(peer)
-                    .map(|(c, p)| (c.id.clone(), p.socket.clone()));
-                if let Some((call_id, socket)) = target {
-                    let ev = ServerEvent::CallSignal { call_id, sdp };
-                    emit_to_socket(&io, &socket, &ev);
-                }
+        handle_notice(&io, &state, n).await;
+    }
+}
+
+async fn handle_notice<A: Adapter>(io: &SocketIo<A>, state: &AppState, n: Notice) {
+    match n {
+        Notice::Offer { peer, sdp } => {
+            let target = state
+                .group_calls
+                .lock()
+                .of_peer(peer)
+                .map(|(c, p)| (c.id.clone(), p.user_id.clone()));
+            if let Some((call_id, user_id)) = target {
+                let ev = ServerEvent::CallSignal { call_id, sdp };
+                emit_to_user(io, &user_id, &ev).await;
             }
-            Notice::Tracks { peer, tracks } => {
-                let event = state
-                    .group_calls
-                    .lock()
-                    .set_tracks(peer, tracks)
-                    .map(participants_event);
-                tell_participants(&io, event).await;
+        }
+        Notice::Tracks { peer, tracks } => {
+            let event = state
+                .group_calls
+                .lock()
+                .set_tracks(peer, tracks)
+                .map(|c| (c.id.clone(), participants_event(c)));
+            if let Some((call_id, event)) = event {
+                tell_participants(io, &call_id, &event).await;
             }
-            Notice::Gone { peer, reason } => {
-                if let Some((call_id, gone)) = remove(&io, &state, peer).await {
-                    tracing::info!(user = %gone.user_id, reason = reason.as_str(), "removed from a call");
-                    let ev = ServerEvent::CallLeft {
-                        call_id,
-                        reason: reason.as_str(),
-                    };
-                    emit_to_socket(&io, &gone.socket, &ev);
-                }
+        }
+        Notice::Gone { peer, reason } => {
+            if let Some((call_id, user_id)) = remove(io, state, peer).await {
+                tracing::info!(user = %user_id, reason = reason.as_str(), "removed from a call");
+                let ev = ServerEvent::CallLeft {
+                    call_id,
+                    reason: reason.as_str(),
+                };
+                emit_to_user(io, &user_id, &ev).await;
             }
         }
     }
 }
 
-fn emit_to_socket<A: Adapter>(io: &SocketIo<A>, socket: &str, event: &ServerEvent) {
-    if let Ok(sid) = Sid::from_str(socket)
-        && let Some(s) = io.get_socket(sid)
-    {
-        let _ = s.emit(event.name(), event);
-    }
+/// Runs operations other nodes send for the calls hosted here.
+pub async fn serve_remote<A: Adapter>(
+    io: SocketIo<A>,
+    state: AppState,
+    client: redis::Client,
+) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
+    let Some(router) = state.group_calls.router.clone() else {
+        return Ok(None);
+    };
+    let handle = router
+        .listen(client, move |op: Value| {
+            let (io, state) = (io.clone(), state.clone());
+            async move {
+                let op: CallOp = serde_json::from_value(op)
+                    .map_err(|e| ("invalid_payload".to_string(), e.to_string()))?;
+                execute(&io, &state, op)
+                    .await
+                    .map_err(|e| (e.code.to_string(), e.message))
+            }
+        })
+        .await?;
+    Ok(Some(handle))
 }
 
-/// For tests and the console: calls and participants on this node.
+/// Calls and participants hosted on this node.
 pub fn counts(state: &AppState) -> Value {
     let calls = state.group_calls.lock();
     json!({ "calls": calls.len(), "participants": calls.participants() })

@@ -188,6 +188,20 @@ pub(crate) fn joined_here<A: Adapter>(s: &SocketRef<A>, room: &str) -> bool {
         .is_some_and(|r| r.0.lock().unwrap_or_else(|p| p.into_inner()).contains(room))
 }
 
+/// The lounge rooms this socket joined.
+pub(crate) fn rooms_of_socket<A: Adapter>(s: &SocketRef<A>) -> Vec<String> {
+    s.extensions
+        .get::<Arc<SocketRooms>>()
+        .map(|r| {
+            r.0.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn socket_rooms<A: Adapter>(s: &SocketRef<A>) -> Arc<SocketRooms> {
     match s.extensions.get::<Arc<SocketRooms>>() {
         Some(r) => r,

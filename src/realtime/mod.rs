@@ -353,7 +353,7 @@ async fn cleanup<A: Adapter>(
     state.node.local_sockets.fetch_sub(1, Ordering::Relaxed);
     tracing::info!(?reason, "disconnected");
     lounges::disconnected(s, state, user).await;
-    group_calls::disconnected(s, io, state).await;
+    group_calls::disconnected(s, io, state, user).await;
     match state
         .call
         .presence
