@@ -116,6 +116,20 @@ test('scripts/bench alternates both servers over rounds and prints medians side 
   assert.ok(Number(t) > 0 && Number(n) > 0, out);
 });
 
+test('tandem-bench call: three participants through the SFU receive each other', async () => {
+  const out = await new Promise((resolve, reject) => {
+    execFile(BENCH, ['call', '--url', tandem.url, '--jwt-secret', JWT_SECRET, '--server-pid', String(tandem.proc.pid),
+      '--participants', '3', '--duration', '1'], { timeout: 60000 },
+    (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+  });
+  const r = JSON.parse(out.split('\n').find((l) => l.startsWith('RESULT ')).slice(7));
+  assert.equal(r.participants, 3);
+  assert.equal(r.forwardedStreams, 12);
+  assert.equal(r.receivingFromAll, 3, JSON.stringify(r));
+  assert.equal(r.failed, 0);
+  assert.ok(r.framesPerSec > 0 && r.deliveredShare > 0.5, JSON.stringify(r));
+});
+
 test('tandem-bench room-fanout: every member receives every message', async () => {
   const s = await startServer({ ROOM_MESSAGE_RATE: '1000', ROOM_MESSAGE_BURST: '1000', SOCKET_EVENT_LIMIT: '100000' });
   try {

@@ -20,6 +20,7 @@ use clap::{Parser, ValueEnum};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
+mod call;
 mod http;
 mod sio;
 mod soak;
@@ -45,6 +46,9 @@ enum Scenario {
     /// M members in one room, S of them sending: messages delivered per
     /// second to all members, latency, server CPU per delivered message.
     RoomFanout,
+    /// P participants in one group call (WebRTC through the server's SFU):
+    /// frames delivered, server CPU and memory per forwarded stream.
+    Call,
 }
 
 /// Load generator for Tandem and the Node baseline.
@@ -130,9 +134,15 @@ struct Args {
     /// `room-fanout`: members who send (each at `--rate`, default 10/s).
     #[arg(long, default_value_t = 1)]
     senders: usize,
-    /// `room-fanout`: the room.
+    /// `room-fanout`, `call`: the room.
     #[arg(long, default_value = "general-en")]
     room: String,
+    /// `call`: people in the call.
+    #[arg(long, default_value_t = 4)]
+    participants: usize,
+    /// `call`: bytes per video frame (30 frames/s: 2,500 bytes ≈ 600 kbit/s).
+    #[arg(long, default_value_t = 2500)]
+    video_frame_bytes: usize,
 }
 
 #[derive(serde::Serialize)]
@@ -934,6 +944,7 @@ async fn main() {
         Scenario::Upload => upload(&args).await,
         Scenario::AuthMe => auth_me(&args).await,
         Scenario::RoomFanout => room_fanout(&args).await,
+        Scenario::Call => call::call(&args).await,
         Scenario::Soak => {
             let secret = args.jwt_secret.clone();
             soak::run(soak::Soak {
