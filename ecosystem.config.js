@@ -35,6 +35,9 @@ module.exports = {
       // Each process runs its own TURN port; the shared secret makes any
       // process's credentials valid on all of them.
       TURN_PORT: String(3478 + i),
+      // Group-call media: one UDP port per process (3479, the default,
+      // is the second process's TURN port here).
+      SFU_UDP_PORT: String(3490 + i),
       TURN_MIN_PORT: String(49152 + i * 5000),
       TURN_MAX_PORT: String(49152 + i * 5000 + 4999),
     },

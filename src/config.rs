@@ -194,8 +194,8 @@ pub struct Config {
     pub sfu_listen: Option<IpAddr>,
 
     /// Address announced to browsers for group-call media, behind NAT
-    /// (default: SFU_LISTEN, or this machine's outward address when that
-    /// is 0.0.0.0).
+    /// (default: SFU_LISTEN, or, when that is 0.0.0.0, the address this
+    /// machine's default route leaves from).
     #[arg(long, env = "SFU_PUBLIC_IP")]
     pub sfu_public_ip: Option<IpAddr>,
 
@@ -526,16 +526,6 @@ impl Config {
                     "TURN_PUBLIC_IP (or TURN_RELAY_IP) must name an address when TURN listens on all interfaces".into(),
                 ));
             }
-        }
-        if self
-            .sfu_public_ip
-            .or(self.sfu_listen)
-            .unwrap_or(self.host)
-            .is_unspecified()
-        {
-            return Err(ConfigError(
-                "SFU_PUBLIC_IP must name an address when the media port (SFU_LISTEN, default HOST) listens on all interfaces".into(),
-            ));
         }
         for u in &self.turn_urls {
             let u = u.trim();

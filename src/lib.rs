@@ -314,8 +314,15 @@ async fn start_sfu(
 ) -> Result<realtime::group_calls::GroupCalls, StartupError> {
     let listen = config.sfu_listen.unwrap_or(config.host);
     let bind = std::net::SocketAddr::new(listen, config.sfu_udp_port);
-    // Config::validate saw to it that this names an address.
-    let public_ip = config.sfu_public_ip.unwrap_or(listen);
+    let public_ip = match config.sfu_public_ip {
+        Some(ip) => ip,
+        None if !listen.is_unspecified() => listen,
+        None => {
+            let ip = net::default_route_ip().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+            tracing::warn!(%ip, "SFU_PUBLIC_IP is not set: announcing the default route's address for group-call media");
+            ip
+        }
+    };
     let sfu_config = sfu::SfuConfig {
         public: std::net::SocketAddr::new(public_ip, config.sfu_udp_port),
         max_bitrate: config.call_max_bitrate,

@@ -11,6 +11,16 @@ use axum::{
     http::{Extensions, HeaderMap},
 };
 
+/// The local address this machine's default route leaves from: the
+/// kernel's choice for a UDP "connection" to a documentation address (no
+/// packet is sent). None without a route.
+pub fn default_route_ip() -> Option<IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_unspecified()).then_some(ip)
+}
+
 /// How long an accept loop pauses after errors: nothing for errors about
 /// one connection (it died before we took it), otherwise doubling from
 /// 5 ms up to 1 s while errors repeat. Running out of file descriptors makes

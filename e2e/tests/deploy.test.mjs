@@ -21,6 +21,7 @@ test('ecosystem.config.js describes three processes on 3001-3003', () => {
   const config = require(path.join(ROOT, 'ecosystem.config.js'));
   assert.deepEqual(config.apps.map((a) => a.env.PORT), ['3001', '3002', '3003']);
   assert.deepEqual(config.apps.map((a) => a.env.TURN_PORT), ['3478', '3479', '3480']);
+  assert.deepEqual(config.apps.map((a) => a.env.SFU_UDP_PORT), ['3490', '3491', '3492']);
 });
 
 test('PM2 runs ecosystem.config.js as one cluster', { skip }, async () => {
