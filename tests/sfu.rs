@@ -19,6 +19,8 @@ const SFU: &str = "10.0.0.1:3479";
 
 struct Client {
     peer: PeerId,
+    /// Publishes frames (when connected).
+    sending: bool,
     addr: SocketAddr,
     rtc: Rtc,
     connected: bool,
@@ -40,6 +42,7 @@ impl Client {
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
         Client {
             peer,
+            sending: true,
             addr,
             rtc,
             connected: false,
@@ -74,7 +77,7 @@ impl Client {
     }
 
     fn publish(&mut self, now: Instant, n: u64) {
-        if !self.connected {
+        if !self.connected || !self.sending {
             return;
         }
         for (mid, codec, data) in [
@@ -114,11 +117,15 @@ struct Net {
 
 impl Net {
     fn new() -> Self {
+        Self::with(10_000_000)
+    }
+
+    fn with(max_bitrate: u64) -> Self {
         let sfu_addr: SocketAddr = SFU.parse().unwrap();
         Net {
             sfu: Sfu::new(SfuConfig {
                 public: sfu_addr,
-                max_bitrate: 10_000_000,
+                max_bitrate,
                 idle_timeout: Duration::from_secs(30),
             }),
             sfu_addr,
@@ -368,4 +375,42 @@ fn garbage_sdp_and_datagrams_are_refused_without_harm() {
     assert!(net.sfu.signal(net.clients[a].peer, &sdp).is_err());
     net.run(500);
     assert!(net.clients[a].connected);
+}
+
+#[test]
+fn a_publisher_over_the_bitrate_cap_is_not_forwarded_past_it() {
+    // 210-byte video and 5-byte audio frames, 50 a second each: ~86 kbit/s.
+    let mut net = Net::with(40_000);
+    let a = net.join("c", "alice");
+    let b = net.join("c", "bob");
+    net.run(4000);
+    // 40 kbit/s is 5,000 bytes a second: about 23 of the 50 video frames.
+    let video = net.received(b, "alice", MediaKind::Video);
+    let sent = 4000 / 20;
+    assert!(video > 0);
+    assert!(video < sent * 6 / 10, "forwarded {video} of ~{sent} video frames");
+    assert!(net.sfu.stats().over_bitrate > 0);
+    let _ = a;
+}
+
+#[test]
+fn a_participant_that_stops_sending_media_is_removed_after_the_idle_timeout() {
+    let mut net = Net::new();
+    let a = net.join("c", "alice");
+    let _b = net.join("c", "bob");
+    net.run(1000);
+    net.clients[a].sending = false;
+    net.run(29_000);
+    assert!(!net.notices.iter().any(|n| matches!(n, Notice::Gone { .. })));
+    net.run(1500);
+    let gone: Vec<_> = net
+        .notices
+        .iter()
+        .filter_map(|n| match n {
+            Notice::Gone { peer, reason } => Some((*peer, *reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(gone, vec![(net.clients[a].peer, tandem::sfu::GoneReason::Idle)]);
+    assert_eq!(net.sfu.stats().peers, 1);
 }
