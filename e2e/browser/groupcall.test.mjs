@@ -112,6 +112,13 @@ test('four in a call see and hear each other; a late fifth gets all four; a leav
   const afterKf = await Promise.all(pages.map(keyframeRequests));
   afterKf.forEach((n, i) => assert.ok(n > before[i], `publisher ${i} got a keyframe request (${before[i]} -> ${n})`));
   console.log(`# late joiner: video and audio from all four ${took} ms after clicking join`);
+  const token = await late.evaluate(() => window.tandem.token);
+  const stats = await fetch(`${srv.url}/api/socket/stats`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json());
+  const gc = stats.data.groupCalls;
+  assert.equal(gc.calls, 1, JSON.stringify(gc));
+  assert.equal(gc.participants, 5, JSON.stringify(gc));
+  assert.equal(gc.media.sessions, 5, JSON.stringify(gc));
+  assert.ok(gc.media.framesForwarded > 1000 && gc.media.keyframeRequests >= 4, JSON.stringify(gc));
 
   // One leaves: its tracks end for the others, and it leaves the list.
   await pages[0].click('#group-call-leave');

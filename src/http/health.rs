@@ -104,6 +104,7 @@ pub async fn socket_stats(
                 json!({ "allocatedBytes": allocated, "residentBytes": resident })
             }),
             "turn": state.turn.stats(),
+            "groupCalls": crate::realtime::group_calls::counts(&state, state.group_calls.sfu.stats().await),
         }),
     ))
 }

@@ -599,8 +599,18 @@ pub async fn serve_remote<A: Adapter>(
     Ok(Some(handle))
 }
 
-/// Calls and participants hosted on this node.
-pub fn counts(state: &AppState) -> Value {
+/// Calls and participants hosted on this node, and what its media server
+/// forwarded.
+pub fn counts(state: &AppState, sfu: crate::sfu::SfuStats) -> Value {
     let calls = state.group_calls.lock();
-    json!({ "calls": calls.len(), "participants": calls.participants() })
+    json!({
+        "calls": calls.len(),
+        "participants": calls.participants(),
+        "media": {
+            "sessions": sfu.peers,
+            "framesForwarded": sfu.forwarded,
+            "framesOverBitrate": sfu.over_bitrate,
+            "keyframeRequests": sfu.keyframe_requests,
+        },
+    })
 }

@@ -211,6 +211,7 @@ pub struct Sfu {
 }
 
 const KEYFRAME_THROTTLE: Duration = Duration::from_millis(500);
+const SEND_BUFFER_VIDEO: usize = 256;
 
 impl Sfu {
     pub fn new(config: SfuConfig) -> Self {
@@ -236,6 +237,11 @@ impl Sfu {
             .enable_opus(true)
             .enable_vp8(true)
             .enable_h264(true)
+            // Packets kept per outgoing video stream for retransmission:
+            // str0m's default, 1,000, is 16 s of a 600 kbit/s stream, and at
+            // 8 people made each participant cost ~8 MB once full. 256 is
+            // still a second at 2.5 Mbit/s and holds any one frame's packets.
+            .set_send_buffer_video(SEND_BUFFER_VIDEO)
             .build(now);
         let candidate = Candidate::host(self.config.public, "udp")
             .map_err(|e| SfuError::BadCandidate(e.to_string()))?;
