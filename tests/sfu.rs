@@ -388,7 +388,10 @@ fn a_publisher_over_the_bitrate_cap_is_not_forwarded_past_it() {
     let video = net.received(b, "alice", MediaKind::Video);
     let sent = 4000 / 20;
     assert!(video > 0);
-    assert!(video < sent * 6 / 10, "forwarded {video} of ~{sent} video frames");
+    assert!(
+        video < sent * 6 / 10,
+        "forwarded {video} of ~{sent} video frames"
+    );
     assert!(net.sfu.stats().over_bitrate > 0);
     let _ = a;
 }
@@ -411,6 +414,9 @@ fn a_participant_that_stops_sending_media_is_removed_after_the_idle_timeout() {
             _ => None,
         })
         .collect();
-    assert_eq!(gone, vec![(net.clients[a].peer, tandem::sfu::GoneReason::Idle)]);
+    assert_eq!(
+        gone,
+        vec![(net.clients[a].peer, tandem::sfu::GoneReason::Idle)]
+    );
     assert_eq!(net.sfu.stats().peers, 1);
 }

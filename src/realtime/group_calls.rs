@@ -226,8 +226,6 @@ pub async fn execute<A: Adapter>(io: &SocketIo<A>, state: &AppState, op: CallOp)
                 Some(ServerEvent::CallParticipants { participants, .. }) => participants.clone(),
                 _ => Vec::new(),
             };
-            // The joiner's socket enters the call's room on its own node
-            // after this returns; tell the others now, the joiner by ack.
             if let Some(event) = &event {
                 tell_participants(io, &call, event).await;
             }
@@ -404,8 +402,23 @@ pub async fn join<A: Adapter>(
         rooms: super::lounges::rooms_of_socket(&s),
         offer,
     };
-    let ack = route(&io, &state, op).await?;
+    // In the call's room first, so the joiner hears the participants
+    // event its own join sends, like everyone else.
     s.join(call_room(&call));
+    let ack = match route(&io, &state, op).await {
+        Ok(ack) => ack,
+        Err(e) => {
+            if !socket_calls(&s)
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&call)
+            {
+                s.leave(call_room(&call));
+            }
+            return Err(e);
+        }
+    };
     socket_calls(&s)
         .0
         .lock()
