@@ -17,7 +17,16 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 
-use crate::{Args, connect_many, proc_stats, sio};
+use crate::{Args, connect_many, http, proc_stats, sio};
+
+/// The server's live heap (jemalloc's allocated bytes), if it tells.
+async fn heap(url: &str, token: &Option<String>) -> Option<f64> {
+    let token = token.as_deref()?;
+    let (status, body) = http::get_json(url, "/api/socket/stats", token).await.ok()?;
+    (status == 200)
+        .then(|| body["data"]["heap"]["allocatedBytes"].as_f64())
+        .flatten()
+}
 
 const AUDIO_FPS: u64 = 50;
 const VIDEO_FPS: u64 = 30;
@@ -180,6 +189,9 @@ pub async fn call(args: &Args) -> Value {
     let n = args.participants.max(2);
     let room = args.room.clone();
     let mut clients = connect_many(args, n, 0).await;
+    if clients.len() < 2 {
+        return json!({ "scenario": "call", "error": "could not connect the participants" });
+    }
     for c in clients.iter_mut() {
         if let Err(e) = ack(c, "room:join", json!({ "roomId": room })).await {
             eprintln!("  {e}");
@@ -192,6 +204,11 @@ pub async fn call(args: &Args) -> Value {
             return json!({ "scenario": "call", "error": e });
         }
     };
+    let stats_token = match http::post_json(&args.url, "/api/auth/guest", &json!({}), None).await {
+        Ok((201, body)) => body["data"]["token"].as_str().map(str::to_string),
+        _ => None,
+    };
+    let heap_before = heap(&args.url, &stats_token).await;
     let (rss_before, _) = proc_stats(args.server_pid);
     let counters = Arc::new(Counters {
         frames: AtomicU64::new(0),
@@ -226,6 +243,8 @@ pub async fn call(args: &Args) -> Value {
     tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
     let (rss, cpu1) = proc_stats(args.server_pid);
     let secs = t0.elapsed().as_secs_f64();
+    let heap_after = heap(&args.url, &stats_token).await;
+    let heap_growth = heap_before.zip(heap_after).map(|(b, a)| a - b);
     counting.store(false, Ordering::Relaxed);
     let frames = counters.frames.load(Ordering::Relaxed) as f64;
     let bytes = counters.bytes.load(Ordering::Relaxed) as f64;
@@ -261,15 +280,18 @@ pub async fn call(args: &Args) -> Value {
         "cpuUsPerFrame": if frames > 0.0 { cpu * 1e6 / frames } else { 0.0 },
         "rssGrowthMb": (rss as f64 - rss_before as f64) / 1e6,
         "rssPerParticipantKb": (rss as f64 - rss_before as f64) / 1e3 / n as f64,
+        "heapGrowthMb": heap_growth.map(|h| h / 1e6),
+        "heapPerParticipantKb": heap_growth.map(|h| h / 1e3 / n as f64),
     });
     eprintln!(
-        "  {n} participants, {streams} streams: {:.0} frames/s delivered ({:.1}% of sent), server CPU {:.1}% ({:.2}% per stream, {:.1} µs per frame), RSS +{:.1} MB",
+        "  {n} participants, {streams} streams: {:.0} frames/s delivered ({:.1}% of sent), server CPU {:.1}% ({:.2}% per stream, {:.1} µs per frame), RSS +{:.1} MB, heap +{:.1} MB",
         frames / secs,
         result["deliveredShare"].as_f64().unwrap_or(0.0) * 100.0,
         cpu / secs * 100.0,
         cpu / secs * 100.0 / streams as f64,
         result["cpuUsPerFrame"].as_f64().unwrap_or(0.0),
         result["rssGrowthMb"].as_f64().unwrap_or(0.0),
+        heap_growth.unwrap_or(0.0) / 1e6,
     );
     result
 }
