@@ -130,7 +130,9 @@ impl Server for Str0mServer {
 }
 
 fn str0m_server(now: Instant) -> Str0mServer {
+    let buffer: usize = std::env::var("SEND_BUFFER_VIDEO").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let mut rtc = Rtc::builder()
+        .set_send_buffer_video(buffer)
         .set_ice_lite(true)
         .clear_codecs()
         .enable_opus(true)
