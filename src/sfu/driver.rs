@@ -9,6 +9,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Datagram, Notice, PeerId, Sdp, Sfu, SfuConfig, SfuError, SfuStats};
 
+/// Datagrams read in one go after the first.
+const RECEIVE_BATCH: usize = 64;
+
 enum Command {
     Join {
         peer: PeerId,
@@ -150,7 +153,18 @@ async fn run(
         }
         tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
-                Ok((n, source)) => sfu.receive(Instant::now(), source, &buf[..n]),
+                Ok((n, source)) => {
+                    let now = Instant::now();
+                    sfu.receive(now, source, &buf[..n]);
+                    // Whatever else already arrived, before one poll of
+                    // every session for them all.
+                    for _ in 0..RECEIVE_BATCH {
+                        match socket.try_recv_from(&mut buf) {
+                            Ok((n, source)) => sfu.receive(now, source, &buf[..n]),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 Err(e) => tracing::debug!(error = %e, "sfu: receive failed"),
             },
             cmd = commands.recv() => match cmd {

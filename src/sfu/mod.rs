@@ -169,7 +169,7 @@ struct Budget {
 }
 
 struct Peer {
-    call: String,
+    call: std::sync::Arc<str>,
     user: String,
     rtc: Rtc,
     /// The first offer/answer exchange is done: renegotiation may start.
@@ -179,6 +179,8 @@ struct Peer {
     tracks_out: Vec<TrackOut>,
     /// Media last seen (or the join, before any).
     last_media: Instant,
+    /// When the session next needs the clock (its last `Output::Timeout`).
+    due: Instant,
     budget: Budget,
 }
 
@@ -208,6 +210,8 @@ pub struct Sfu {
     peers: HashMap<PeerId, Peer>,
     notices: Vec<Notice>,
     stats: SfuStats,
+    /// Reused by every poll.
+    scratch_ids: Vec<PeerId>,
 }
 
 const KEYFRAME_THROTTLE: Duration = Duration::from_millis(500);
@@ -220,6 +224,7 @@ impl Sfu {
             peers: HashMap::new(),
             notices: Vec::new(),
             stats: SfuStats::default(),
+            scratch_ids: Vec::new(),
         }
     }
 
@@ -269,7 +274,7 @@ impl Sfu {
         let mut tracks_out: Vec<TrackOut> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.call == call)
+            .filter(|(_, p)| &*p.call == call)
             .flat_map(|(id, p)| {
                 p.tracks_in.iter().map(|t| TrackOut {
                     from: *id,
@@ -311,7 +316,7 @@ impl Sfu {
         self.peers.insert(
             peer,
             Peer {
-                call: call.to_string(),
+                call: call.into(),
                 user: user.to_string(),
                 rtc,
                 negotiated,
@@ -319,6 +324,7 @@ impl Sfu {
                 tracks_in: Vec::new(),
                 tracks_out,
                 last_media: now,
+                due: now,
                 budget: Budget {
                     tokens: self.config.max_bitrate as f64 / 8.0,
                     at: now,
@@ -472,7 +478,10 @@ impl Sfu {
     /// latest. Notices are taken with [`Sfu::take_notices`].
     pub fn poll(&mut self, now: Instant, out: &mut Vec<Datagram>) -> Instant {
         for p in self.peers.values_mut() {
-            if p.rtc.is_alive()
+            // Only sessions whose deadline came: the others have nothing
+            // to do with the clock (input was handled as it arrived).
+            if p.due <= now
+                && p.rtc.is_alive()
                 && let Err(e) = p.rtc.handle_input(Input::Timeout(now))
             {
                 tracing::debug!(error = %e, "sfu: timeout handling failed");
@@ -480,9 +489,11 @@ impl Sfu {
             }
         }
         let mut next = now + Duration::from_millis(100);
+        let mut ids = std::mem::take(&mut self.scratch_ids);
         loop {
             let mut work: Vec<Propagate> = Vec::new();
-            let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+            ids.clear();
+            ids.extend(self.peers.keys().copied());
             for id in &ids {
                 self.negotiate_if_needed(*id);
                 let Some(p) = self.peers.get_mut(id) else {
@@ -491,12 +502,13 @@ impl Sfu {
                 while p.rtc.is_alive() {
                     match p.rtc.poll_output() {
                         Ok(Output::Timeout(t)) => {
+                            p.due = t;
                             next = next.min(t);
                             break;
                         }
                         Ok(Output::Transmit(t)) => out.push(Datagram {
                             destination: t.destination,
-                            contents: t.contents.to_vec(),
+                            contents: t.contents.into(),
                         }),
                         Ok(Output::Event(e)) => {
                             if let Some(w) =
@@ -528,6 +540,7 @@ impl Sfu {
                 self.propagate(w, now);
             }
         }
+        self.scratch_ids = ids;
         self.reap(now);
         next
     }
@@ -657,32 +670,30 @@ impl Sfu {
     /// Offers the participant what changed (tracks to add or stop) once
     /// no other exchange is in flight.
     fn negotiate_if_needed(&mut self, id: PeerId) {
-        let names: HashMap<PeerId, String> = self
-            .peers
+        let Some(p) = self.peers.get(&id) else {
+            return;
+        };
+        if !p.negotiated
+            || p.pending.is_some()
+            || !p.rtc.is_alive()
+            || !p
+                .tracks_out
+                .iter()
+                .any(|t| matches!(t.state, OutState::ToOpen | OutState::ToStop(_)))
+        {
+            return;
+        }
+        // The publishers' user ids, for the new tracks' stream ids (a
+        // source that left had its tracks stopped by `forget_source`).
+        let names: HashMap<PeerId, String> = p
+            .tracks_out
             .iter()
-            .map(|(i, p)| (*i, p.user.clone()))
+            .filter(|t| t.state == OutState::ToOpen)
+            .filter_map(|t| Some((t.from, self.peers.get(&t.from)?.user.clone())))
             .collect();
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };
-        if !p.negotiated || p.pending.is_some() || !p.rtc.is_alive() {
-            return;
-        }
-        // A source that left while its track was being negotiated.
-        for t in &mut p.tracks_out {
-            if let OutState::Open(m) = t.state
-                && !names.contains_key(&t.from)
-            {
-                t.state = OutState::ToStop(m);
-            }
-        }
-        if !p
-            .tracks_out
-            .iter()
-            .any(|t| matches!(t.state, OutState::ToOpen | OutState::ToStop(_)))
-        {
-            return;
-        }
         let mut change = p.rtc.sdp_api();
         for t in &mut p.tracks_out {
             match t.state {
