@@ -107,6 +107,12 @@ impl CallOp {
 #[derive(Default)]
 struct SocketCalls(Mutex<HashSet<String>>);
 
+impl SocketCalls {
+    fn set(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 fn socket_calls<A: Adapter>(s: &SocketRef<A>) -> Arc<SocketCalls> {
     match s.extensions.get::<Arc<SocketCalls>>() {
         Some(c) => c,
@@ -221,10 +227,9 @@ pub async fn execute<A: Adapter>(io: &SocketIo<A>, state: &AppState, op: CallOp)
                 }
             };
             state.metrics.call_participants.inc();
-            let event = gc.lock().get(&call).map(participants_event);
-            let participants = match &event {
-                Some(ServerEvent::CallParticipants { participants, .. }) => participants.clone(),
-                _ => Vec::new(),
+            let (event, participants) = match gc.lock().get(&call) {
+                Some(c) => (Some(participants_event(c)), c.participants.clone()),
+                None => (None, Vec::new()),
             };
             if let Some(event) = &event {
                 tell_participants(io, &call, event).await;
@@ -408,22 +413,13 @@ pub async fn join<A: Adapter>(
     let ack = match route(&io, &state, op).await {
         Ok(ack) => ack,
         Err(e) => {
-            if !socket_calls(&s)
-                .0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains(&call)
-            {
+            if !socket_calls(&s).set().contains(&call) {
                 s.leave(call_room(&call));
             }
             return Err(e);
         }
     };
-    socket_calls(&s)
-        .0
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(call);
+    socket_calls(&s).set().insert(call);
     Ok(ack)
 }
 
@@ -460,11 +456,7 @@ pub async fn leave<A: Adapter>(
     };
     let ack = route(&io, &state, op).await?;
     s.leave(call_room(&call));
-    socket_calls(&s)
-        .0
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&call);
+    socket_calls(&s).set().remove(&call);
     Ok(ack)
 }
 
@@ -493,12 +485,7 @@ pub async fn disconnected<A: Adapter>(
     user: &SessionUser,
 ) {
     let calls: Vec<String> = match s.extensions.get::<Arc<SocketCalls>>() {
-        Some(c) => {
-            c.0.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .drain()
-                .collect()
-        }
+        Some(c) => c.set().drain().collect(),
         None => return,
     };
     for call in calls {

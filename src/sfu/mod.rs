@@ -184,6 +184,38 @@ struct Peer {
     budget: Budget,
 }
 
+impl Peer {
+    /// Asks this publisher for a keyframe on its video track `mid` (at
+    /// most every [`KEYFRAME_THROTTLE`] per track when `now` is given).
+    /// Returns whether it was asked.
+    fn ask_keyframe(
+        &mut self,
+        mid: Mid,
+        rid: Option<str0m::media::Rid>,
+        kind: KeyframeRequestKind,
+        now: Option<Instant>,
+    ) -> bool {
+        let Some(t) = self
+            .tracks_in
+            .iter_mut()
+            .find(|t| t.mid == mid && t.kind == MediaKind::Video)
+        else {
+            return false;
+        };
+        if let (Some(now), Some(last)) = (now, t.last_keyframe_request)
+            && now.saturating_duration_since(last) < KEYFRAME_THROTTLE
+        {
+            return false;
+        }
+        if let Some(now) = now {
+            t.last_keyframe_request = Some(now);
+        }
+        self.rtc
+            .writer(mid)
+            .is_some_and(|mut w| w.request_keyframe(rid, kind).is_ok())
+    }
+}
+
 /// Something one peer's output asks of the others. Media is most of them
 /// and lives only until the next poll round: not worth a box.
 #[allow(clippy::large_enum_variant)]
@@ -356,13 +388,9 @@ impl Sfu {
                 p.negotiated = true;
                 let mut opened = Vec::new();
                 for t in &mut p.tracks_out {
-                    match t.state {
-                        OutState::Negotiating(m) => {
-                            t.state = OutState::Open(m);
-                            opened.push((t.from, t.mid_in, t.kind));
-                        }
-                        OutState::Stopping(_) => {}
-                        _ => {}
+                    if let OutState::Negotiating(m) = t.state {
+                        t.state = OutState::Open(m);
+                        opened.push((t.from, t.mid_in, t.kind));
                     }
                 }
                 p.tracks_out
@@ -439,14 +467,6 @@ impl Sfu {
                 }
             });
         }
-    }
-
-    /// Whether a datagram belongs to one of our participants.
-    pub fn accepts(&self, source: SocketAddr, contents: &[u8]) -> bool {
-        let Ok(input) = self.input(Instant::now(), source, contents) else {
-            return false;
-        };
-        self.peers.values().any(|p| p.rtc.accepts(&input))
     }
 
     fn input<'a>(
@@ -646,22 +666,8 @@ impl Sfu {
         kind: KeyframeRequestKind,
         now: Option<Instant>,
     ) {
-        let Some(p) = self.peers.get_mut(&to) else {
-            return;
-        };
-        let Some(t) = p.tracks_in.iter_mut().find(|t| t.mid == mid_in) else {
-            return;
-        };
-        if let (Some(now), Some(last)) = (now, t.last_keyframe_request)
-            && now.saturating_duration_since(last) < KEYFRAME_THROTTLE
-        {
-            return;
-        }
-        if let Some(now) = now {
-            t.last_keyframe_request = Some(now);
-        }
-        if let Some(mut w) = p.rtc.writer(mid_in)
-            && w.request_keyframe(None, kind).is_ok()
+        if let Some(p) = self.peers.get_mut(&to)
+            && p.ask_keyframe(mid_in, None, kind, now)
         {
             self.stats.keyframe_requests += 1;
         }
@@ -768,24 +774,12 @@ fn on_event(
                 return None;
             }
             b.tokens -= size;
-            if !data.contiguous {
-                // A gap the publisher's NACKs could not fill: ask it for a
-                // keyframe rather than forward undecodable frames.
-                if let Some(t) = p
-                    .tracks_in
-                    .iter_mut()
-                    .find(|t| t.mid == data.mid && t.kind == MediaKind::Video)
-                {
-                    let due = t
-                        .last_keyframe_request
-                        .is_none_or(|l| now.saturating_duration_since(l) >= KEYFRAME_THROTTLE);
-                    if due {
-                        t.last_keyframe_request = Some(now);
-                        if let Some(mut w) = p.rtc.writer(data.mid) {
-                            let _ = w.request_keyframe(data.rid, KeyframeRequestKind::Fir);
-                        }
-                    }
-                }
+            // A gap the publisher's NACKs could not fill: ask it for a
+            // keyframe rather than forward undecodable frames.
+            if !data.contiguous
+                && p.ask_keyframe(data.mid, data.rid, KeyframeRequestKind::Fir, Some(now))
+            {
+                stats.keyframe_requests += 1;
             }
             Some(Propagate::Media { from: id, data })
         }
