@@ -254,6 +254,7 @@ impl AppState {
         let lounges =
             realtime::lounges::Lounges::new(&config, sequencer).map_err(StartupError::Config)?;
         if config.filter_profanity != safety::filter::FilterMode::Off {
+            safety::filter::warm_up();
             for room in &lounges.rooms {
                 if !safety.filters.username_allowed(&room.lounge) {
                     return Err(StartupError::Config(format!(

@@ -48,6 +48,9 @@ impl Seek for Counting<'_> {
 }
 
 /// Probes `data`; returns (bytes read, calls made).
+static SCREEN: std::sync::LazyLock<tandem::safety::screen::Screen> =
+    std::sync::LazyLock::new(tandem::safety::screen::Screen::from_rustrict);
+
 fn probe_work(data: &[u8]) -> (u64, u64) {
     let mut r = Counting {
         inner: Cursor::new(data),
@@ -271,6 +274,21 @@ proptest! {
         }
         let mut g = SpamGuard::new(5);
         let _ = g.check("u", &text, 3, tokio::time::Instant::now());
+    }
+
+    #[test]
+    fn profanity_screen_never_misses_what_rustrict_finds(text in prop_oneof![
+        "[ -~]{0,40}",
+        prop::collection::vec(prop::sample::select(vec![
+            "f", "u", "c", "k", "s", "h", "i", "t", "a", "ss", "b", "1", "!", "@", "$", "0", "3",
+            " ", ".", "-", "_", "'", "hello", "class", "pen", "is", "ass", "shit", "cum", "tit",
+            "Scunthorpe", "push it", "as", "sh", "it", "was she", "FU", "CK", "*", "\u{e9}",
+        ]), 0..30).prop_map(|parts| parts.concat()),
+    ]) {
+        let found = rustrict::Censor::from_str(&text)
+            .analyze()
+            .is(rustrict::Type::INAPPROPRIATE);
+        prop_assert!(!found || SCREEN.maybe_profane(&text), "screen missed {:?}", text);
     }
 
     #[test]

@@ -130,6 +130,22 @@ test('tandem-bench call: three participants through the SFU receive each other',
   assert.ok(r.framesPerSec > 0 && r.deliveredShare > 0.5, JSON.stringify(r));
 });
 
+test('tandem-bench screen: the profanity screen against rustrict on the chat lines, and relay with them', async () => {
+  const run = (args) => new Promise((resolve, reject) => {
+    execFile(BENCH, args, { timeout: 120000 },
+      (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+  });
+  const lines = path.join(ROOT, 'bench', 'chat-lines.txt');
+  const out = await run(['screen', '--jwt-secret', JWT_SECRET, '--text-file', lines]);
+  const r = JSON.parse(out.split('\n').find((l) => l.startsWith('RESULT ')).slice(7));
+  assert.ok(r.lines > 100, out);
+  assert.ok(r.screenedOut > 0 && r.screenedOut < r.lines, out);
+  const relay = await run(['relay', '--url', tandem.url, '--jwt-secret', JWT_SECRET, '--server-pid', String(tandem.proc.pid),
+    '--pairs', '3', '--duration', '1', '--text-file', lines]);
+  const rr = JSON.parse(relay.split('\n').find((l) => l.startsWith('RESULT ')).slice(7));
+  assert.ok(rr.msgPerSec > 0, relay);
+});
+
 test('tandem-bench room-fanout: every member receives every message', async () => {
   const s = await startServer({ ROOM_MESSAGE_RATE: '1000', ROOM_MESSAGE_BURST: '1000', SOCKET_EVENT_LIMIT: '100000' });
   try {

@@ -9,6 +9,8 @@ use std::sync::LazyLock;
 use regex::{Regex, RegexBuilder};
 use rustrict::{Censor, Type};
 
+use super::screen::Screen;
+
 /// What a filter does with a match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum FilterMode {
@@ -137,8 +139,17 @@ fn mask_spans(text: &str, spans: &[(usize, usize)]) -> String {
     out
 }
 
+/// rustrict's words, as a cheap screen: rustrict runs only on text that
+/// could be profane (see `screen.rs`).
+static SCREEN: LazyLock<Screen> = LazyLock::new(Screen::from_rustrict);
+
+/// Builds the profanity screen now rather than on the first message.
+pub fn warm_up() {
+    LazyLock::force(&SCREEN);
+}
+
 fn profane(text: &str) -> bool {
-    Censor::from_str(text).analyze().is(Type::INAPPROPRIATE)
+    SCREEN.maybe_profane(text) && Censor::from_str(text).analyze().is(Type::INAPPROPRIATE)
 }
 
 fn censor_profanity(text: &str) -> String {

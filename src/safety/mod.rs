@@ -22,6 +22,7 @@ pub mod filter;
 pub mod recent;
 pub mod reputation;
 pub mod rules;
+pub mod screen;
 pub mod spam;
 
 pub use rules::{BanPolicy, IpKey};

@@ -49,6 +49,9 @@ enum Scenario {
     /// P participants in one group call (WebRTC through the server's SFU):
     /// frames delivered, server CPU and memory per forwarded stream.
     Call,
+    /// No server: the profanity filter on the lines of `--text-file` (or a
+    /// built-in line), rustrict alone against rustrict behind the screen.
+    Screen,
 }
 
 /// Load generator for Tandem and the Node baseline.
@@ -79,6 +82,11 @@ struct Args {
     /// Messages per second per sender; 0: as fast as acks allow.
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
+    /// Lines of chat text the senders of `relay` and `room-fanout` cycle
+    /// through (the send time is appended as a last word); without it every
+    /// message is the same sentence.
+    #[arg(long)]
+    text_file: Option<std::path::PathBuf>,
     /// Unacknowledged messages a sender may have in flight.
     #[arg(long, default_value_t = 16)]
     window: usize,
@@ -498,6 +506,7 @@ async fn relay_phase(
     let mut receivers = Vec::new();
     let mut senders = Vec::new();
     let delivered = Arc::new(AtomicU64::new(0));
+    let lines = text_lines(args);
     let progress = {
         let delivered = delivered.clone();
         tokio::spawn(async move {
@@ -538,6 +547,8 @@ async fn relay_phase(
             (events, lat)
         }));
         let (window, rate) = (args.window, args.rate);
+        let lines = lines.clone();
+        let mut line = senders.len();
         senders.push(tokio::spawn(async move {
             let mut inflight = std::collections::VecDeque::new();
             let gap = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
@@ -556,7 +567,11 @@ async fn relay_phase(
                     next += g;
                     tokio::time::sleep_until(next.into()).await;
                 }
-                let content = encode_stamp(start.elapsed().as_nanos() as u64);
+                line += 1;
+                let content = encode_stamp(
+                    start.elapsed().as_nanos() as u64,
+                    &lines[line % lines.len()],
+                );
                 inflight.push_back(c.request(
                     "chat:message",
                     &json!({ "type": "text", "content": content }),
@@ -615,6 +630,7 @@ async fn relay(args: &Args) -> Value {
 async fn room_fanout(args: &Args) -> Value {
     let mut clients = connect_many(args, args.members, 0).await;
     let room = args.room.clone();
+    let lines = text_lines(args);
     let mut joined = 0;
     for chunk in clients.chunks_mut(256) {
         let acks: Vec<_> = chunk
@@ -661,6 +677,8 @@ async fn room_fanout(args: &Args) -> Value {
         }));
         if i < args.senders {
             let (room, sent) = (room.clone(), sent.clone());
+            let lines = lines.clone();
+            let mut line = i;
             senders.push(tokio::spawn(async move {
                 let gap = Duration::from_secs_f64(1.0 / rate);
                 let mut next = Instant::now() + gap.mul_f64(rand::random::<f64>());
@@ -673,7 +691,11 @@ async fn room_fanout(args: &Args) -> Value {
                             inflight.pop_front().unwrap();
                         let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
                     }
-                    let content = encode_stamp(start.elapsed().as_nanos() as u64);
+                    line += 1;
+                    let content = encode_stamp(
+                        start.elapsed().as_nanos() as u64,
+                        &lines[line % lines.len()],
+                    );
                     inflight.push_back(c.request(
                         "room:message",
                         &json!({ "roomId": room, "content": content }),
@@ -933,6 +955,10 @@ async fn match_storm(args: &Args) -> Value {
 #[tokio::main]
 async fn main() {
     let mut args = Args::parse();
+    if let Scenario::Screen = args.scenario {
+        screen(&args);
+        return;
+    }
     if !args.guest_accounts {
         args.guest_accounts = has_guest_route(&args.url).await;
     }
@@ -945,6 +971,7 @@ async fn main() {
         Scenario::AuthMe => auth_me(&args).await,
         Scenario::RoomFanout => room_fanout(&args).await,
         Scenario::Call => call::call(&args).await,
+        Scenario::Screen => unreachable!("handled above"),
         Scenario::Soak => {
             let secret = args.jwt_secret.clone();
             soak::run(soak::Soak {
@@ -965,10 +992,33 @@ async fn main() {
     println!("RESULT {result}");
 }
 
-/// A relay message: ordinary words carrying the send time (ns since the
-/// run's start) in letters, so content filters see text and never a
-/// number (a run of digits would look like a phone number to FILTER_PII).
-fn encode_stamp(mut nanos: u64) -> String {
+/// The default message text, when no `--text-file` is given.
+const DEFAULT_LINE: &str = "hello there, this is a message from the relay benchmark";
+
+/// The lines senders cycle through: `--text-file`'s non-empty lines, or
+/// [`DEFAULT_LINE`].
+fn text_lines(args: &Args) -> Arc<Vec<String>> {
+    let lines: Vec<String> = match &args.text_file {
+        Some(path) => std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("--text-file {}: {e}", path.display()))
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect(),
+        None => Vec::new(),
+    };
+    if lines.is_empty() {
+        Arc::new(vec![DEFAULT_LINE.to_string()])
+    } else {
+        Arc::new(lines)
+    }
+}
+
+/// A relay message: a line of text and, as its last word, the send time
+/// (ns since the run's start) in letters, so content filters see text and
+/// never a number (a run of digits would look like a phone number to
+/// FILTER_PII).
+fn encode_stamp(mut nanos: u64, line: &str) -> String {
     let mut letters = Vec::new();
     loop {
         letters.push(b'a' + (nanos % 26) as u8);
@@ -978,14 +1028,11 @@ fn encode_stamp(mut nanos: u64) -> String {
         }
     }
     letters.reverse();
-    format!(
-        "hello there, this is message {} from the relay benchmark",
-        String::from_utf8(letters).unwrap_or_default()
-    )
+    format!("{line} {}", String::from_utf8(letters).unwrap_or_default())
 }
 
 fn decode_stamp(content: &str) -> Option<u64> {
-    let word = content.split_whitespace().nth(5)?;
+    let word = content.split_whitespace().last()?;
     word.bytes().try_fold(0u64, |n, b| {
         b.is_ascii_lowercase()
             .then(|| n.checked_mul(26)?.checked_add((b - b'a') as u64))
@@ -993,12 +1040,89 @@ fn decode_stamp(content: &str) -> Option<u64> {
     })
 }
 
+/// The profanity filter on chat lines: rustrict alone, and as the server
+/// runs it (rustrict only where the screen says the line may be profane).
+fn screen(args: &Args) {
+    use tandem::safety::filter::{FilterMode, Filters};
+    let lines = text_lines(args);
+    let filters = Filters {
+        profanity: FilterMode::Mask,
+        ..Filters::default()
+    };
+    let rss = || {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            })
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    let rss_start = rss();
+    std::hint::black_box(rustrict::Censor::from_str("warm up").analyze());
+    let rss_rustrict = rss();
+    let t0 = Instant::now();
+    let screen = tandem::safety::screen::Screen::from_rustrict();
+    let built = t0.elapsed();
+    let rss_screen = rss();
+    tandem::safety::filter::warm_up();
+    let passed = lines.iter().filter(|l| !screen.maybe_profane(l)).count();
+    let chars: usize = lines.iter().map(|l| l.len()).sum();
+    let rounds = (2_000_000 / chars.max(1)).max(1);
+    let time = |f: &dyn Fn(&str) -> bool| {
+        let t = Instant::now();
+        let mut hits = 0usize;
+        for _ in 0..rounds {
+            for l in lines.iter() {
+                hits += f(l) as usize;
+            }
+        }
+        std::hint::black_box(hits);
+        t.elapsed().as_nanos() as f64 / (rounds * lines.len()) as f64
+    };
+    let rustrict_ns = time(&|l| {
+        rustrict::Censor::from_str(l)
+            .analyze()
+            .is(rustrict::Type::INAPPROPRIATE)
+    });
+    let screen_ns = time(&|l| screen.maybe_profane(l));
+    let filter_ns = time(&|l| filters.apply(l).is_ok());
+    let off_ns = time(&|l| Filters::default().apply(l).is_ok());
+    println!(
+        "{} lines, {:.1} characters on average; screen built in {:.0} ms ({} nodes)",
+        lines.len(),
+        chars as f64 / lines.len() as f64,
+        built.as_secs_f64() * 1e3,
+        screen.len()
+    );
+    println!(
+        "RSS: {rss_start:.1} MB at start, {rss_rustrict:.1} MB with rustrict's tables, {rss_screen:.1} MB with the screen"
+    );
+    println!(
+        "screened out (rustrict not run): {passed} of {} ({:.1} %)",
+        lines.len(),
+        100.0 * passed as f64 / lines.len() as f64
+    );
+    println!("rustrict alone:                      {rustrict_ns:8.0} ns per line");
+    println!("screen alone:                        {screen_ns:8.0} ns per line");
+    println!("FILTER_PROFANITY=mask (screen first): {filter_ns:8.0} ns per line");
+    println!("filters off (the copy):              {off_ns:8.0} ns per line");
+    let result = json!({ "scenario": "screen", "lines": lines.len(), "screenedOut": passed,
+        "rustrictNs": rustrict_ns, "screenNs": screen_ns, "filterNs": filter_ns, "offNs": off_ns });
+    println!("RESULT {result}");
+}
+
 #[cfg(test)]
 mod stamp_tests {
     #[test]
     fn stamps_round_trip() {
         for n in [0, 1, 25, 26, 1_234_567_890_123, u64::MAX / 2] {
-            assert_eq!(super::decode_stamp(&super::encode_stamp(n)), Some(n));
+            assert_eq!(
+                super::decode_stamp(&super::encode_stamp(n, super::DEFAULT_LINE)),
+                Some(n)
+            );
         }
     }
 }
