@@ -54,6 +54,9 @@ const ROOT: u32 = 0;
 struct Node {
     /// Children as `(char, node)`, sorted by char, in `Screen::edges`.
     edges: (u32, u32),
+    /// Which ASCII characters have a child: they come first in `edges`, so
+    /// a child's index is the number of set bits below its own.
+    ascii: u128,
     /// The character that led here.
     last: Option<char>,
     depth: u8,
@@ -139,47 +142,42 @@ fn word_bonus(typ: Type, depth: u8) -> i8 {
     bonus
 }
 
-/// Up to eight possible "last characters" of a match, or any.
+/// The possible "last characters" of a match: ASCII ones as a bit set,
+/// any other character as "could be anything else".
 #[derive(Debug, Clone, Copy, Default)]
 struct Lasts {
-    chars: [char; 8],
-    len: u8,
-    any: bool,
+    ascii: u128,
+    other: bool,
 }
 
 impl Lasts {
     fn one(c: char) -> Self {
-        Self {
-            chars: [c, '\0', '\0', '\0', '\0', '\0', '\0', '\0'],
-            len: 1,
-            any: false,
-        }
+        let mut lasts = Self::default();
+        lasts.add(c);
+        lasts
     }
 
+    #[inline]
     fn may_be(&self, c: char) -> bool {
-        self.any || self.chars[..self.len as usize].contains(&c)
+        if (c as u32) < 128 {
+            self.ascii & (1u128 << (c as u32)) != 0
+        } else {
+            self.other
+        }
     }
 
+    #[inline]
     fn add(&mut self, c: char) {
-        if self.any || self.may_be(c) {
-            return;
-        }
-        if (self.len as usize) < self.chars.len() {
-            self.chars[self.len as usize] = c;
-            self.len += 1;
+        if (c as u32) < 128 {
+            self.ascii |= 1u128 << (c as u32);
         } else {
-            self.any = true;
+            self.other = true;
         }
     }
 
     fn union(&mut self, other: &Lasts) {
-        if other.any {
-            self.any = true;
-            return;
-        }
-        for &c in &other.chars[..other.len as usize] {
-            self.add(c);
-        }
+        self.ascii |= other.ascii;
+        self.other |= other.other;
     }
 }
 
@@ -299,6 +297,7 @@ impl Screen {
         let index = self.nodes.len() as u32;
         self.nodes.push(Node {
             edges: (0, 0),
+            ascii: 0,
             last: node.last,
             depth: node.depth,
             contains_space: node.contains_space,
@@ -317,13 +316,28 @@ impl Screen {
             .map(|(c, child)| (c, self.add(child)))
             .collect();
         let from = self.edges.len() as u32;
+        let ascii = children
+            .iter()
+            .filter(|(c, _)| (*c as u32) < 128)
+            .fold(0u128, |mask, (c, _)| mask | 1u128 << (*c as u32));
         self.edges.extend(children);
-        self.nodes[index as usize].edges = (from, self.edges.len() as u32);
+        let node = &mut self.nodes[index as usize];
+        node.edges = (from, self.edges.len() as u32);
+        node.ascii = ascii;
         index
     }
 
     fn child(&self, node: u32, c: char) -> Option<u32> {
-        let (from, to) = self.nodes[node as usize].edges;
+        let n = &self.nodes[node as usize];
+        let (from, to) = n.edges;
+        if (c as u32) < 128 {
+            let bit = 1u128 << (c as u32);
+            if n.ascii & bit == 0 {
+                return None;
+            }
+            let rank = (n.ascii & (bit - 1)).count_ones();
+            return Some(self.edges[(from + rank) as usize].1);
+        }
         let edges = &self.edges[from as usize..to as usize];
         if edges.len() <= 8 {
             edges.iter().find(|(e, _)| *e == c).map(|(_, n)| *n)
