@@ -2,7 +2,7 @@
 // sharing them (and an upload directory), and nginx in front built from
 // the repository's own nginx.conf.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -100,6 +100,7 @@ export async function startCluster(n = 3, env = {}) {
       await Promise.all(nodes.map((s) => s.stop('SIGKILL')));
       await redis.stop();
       await mongo.stop();
+      rmSync(shared, { recursive: true, force: true });
     },
   };
 }
