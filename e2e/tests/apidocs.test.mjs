@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -22,12 +22,17 @@ const get = async (p) => (await fetch(`${srv.url}${p}`)).json();
 test('the OpenAPI document passes `redocly lint` (recommended rules)', async () => {
   const doc = await get('/api/openapi.json');
   assert.equal(doc.openapi, '3.1.0');
-  const file = path.join(mkdtempSync(path.join(tmpdir(), 'openapi-')), 'openapi.json');
+  const dir = mkdtempSync(path.join(tmpdir(), 'openapi-'));
+  const file = path.join(dir, 'openapi.json');
   writeFileSync(file, JSON.stringify(doc));
   const bin = path.join(ROOT, 'e2e', 'node_modules', '.bin', 'redocly');
-  const { stdout, stderr } = await promisify(execFile)(bin, ['lint', file, '--format=summary'], { env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' } })
-    .catch((e) => assert.fail(`redocly lint failed:\n${e.stdout}\n${e.stderr}`));
-  assert.match(stdout + stderr, /valid/);
+  try {
+    const { stdout, stderr } = await promisify(execFile)(bin, ['lint', file, '--format=summary'], { env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' } })
+      .catch((e) => assert.fail(`redocly lint failed:\n${e.stdout}\n${e.stderr}`));
+    assert.match(stdout + stderr, /valid/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('every documented operation is served (not the fallback), with its method', async () => {
