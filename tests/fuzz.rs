@@ -48,9 +48,6 @@ impl Seek for Counting<'_> {
 }
 
 /// Probes `data`; returns (bytes read, calls made).
-static SCREEN: std::sync::LazyLock<tandem::safety::screen::Screen> =
-    std::sync::LazyLock::new(tandem::safety::screen::Screen::from_rustrict);
-
 fn probe_work(data: &[u8]) -> (u64, u64) {
     let mut r = Counting {
         inner: Cursor::new(data),
@@ -288,7 +285,7 @@ proptest! {
         let found = rustrict::Censor::from_str(&text)
             .analyze()
             .is(rustrict::Type::INAPPROPRIATE);
-        prop_assert!(!found || SCREEN.maybe_profane(&text), "screen missed {:?}", text);
+        prop_assert!(!found || tandem::safety::filter::screen().maybe_profane(&text), "screen missed {:?}", text);
     }
 
     #[test]

@@ -143,9 +143,14 @@ fn mask_spans(text: &str, spans: &[(usize, usize)]) -> String {
 /// could be profane (see `screen.rs`).
 static SCREEN: LazyLock<Screen> = LazyLock::new(Screen::from_rustrict);
 
+/// The profanity screen the filters use, built on first use.
+pub fn screen() -> &'static Screen {
+    &SCREEN
+}
+
 /// Builds the profanity screen now rather than on the first message.
 pub fn warm_up() {
-    LazyLock::force(&SCREEN);
+    screen();
 }
 
 fn profane(text: &str) -> bool {

@@ -285,36 +285,33 @@ impl Screen {
         screen
     }
 
-    /// Whether `node` leads to an inappropriate word.
-    fn leads_to_bad(node: &RawNode) -> bool {
-        (node.word && node.typ.is(Type::INAPPROPRIATE))
-            || node.children.values().any(Self::leads_to_bad)
-    }
-
-    /// Adds `node` and the children that lead to inappropriate words;
-    /// returns its index.
-    fn add(&mut self, node: &RawNode) -> u32 {
+    /// Adds `node` and its descendants that lead to inappropriate words,
+    /// in one pass; returns its index, or `None` (nothing added) when no
+    /// inappropriate word lies at or below it.
+    fn add(&mut self, node: &RawNode) -> Option<u32> {
         let index = self.nodes.len() as u32;
+        let bad = node.word && node.typ.is(Type::INAPPROPRIATE);
         self.nodes.push(Node {
             edges: (0, 0),
             ascii: 0,
             last: node.last,
             depth: node.depth,
             contains_space: node.contains_space,
-            bad: node.word && node.typ.is(Type::INAPPROPRIATE),
+            bad,
             bonus: word_bonus(node.typ, node.depth),
         });
-        let mut kept: Vec<(char, &RawNode)> = node
-            .children
-            .iter()
-            .filter(|(_, child)| Self::leads_to_bad(child))
-            .map(|(c, child)| (*c, child))
-            .collect();
-        kept.sort_unstable_by_key(|(c, _)| *c);
-        let children: Vec<(char, u32)> = kept
+        let mut sorted: Vec<(char, &RawNode)> =
+            node.children.iter().map(|(c, child)| (*c, child)).collect();
+        sorted.sort_unstable_by_key(|(c, _)| *c);
+        let children: Vec<(char, u32)> = sorted
             .into_iter()
-            .map(|(c, child)| (c, self.add(child)))
+            .filter_map(|(c, child)| self.add(child).map(|n| (c, n)))
             .collect();
+        if !bad && children.is_empty() && index != ROOT {
+            // A pruned subtree added nothing, so this node is the last one.
+            self.nodes.pop();
+            return None;
+        }
         let from = self.edges.len() as u32;
         let ascii = children
             .iter()
@@ -324,7 +321,7 @@ impl Screen {
         let node = &mut self.nodes[index as usize];
         node.edges = (from, self.edges.len() as u32);
         node.ascii = ascii;
-        index
+        Some(index)
     }
 
     fn child(&self, node: u32, c: char) -> Option<u32> {
@@ -556,7 +553,8 @@ mod tests {
     use rustrict::Censor;
     use std::sync::LazyLock;
 
-    static SCREEN: LazyLock<Screen> = LazyLock::new(Screen::from_rustrict);
+    /// The filters' screen (one build per test binary).
+    static SCREEN: LazyLock<&Screen> = LazyLock::new(crate::safety::filter::screen);
 
     fn rustrict_finds(text: &str) -> bool {
         Censor::from_str(text).analyze().is(Type::INAPPROPRIATE)

@@ -1049,25 +1049,15 @@ fn screen(args: &Args) {
         profanity: FilterMode::Mask,
         ..Filters::default()
     };
-    let rss = || {
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            })
-            .unwrap_or(0.0)
-            / 1024.0
-    };
+    let rss = || proc_stats(Some(std::process::id())).0 as f64 / (1024.0 * 1024.0);
     let rss_start = rss();
     std::hint::black_box(rustrict::Censor::from_str("warm up").analyze());
     let rss_rustrict = rss();
     let t0 = Instant::now();
-    let screen = tandem::safety::screen::Screen::from_rustrict();
+    // The filter's own screen: built here, used below by `filters` too.
+    let screen = tandem::safety::filter::screen();
     let built = t0.elapsed();
     let rss_screen = rss();
-    tandem::safety::filter::warm_up();
     let passed = lines.iter().filter(|l| !screen.maybe_profane(l)).count();
     let chars: usize = lines.iter().map(|l| l.len()).sum();
     let rounds = (2_000_000 / chars.max(1)).max(1);
