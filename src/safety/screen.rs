@@ -22,10 +22,24 @@
 //!
 //! Only ASCII text is screened; anything else (accents that rustrict strips,
 //! confusable letters, emoji) goes straight to rustrict.
+//!
+//! The matcher is a function from its state between two characters (the
+//! matches in flight, positions relative to the last character) and a
+//! byte to the next state and the words completed, so it is remembered as
+//! a lazy DFA ([`Dfa`], the technique of the `regex` crate's hybrid
+//! engine): a transition is computed the first time it is taken and read
+//! from a table afterwards. Words that recur cost a lookup per character;
+//! the table is bounded, starts again when full, and steps aside for a
+//! while when text is too varied for it to pay.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 use rustrict::{Replacements, Trie, Type};
 use serde::Deserialize;
 
@@ -85,6 +99,9 @@ pub struct Screen {
     /// rustrict's false positives and safe phrases ("hello", "class",
     /// "push it"), ASCII ones, matched literally.
     false_positives: AhoCorasick,
+    /// Transitions met so far; a line that finds it busy (another thread
+    /// screening) steps without it.
+    dfa: Mutex<Dfa>,
 }
 
 /// One of rustrict's tables through its `serde` form, as our own type
@@ -144,7 +161,7 @@ fn word_bonus(typ: Type, depth: u8) -> i8 {
 
 /// The possible "last characters" of a match: ASCII ones as a bit set,
 /// any other character as "could be anything else".
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 struct Lasts {
     ascii: u128,
     other: bool,
@@ -181,12 +198,15 @@ impl Lasts {
     }
 }
 
-/// One in-flight match; counts are lower bounds of rustrict's.
-#[derive(Debug, Clone, Copy)]
+/// One in-flight match; counts are lower bounds of rustrict's. Positions
+/// are relative, so that the same text leaves the same state wherever it
+/// lies in a line (what lets [`Dfa`] remember transitions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Entry {
     node: u32,
     begin_separate: bool,
-    start: usize,
+    /// How many characters before the current one the match started.
+    back: u32,
     lasts: Lasts,
     spaces: u8,
     skipped: u8,
@@ -207,7 +227,7 @@ fn merge(entries: &mut Vec<Entry>) {
         let e = entries[i];
         let k = &mut entries[kept];
         if k.node == e.node && k.begin_separate == e.begin_separate {
-            k.start = k.start.min(e.start);
+            k.back = k.back.max(e.back);
             k.spaces = k.spaces.min(e.spaces);
             k.skipped = k.skipped.min(e.skipped);
             k.replacements = k.replacements.min(e.replacements);
@@ -219,6 +239,141 @@ fn merge(entries: &mut Vec<Entry>) {
         }
     }
     entries.truncate(kept + 1);
+}
+
+/// The matcher between two characters: everything the next step reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+struct State {
+    /// Matches in flight, merged (sorted by node and separation).
+    current: Vec<Entry>,
+    /// Complete words ending at the last character, waiting to learn
+    /// whether a separator follows (sorted, no duplicates).
+    pending: Vec<Entry>,
+    /// The last character was a separator (or there was none).
+    separate: bool,
+    /// Whether the last character was a capital; None before the first.
+    last_upper: Option<bool>,
+}
+
+impl State {
+    fn start() -> Self {
+        State {
+            separate: true,
+            ..State::default()
+        }
+    }
+
+    fn clear(&mut self) {
+        self.current.clear();
+        self.pending.clear();
+    }
+}
+
+/// The pseudo-byte of rustrict's appended space (the step after the last
+/// character, which does not move the position), and the words it ends.
+const END: usize = 128;
+/// Steps per state: the 128 ASCII bytes and [`END`].
+const STEPS: usize = 129;
+const UNKNOWN: u32 = u32::MAX;
+/// A transition's flag: it completes confident words (in `Dfa::found`).
+const FINDS: u32 = 1 << 31;
+/// The most states a cache holds before it starts again (a transition
+/// table of ~2 MB).
+const MAX_STATES: usize = 4096;
+/// Every this many steps the cache checks how often it missed: past one
+/// in [`MAX_MISS_SHARE`] (text too varied for it to pay: a miss costs
+/// about two steps without the cache, a hit a twentieth of one), lines
+/// step without it for [`BYPASS_STEPS`] steps, and then it starts again.
+const WINDOW_STEPS: u32 = 16_384;
+const MAX_MISS_SHARE: u32 = 3;
+const BYPASS_STEPS: u32 = 1 << 20;
+
+/// The matcher's transitions as it meets them (a lazy DFA, as the `regex`
+/// crate's hybrid engine): states by index, each with one slot per step,
+/// filled the first time the step is taken from it.
+struct Dfa {
+    states: Vec<State>,
+    /// The states' indexes, by the states' hashes.
+    index: HashTable<u32>,
+    table: Vec<u32>,
+    /// Confident complete words a transition finds: `(back to start, back
+    /// to end)`, relative to the character that was read.
+    found: FxHashMap<(u32, u16), Vec<(u32, u32)>>,
+    /// Steps and misses in the current window.
+    steps: u32,
+    misses: u32,
+    /// Steps left to take without the cache.
+    bypass: u32,
+    /// The cache is new or has just started again: its first window
+    /// misses by nature and is not judged.
+    warming: bool,
+}
+
+impl Dfa {
+    fn new() -> Self {
+        let mut dfa = Dfa {
+            states: Vec::new(),
+            index: HashTable::new(),
+            table: Vec::new(),
+            found: FxHashMap::default(),
+            steps: 0,
+            misses: 0,
+            bypass: 0,
+            warming: true,
+        };
+        dfa.intern(&State::start());
+        dfa
+    }
+
+    /// Forgets every state but the start (keeping its memory).
+    fn reset(&mut self) {
+        self.states.clear();
+        self.index.clear();
+        self.table.clear();
+        self.found.clear();
+        self.warming = true;
+        self.intern(&State::start());
+    }
+
+    fn intern(&mut self, state: &State) -> u32 {
+        let hash = FxBuildHasher.hash_one(state);
+        let states = &self.states;
+        if let Some(&i) = self.index.find(hash, |&i| states[i as usize] == *state) {
+            return i;
+        }
+        let i = self.states.len() as u32;
+        self.states.push(state.clone());
+        let states = &self.states;
+        self.index
+            .insert_unique(hash, i, |&j| FxBuildHasher.hash_one(&states[j as usize]));
+        self.table.extend(std::iter::repeat_n(UNKNOWN, STEPS));
+        i
+    }
+
+    /// Whether the next line of `len` bytes should step without the
+    /// cache; counts it against the bypass.
+    fn bypassed(&mut self, len: usize) -> bool {
+        if self.bypass == 0 {
+            return false;
+        }
+        // The states stay: when the bypass ends they are still of use.
+        self.bypass = self.bypass.saturating_sub(len as u32 + 1);
+        true
+    }
+
+    /// Counts a line's steps and misses; past the window, decides whether
+    /// the cache pays.
+    fn account(&mut self, steps: u32, misses: u32) {
+        self.steps += steps;
+        self.misses += misses;
+        if self.steps >= WINDOW_STEPS {
+            if !std::mem::take(&mut self.warming) && self.misses * MAX_MISS_SHARE > self.steps {
+                self.bypass = BYPASS_STEPS;
+            }
+            self.steps = 0;
+            self.misses = 0;
+        }
+    }
 }
 
 impl Screen {
@@ -259,6 +414,7 @@ impl Screen {
             seeds: Vec::new(),
             literal,
             false_positives,
+            dfa: Mutex::new(Dfa::new()),
         };
         screen.add(&trie.root);
         let alphabet: std::collections::HashSet<char> =
@@ -356,10 +512,11 @@ impl Screen {
         self.nodes.len() <= 1
     }
 
-    /// An upper bound of rustrict's confidence in a complete match.
-    fn confident(&self, e: &Entry, end: usize, end_separate: bool) -> bool {
+    /// An upper bound of rustrict's confidence in a complete match of
+    /// `span` characters after its first.
+    fn confident(&self, e: &Entry, span: u32, end_separate: bool) -> bool {
         let node = &self.nodes[e.node as usize];
-        let mut confidence = ilog2(node.depth as usize) + ilog2(end - e.start);
+        let mut confidence = ilog2(node.depth as usize) + ilog2(span as usize);
         if node.depth == 1 {
             confidence += 1;
         } else {
@@ -386,18 +543,8 @@ impl Screen {
     }
 
     /// Match `m` reads `c` (one of `raw`'s readings) into `child`.
-    #[allow(clippy::too_many_arguments)]
     #[inline]
-    fn advance(
-        &self,
-        m: &Entry,
-        c: char,
-        child: u32,
-        raw: u8,
-        pos: usize,
-        next: &mut Vec<Entry>,
-        pending: &mut Vec<(Entry, usize)>,
-    ) {
+    fn advance(&self, m: &Entry, c: char, child: u32, raw: u8, out: &mut State) {
         let raw_c = raw as char;
         let benign = c == raw_c || c == raw.to_ascii_lowercase() as char;
         let new_replacement = !benign && c != ' ';
@@ -414,10 +561,107 @@ impl Screen {
         };
         let child_node = &self.nodes[child as usize];
         if child_node.bad {
-            pending.push((advanced, pos));
+            out.pending.push(advanced);
         }
         if child_node.edges.0 != child_node.edges.1 {
-            next.push(advanced);
+            out.current.push(advanced);
+        }
+    }
+
+    /// One step of the matcher from `s` into `out`: the ASCII byte `step`,
+    /// or [`END`] (rustrict's appended space, at the last character's
+    /// position, and the words it completes). Confident complete words go
+    /// to `found` as `(back to start, back to end)` from the character read.
+    fn step(&self, s: &State, step: usize, out: &mut State, found: &mut Vec<(u32, u32)>) {
+        let end = step == END;
+        let (raw, moved) = if end { (b' ', 0) } else { (step as u8, 1) };
+        out.clear();
+        let skippable = !raw.is_ascii_alphabetic();
+        for e in &s.pending {
+            // It ended at the last character: `back` is its span.
+            if self.confident(e, e.back, skippable) {
+                found.push((e.back + moved, moved));
+            }
+        }
+        let seed_separate = s.separate || (raw.is_ascii_uppercase() && s.last_upper == Some(false));
+        out.separate = skippable;
+        out.last_upper = Some(raw.is_ascii_uppercase());
+        let all = &self.candidates[raw as usize];
+        // Seeds: a match starts at every character (and never stays).
+        for &(c, child) in &self.seeds[raw as usize] {
+            let seed = Entry {
+                node: ROOT,
+                begin_separate: seed_separate,
+                back: 0,
+                lasts: Lasts::default(),
+                spaces: 0,
+                skipped: 0,
+                replacements: 0,
+                low_confidence: 0,
+            };
+            self.advance(&seed, c, child, raw, out);
+        }
+        for m in &s.current {
+            let m = &Entry {
+                back: m.back.saturating_add(moved),
+                ..*m
+            };
+            let node = &self.nodes[m.node as usize];
+            // Stays, one per candidate in rustrict, merged here (its
+            // `combine` keeps the smallest counts and any last).
+            let mut stayed = false;
+            let mut lasts = Lasts::default();
+            let (mut spaces, mut skipped) = (1u8, 1u8);
+            for &c in all {
+                if skippable || m.lasts.may_be(c) || node.last == Some(c) {
+                    let new_space = is_space_like(c) && node.last != Some(' ');
+                    let ignore_sep = matches!(c, '-' | '\'' | '\n' | '\r');
+                    // A skip only when it cannot be a repetition.
+                    let new_skip = !new_space && skippable && !ignore_sep && !m.lasts.may_be(c);
+                    stayed = true;
+                    lasts.add(c);
+                    spaces = spaces.min(new_space as u8);
+                    skipped = skipped.min(new_skip as u8);
+                }
+            }
+            if stayed {
+                out.current.push(Entry {
+                    lasts,
+                    spaces: m.spaces.saturating_add(spaces),
+                    skipped: m.skipped.saturating_add(skipped),
+                    ..*m
+                });
+            }
+            for &c in &self.advancing[raw as usize] {
+                if let Some(child) = self.child(m.node, c) {
+                    self.advance(m, c, child, raw, out);
+                }
+            }
+        }
+        merge(&mut out.current);
+        if end {
+            // Words completed by the appended space: nothing follows them.
+            for e in &out.pending {
+                if self.confident(e, e.back, true) {
+                    found.push((e.back, 0));
+                }
+            }
+            out.pending.clear();
+        } else {
+            out.pending.sort_unstable_by_key(|e| {
+                (
+                    e.node,
+                    e.begin_separate,
+                    e.back,
+                    e.lasts.ascii,
+                    e.lasts.other,
+                    e.spaces,
+                    e.skipped,
+                    e.replacements,
+                    e.low_confidence,
+                )
+            });
+            out.pending.dedup();
         }
     }
 
@@ -429,98 +673,91 @@ impl Screen {
             // Not screened; '*' is rustrict's self-censoring signal.
             return true;
         }
-        let mut current: Vec<Entry> = Vec::with_capacity(16);
-        let mut next: Vec<Entry> = Vec::with_capacity(16);
-        // Complete words waiting to learn whether a separator follows.
-        let mut pending: Vec<(Entry, usize)> = Vec::new();
-        // Complete words rustrict may commit: (start, end).
-        let mut confident: Vec<(usize, usize)> = Vec::new();
-        let mut pending_next: Vec<(Entry, usize)> = Vec::new();
-        let mut separate = true;
-        let mut last_raw: Option<u8> = None;
+        let mut found = Vec::new();
         let bytes = text.as_bytes();
-        // rustrict appends one space; its position repeats the last one.
-        let total = bytes.len() + 1;
-        for i in 0..total {
-            let (raw, pos) = if i < bytes.len() {
-                (bytes[i], i)
-            } else {
-                (b' ', bytes.len().saturating_sub(1))
-            };
-            let skippable = !raw.is_ascii_alphabetic();
-            for (e, end) in pending.drain(..) {
-                if self.confident(&e, end, skippable) {
-                    confident.push((e.start, end));
+        // Another thread may hold the cache, or it may not pay now.
+        let cached = match self.dfa.try_lock() {
+            Ok(mut dfa) => {
+                let use_it = !dfa.bypassed(bytes.len());
+                if use_it {
+                    self.run_cached(&mut dfa, bytes, &mut found);
                 }
+                use_it
             }
-            let seed_separate = separate
-                || (raw.is_ascii_uppercase()
-                    && last_raw.map(|l| !l.is_ascii_uppercase()).unwrap_or(false));
-            separate = skippable;
-            let all = &self.candidates[raw as usize];
-            next.clear();
-            // Seeds: a match starts at every character (and never stays).
-            for &(c, child) in &self.seeds[raw as usize] {
-                let seed = Entry {
-                    node: ROOT,
-                    begin_separate: seed_separate,
-                    start: pos,
-                    lasts: Lasts::default(),
-                    spaces: 0,
-                    skipped: 0,
-                    replacements: 0,
-                    low_confidence: 0,
-                };
-                self.advance(&seed, c, child, raw, pos, &mut next, &mut pending_next);
-            }
-            for m in &current {
-                let node = &self.nodes[m.node as usize];
-                // Stays, one per candidate in rustrict, merged here (its
-                // `combine` keeps the smallest counts and any last).
-                let mut stayed = false;
-                let mut lasts = Lasts::default();
-                let (mut spaces, mut skipped) = (1u8, 1u8);
-                for &c in all {
-                    if skippable || m.lasts.may_be(c) || node.last == Some(c) {
-                        let new_space = is_space_like(c) && node.last != Some(' ');
-                        let ignore_sep = matches!(c, '-' | '\'' | '\n' | '\r');
-                        // A skip only when it cannot be a repetition.
-                        let new_skip = !new_space && skippable && !ignore_sep && !m.lasts.may_be(c);
-                        stayed = true;
-                        lasts.add(c);
-                        spaces = spaces.min(new_space as u8);
-                        skipped = skipped.min(new_skip as u8);
-                    }
-                }
-                if stayed {
-                    next.push(Entry {
-                        lasts,
-                        spaces: m.spaces.saturating_add(spaces),
-                        skipped: m.skipped.saturating_add(skipped),
-                        ..*m
-                    });
-                }
-                for &c in &self.advancing[raw as usize] {
-                    if let Some(child) = self.child(m.node, c) {
-                        self.advance(m, c, child, raw, pos, &mut next, &mut pending_next);
-                    }
-                }
-            }
-            merge(&mut next);
-            std::mem::swap(&mut current, &mut next);
-            std::mem::swap(&mut pending, &mut pending_next);
-            last_raw = Some(raw);
+            Err(_) => false,
+        };
+        if !cached {
+            self.run(bytes, &mut found);
         }
-        // Words completed by the appended space: nothing follows them.
-        for (e, end) in &pending {
-            if self.confident(e, *end, true) {
-                confident.push((e.start, *end));
-            }
-        }
-        if confident.is_empty() {
+        if found.is_empty() {
             return false;
         }
-        !self.all_false_positives(bytes, &confident)
+        !self.all_false_positives(text.as_bytes(), &found)
+    }
+
+    /// The matcher over `bytes` step by step; confident complete words go
+    /// to `found` as `(start, end)`.
+    fn run(&self, bytes: &[u8], found: &mut Vec<(usize, usize)>) {
+        debug_assert!(bytes.is_ascii());
+        let (mut state, mut next) = (State::start(), State::default());
+        let mut words = Vec::new();
+        for i in 0..=bytes.len() {
+            let (step, pos) = if i < bytes.len() {
+                (bytes[i] as usize, i)
+            } else {
+                (END, bytes.len().saturating_sub(1))
+            };
+            words.clear();
+            self.step(&state, step, &mut next, &mut words);
+            absolute(pos, &words, found);
+            std::mem::swap(&mut state, &mut next);
+        }
+    }
+
+    /// [`Screen::run`] through the cache of transitions.
+    fn run_cached(&self, dfa: &mut Dfa, bytes: &[u8], found: &mut Vec<(usize, usize)>) {
+        debug_assert!(bytes.is_ascii());
+        let mut state = 0u32;
+        let mut next = State::default();
+        let mut words = Vec::new();
+        let mut misses = 0;
+        for i in 0..=bytes.len() {
+            let (step, pos) = if i < bytes.len() {
+                (bytes[i] as usize, i)
+            } else {
+                (END, bytes.len().saturating_sub(1))
+            };
+            let mut to = dfa.table[state as usize * STEPS + step];
+            if to == UNKNOWN {
+                misses += 1;
+                if dfa.states.len() >= MAX_STATES {
+                    // Full: start again from the state we are in.
+                    let current = dfa.states[state as usize].clone();
+                    dfa.reset();
+                    state = dfa.intern(&current);
+                }
+                words.clear();
+                self.step(&dfa.states[state as usize], step, &mut next, &mut words);
+                to = dfa.intern(&next);
+                if !words.is_empty() {
+                    to |= FINDS;
+                    dfa.found.insert((state, step as u16), words.clone());
+                }
+                dfa.table[state as usize * STEPS + step] = to;
+            }
+            if to & FINDS != 0
+                && let Some(words) = dfa.found.get(&(state, step as u16))
+            {
+                absolute(pos, words, found);
+            }
+            state = to & !FINDS;
+        }
+        dfa.account(bytes.len() as u32 + 1, misses);
+    }
+
+    /// How many states the cache of transitions holds now.
+    pub fn cached_states(&self) -> usize {
+        self.dfa.lock().map(|d| d.states.len()).unwrap_or(0)
     }
 
     /// Whether every word in `found` lies inside a false positive that
@@ -545,6 +782,16 @@ impl Screen {
             .iter()
             .all(|&(start, end)| spans.iter().any(|&(fs, fe)| fs <= start && end <= fe))
     }
+}
+
+/// Relative words found at `pos` as `(start, end)` positions.
+fn absolute(pos: usize, words: &[(u32, u32)], found: &mut Vec<(usize, usize)>) {
+    found.extend(words.iter().map(|&(start, end)| {
+        (
+            pos.saturating_sub(start as usize),
+            pos.saturating_sub(end as usize),
+        )
+    }));
 }
 
 #[cfg(test)]
@@ -770,6 +1017,92 @@ mod tests {
             }
         }
         assert!(found * 10 > cases, "rustrict found only {found} of {cases}");
+    }
+
+    /// The words a line holds, found by the cache of transitions and by
+    /// stepping without it, sorted.
+    type Words = Vec<(usize, usize)>;
+
+    fn both_ways(dfa: &mut Dfa, text: &str) -> (Words, Words) {
+        let (mut cached, mut direct) = (Vec::new(), Vec::new());
+        SCREEN.run_cached(dfa, text.as_bytes(), &mut cached);
+        SCREEN.run(text.as_bytes(), &mut direct);
+        for v in [&mut cached, &mut direct] {
+            v.sort_unstable();
+            v.dedup();
+        }
+        (cached, direct)
+    }
+
+    /// The cache of transitions finds exactly what stepping finds: on
+    /// ordinary lines (seen again, so through remembered transitions), on
+    /// mutated profanity, and on random text past the cache's size (so
+    /// across its resets, mid-line included).
+    #[test]
+    fn the_cache_finds_what_stepping_finds() {
+        let mut dfa = Dfa::new();
+        let words = words();
+        let mut rng = Rng(0x00ca_c4ed_5eed_0001);
+        const ALPHABET: &[u8] =
+            b"abcdefghijklmnopqrstuvwxyzaeiostnrhlABCDEFGHIJKLMNOPQRSTUVWXYZ  .,-_'!@$01345789()";
+        let mut lines: Vec<String> = ORDINARY.iter().map(|s| s.to_string()).collect();
+        for _ in 0..200 {
+            let w = &words[rng.below(words.len())];
+            lines.push(format!("{} {w}!", ORDINARY[rng.below(ORDINARY.len())]));
+            lines.push(w.chars().flat_map(|c| [c, ' ']).collect());
+        }
+        lines.retain(|l| l.is_ascii());
+        let mut found = 0;
+        for round in 0..2 {
+            for line in &lines {
+                let (cached, direct) = both_ways(&mut dfa, line);
+                assert_eq!(cached, direct, "round {round}: {line:?}");
+                found += !direct.is_empty() as usize;
+            }
+        }
+        assert!(found > 100, "only {found} lines found anything");
+        let known = dfa.states.len();
+        let mut resets = 0;
+        let cases = if cfg!(debug_assertions) { 3000 } else { 30000 };
+        for _ in 0..cases {
+            let len = 1 + rng.below(40);
+            let text: String = (0..len)
+                .map(|_| ALPHABET[rng.below(ALPHABET.len())] as char)
+                .collect();
+            let before = dfa.states.len();
+            let (cached, direct) = both_ways(&mut dfa, &text);
+            assert_eq!(cached, direct, "{text:?}");
+            resets += (dfa.states.len() < before) as usize;
+        }
+        assert!(dfa.states.len() > known || resets > 0);
+        assert!(resets > 0, "random text never filled the cache");
+    }
+
+    /// Text too varied for the cache turns it off for a while (not while
+    /// it warms up), and then it is used again.
+    #[test]
+    fn the_cache_steps_aside_when_it_does_not_pay() {
+        let mut dfa = Dfa::new();
+        // Remembered lines: almost every step a hit.
+        for _ in 0..(2 * WINDOW_STEPS as usize / 30) {
+            SCREEN.run_cached(&mut dfa, b"hello there, how are you?", &mut Vec::new());
+            assert!(!dfa.bypassed(25));
+        }
+        // New text every time: a miss at almost every step.
+        let mut rng = Rng(0x0bad_cafe_0000_0002);
+        let mut lines = 0;
+        while dfa.bypass == 0 {
+            let text: Vec<u8> = (0..30).map(|_| b'a' + rng.below(26) as u8).collect();
+            SCREEN.run_cached(&mut dfa, &text, &mut Vec::new());
+            lines += 1;
+            assert!(lines < 10_000, "the cache never stepped aside");
+        }
+        let mut bypassed = 0u64;
+        while dfa.bypassed(99) {
+            bypassed += 100;
+        }
+        assert!(bypassed >= BYPASS_STEPS as u64 - 100);
+        assert!(!dfa.bypassed(10), "the cache is used again");
     }
 
     /// Random ASCII, biased towards letters and separators.

@@ -1059,6 +1059,20 @@ fn screen(args: &Args) {
     let built = t0.elapsed();
     let rss_screen = rss();
     let passed = lines.iter().filter(|l| !screen.maybe_profane(l)).count();
+    // As the relay sends them: each line with a send-time stamp appended.
+    let stamped: Vec<String> = (0..10_000u64)
+        .map(|i| {
+            encode_stamp(
+                1_000_000_000 + i * 1_234_567,
+                &lines[i as usize % lines.len()],
+            )
+        })
+        .collect();
+    let stamped_passed = stamped.iter().filter(|l| !screen.maybe_profane(l)).count();
+    for l in lines.iter().filter(|l| screen.maybe_profane(l)) {
+        let verdict = rustrict::Censor::from_str(l).analyze();
+        println!("  maybe: {l:?} (rustrict: {verdict:?})");
+    }
     let chars: usize = lines.iter().map(|l| l.len()).sum();
     let rounds = (2_000_000 / chars.max(1)).max(1);
     let time = |f: &dyn Fn(&str) -> bool| {
@@ -1080,6 +1094,11 @@ fn screen(args: &Args) {
     let screen_ns = time(&|l| screen.maybe_profane(l));
     let filter_ns = time(&|l| filters.apply(l).is_ok());
     let off_ns = time(&|l| Filters::default().apply(l).is_ok());
+    let pii = Filters {
+        pii: FilterMode::Mask,
+        ..Filters::default()
+    };
+    let pii_ns = time(&|l| pii.apply(l).is_ok());
     println!(
         "{} lines, {:.1} characters on average; screen built in {:.0} ms ({} nodes)",
         lines.len(),
@@ -1095,12 +1114,19 @@ fn screen(args: &Args) {
         lines.len(),
         100.0 * passed as f64 / lines.len() as f64
     );
+    println!(
+        "stamped as the relay sends them, screened out: {stamped_passed} of {} ({:.1} %)",
+        stamped.len(),
+        100.0 * stamped_passed as f64 / stamped.len() as f64
+    );
+    println!("states in the screen's cache: {}", screen.cached_states());
     println!("rustrict alone:                      {rustrict_ns:8.0} ns per line");
     println!("screen alone:                        {screen_ns:8.0} ns per line");
     println!("FILTER_PROFANITY=mask (screen first): {filter_ns:8.0} ns per line");
+    println!("FILTER_PII=mask:                     {pii_ns:8.0} ns per line");
     println!("filters off (the copy):              {off_ns:8.0} ns per line");
-    let result = json!({ "scenario": "screen", "lines": lines.len(), "screenedOut": passed,
-        "rustrictNs": rustrict_ns, "screenNs": screen_ns, "filterNs": filter_ns, "offNs": off_ns });
+    let result = json!({ "scenario": "screen", "lines": lines.len(), "screenedOut": passed, "stampedScreenedOut": stamped_passed,
+        "rustrictNs": rustrict_ns, "screenNs": screen_ns, "filterNs": filter_ns, "piiNs": pii_ns, "offNs": off_ns });
     println!("RESULT {result}");
 }
 

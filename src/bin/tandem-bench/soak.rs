@@ -53,6 +53,9 @@ fn with_room(rooms: &Rooms, room: &str, f: impl FnOnce(&mut RoomLog)) {
 pub struct Sample {
     pub at_min: f64,
     pub rss: u64,
+    /// The part of RSS that is anonymous memory (heap, stacks); the rest
+    /// is file pages, mostly the executable's own code as it runs.
+    pub rss_anon: u64,
     pub fds: usize,
     pub threads: u64,
     pub store_bytes: u64,
@@ -90,6 +93,7 @@ fn sample(s: &Soak, start: Instant, c: &Counters) -> Sample {
     Sample {
         at_min: start.elapsed().as_secs_f64() / 60.0,
         rss: proc_field(pid, "VmRSS:") * 1024,
+        rss_anon: proc_field(pid, "RssAnon:") * 1024,
         fds: std::fs::read_dir(format!("/proc/{pid}/fd"))
             .map(|d| d.count())
             .unwrap_or(0),
@@ -338,9 +342,10 @@ async fn session(
 
 fn print_row(s: &Sample) {
     println!(
-        "{:>6.1} {:>9.1} {:>6} {:>8} {:>10.1} {:>8} {:>9}",
+        "{:>6.1} {:>9.1} {:>9.1} {:>6} {:>8} {:>10.1} {:>8} {:>9}",
         s.at_min,
         s.rss as f64 / 1e6,
+        s.rss_anon as f64 / 1e6,
         s.fds,
         s.threads,
         s.store_bytes as f64 / 1e6,
@@ -356,8 +361,8 @@ pub async fn run(s: Soak) -> Value {
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(s.minutes * 60.0);
     println!(
-        "{:>6} {:>9} {:>6} {:>8} {:>10} {:>8} {:>9}",
-        "min", "rss MB", "fds", "threads", "store MB", "uploads", "sessions"
+        "{:>6} {:>9} {:>9} {:>6} {:>8} {:>10} {:>8} {:>9}",
+        "min", "rss MB", "anon MB", "fds", "threads", "store MB", "uploads", "sessions"
     );
     let first = sample(&s, start, &counters);
     print_row(&first);
@@ -459,6 +464,15 @@ pub async fn run(s: Soak) -> Value {
         samples[0].upload_files,
         after.upload_files
     );
+    println!(
+        "of which anonymous (heap, stacks; the rest is file pages, mostly the executable's code): {:.1} MB at start, {:.1} MB at minute {:.0}, {:.1} MB at the end ({:+.1} %), {:.1} MB after the load",
+        samples[0].rss_anon as f64 / 1e6,
+        at5.rss_anon as f64 / 1e6,
+        at5.at_min,
+        last.rss_anon as f64 / 1e6,
+        growth(at5.rss_anon, last.rss_anon),
+        after.rss_anon as f64 / 1e6,
+    );
     json!({
         "scenario": "soak", "users": s.users, "minutes": s.minutes,
         "sessions": c.sessions.load(Ordering::Relaxed), "guests": c.guests.load(Ordering::Relaxed),
@@ -466,6 +480,8 @@ pub async fn run(s: Soak) -> Value {
         "ackTimeouts": c.ack_timeouts.load(Ordering::Relaxed), "errors": c.errors.load(Ordering::Relaxed),
         "rssStart": samples[0].rss, "rssAt5": at5.rss, "rssEnd": last.rss, "rssAfter": after.rss,
         "rssGrowthPct": growth(at5.rss, last.rss),
+        "anonStart": samples[0].rss_anon, "anonAt5": at5.rss_anon, "anonEnd": last.rss_anon,
+        "anonAfter": after.rss_anon, "anonGrowthPct": growth(at5.rss_anon, last.rss_anon),
         "fdsStart": samples[0].fds, "fdsAfter": after.fds,
         "uploadsStart": samples[0].upload_files, "uploadsAfter": after.upload_files,
         "storeBytesEnd": last.store_bytes,
