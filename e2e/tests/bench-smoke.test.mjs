@@ -183,4 +183,5 @@ test('tandem-bench soak: guests churn for a minute, nothing acked is lost, fds c
   assert.equal(r.ackTimeouts, 0, r.stdout);
   assert.ok(r.fdsAfter <= r.fdsStart + 2, r.stdout);
   assert.match(r.stdout, /rss MB/);
+  assert.ok(r.anonStart > 0 && r.anonStart < r.rssStart, r.stdout);
 });
