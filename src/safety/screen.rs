@@ -161,7 +161,7 @@ fn word_bonus(typ: Type, depth: u8) -> i8 {
 
 /// The possible "last characters" of a match: ASCII ones as a bit set,
 /// any other character as "could be anything else".
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Lasts {
     ascii: u128,
     other: bool,
@@ -201,7 +201,7 @@ impl Lasts {
 /// One in-flight match; counts are lower bounds of rustrict's. Positions
 /// are relative, so that the same text leaves the same state wherever it
 /// lies in a line (what lets [`Dfa`] remember transitions).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Entry {
     node: u32,
     begin_separate: bool,
@@ -283,7 +283,9 @@ const MAX_STATES: usize = 4096;
 /// Every this many steps the cache checks how often it missed: past one
 /// in [`MAX_MISS_SHARE`] (text too varied for it to pay: a miss costs
 /// about two steps without the cache, a hit a twentieth of one), lines
-/// step without it for [`BYPASS_STEPS`] steps, and then it starts again.
+/// step without it for [`BYPASS_STEPS`] steps, and then use it again with
+/// the states it had. The first window after it starts (empty) is not
+/// judged: it misses by nature.
 const WINDOW_STEPS: u32 = 16_384;
 const MAX_MISS_SHARE: u32 = 3;
 const BYPASS_STEPS: u32 = 1 << 20;
@@ -648,19 +650,7 @@ impl Screen {
             }
             out.pending.clear();
         } else {
-            out.pending.sort_unstable_by_key(|e| {
-                (
-                    e.node,
-                    e.begin_separate,
-                    e.back,
-                    e.lasts.ascii,
-                    e.lasts.other,
-                    e.spaces,
-                    e.skipped,
-                    e.replacements,
-                    e.low_confidence,
-                )
-            });
+            out.pending.sort_unstable();
             out.pending.dedup();
         }
     }
@@ -701,12 +691,7 @@ impl Screen {
         debug_assert!(bytes.is_ascii());
         let (mut state, mut next) = (State::start(), State::default());
         let mut words = Vec::new();
-        for i in 0..=bytes.len() {
-            let (step, pos) = if i < bytes.len() {
-                (bytes[i] as usize, i)
-            } else {
-                (END, bytes.len().saturating_sub(1))
-            };
+        for (step, pos) in steps(bytes) {
             words.clear();
             self.step(&state, step, &mut next, &mut words);
             absolute(pos, &words, found);
@@ -721,12 +706,7 @@ impl Screen {
         let mut next = State::default();
         let mut words = Vec::new();
         let mut misses = 0;
-        for i in 0..=bytes.len() {
-            let (step, pos) = if i < bytes.len() {
-                (bytes[i] as usize, i)
-            } else {
-                (END, bytes.len().saturating_sub(1))
-            };
+        for (step, pos) in steps(bytes) {
             let mut to = dfa.table[state as usize * STEPS + step];
             if to == UNKNOWN {
                 misses += 1;
@@ -782,6 +762,13 @@ impl Screen {
             .iter()
             .all(|&(start, end)| spans.iter().any(|&(fs, fe)| fs <= start && end <= fe))
     }
+}
+
+/// The matcher's steps over `bytes` with the position each reads at: every
+/// byte, then [`END`] at the last byte's position.
+fn steps(bytes: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let last = bytes.len().saturating_sub(1);
+    (bytes.iter().enumerate().map(|(i, &b)| (b as usize, i))).chain(std::iter::once((END, last)))
 }
 
 /// Relative words found at `pos` as `(start, end)` positions.

@@ -450,14 +450,22 @@ pub async fn run(s: Soak) -> Value {
         c.drops.load(Ordering::Relaxed),
         c.errors.load(Ordering::Relaxed)
     );
+    // One memory figure over the run: start, minute 5, end, after the load.
+    let course = |of: fn(&Sample) -> u64| {
+        let mb = |smp: &Sample| of(smp) as f64 / 1e6;
+        format!(
+            "{:.1} MB at start, {:.1} MB at minute {:.0}, {:.1} MB at the end ({:+.1} %), {:.1} MB after the load",
+            mb(&samples[0]),
+            mb(at5),
+            at5.at_min,
+            mb(last),
+            growth(of(at5), of(last)),
+            mb(&after)
+        )
+    };
     println!(
-        "RSS {:.1} MB at start, {:.1} MB at minute {:.0}, {:.1} MB at the end ({:+.1} %), {:.1} MB after the load; fds {} -> {} -> {}; upload files {} -> {}",
-        samples[0].rss as f64 / 1e6,
-        at5.rss as f64 / 1e6,
-        at5.at_min,
-        last.rss as f64 / 1e6,
-        growth(at5.rss, last.rss),
-        after.rss as f64 / 1e6,
+        "RSS {}; fds {} -> {} -> {}; upload files {} -> {}",
+        course(|s| s.rss),
         samples[0].fds,
         last.fds,
         after.fds,
@@ -465,13 +473,8 @@ pub async fn run(s: Soak) -> Value {
         after.upload_files
     );
     println!(
-        "of which anonymous (heap, stacks; the rest is file pages, mostly the executable's code): {:.1} MB at start, {:.1} MB at minute {:.0}, {:.1} MB at the end ({:+.1} %), {:.1} MB after the load",
-        samples[0].rss_anon as f64 / 1e6,
-        at5.rss_anon as f64 / 1e6,
-        at5.at_min,
-        last.rss_anon as f64 / 1e6,
-        growth(at5.rss_anon, last.rss_anon),
-        after.rss_anon as f64 / 1e6,
+        "of which anonymous (heap, stacks; the rest is file pages, mostly the executable's code): {}",
+        course(|s| s.rss_anon)
     );
     json!({
         "scenario": "soak", "users": s.users, "minutes": s.minutes,
