@@ -33,7 +33,7 @@
 //! while when text is too varied for it to pay.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use std::hash::BuildHasher;
@@ -99,6 +99,10 @@ pub struct Screen {
     /// rustrict's false positives and safe phrases ("hello", "class",
     /// "push it"), ASCII ones, matched literally.
     false_positives: AhoCorasick,
+    /// The same words, for [`Covers`].
+    false_positive_words: Vec<Box<[u8]>>,
+    /// Automata of the false positives that contain a found word.
+    covers: Mutex<Covers>,
     /// Transitions met so far; a line that finds it busy (another thread
     /// screening) steps without it.
     dfa: Mutex<Dfa>,
@@ -470,6 +474,7 @@ impl Screen {
             .kind(Some(AhoCorasickKind::ContiguousNFA))
             .build(&words)
             .expect("rustrict's false positives build an automaton");
+        let false_positive_words = words.iter().map(|w| w.as_bytes().into()).collect();
         let mut screen = Screen {
             nodes: Vec::new(),
             edges: Vec::new(),
@@ -478,6 +483,8 @@ impl Screen {
             seeds: Vec::new(),
             literal,
             false_positives,
+            false_positive_words,
+            covers: Mutex::new(Covers::default()),
             dfa: Mutex::new(Dfa::new()),
         };
         screen.add(&trie.root);
@@ -813,16 +820,64 @@ impl Screen {
         // rustrict's appended space, at the last character's position.
         text.push(self.literal[b' ' as usize]);
         let last = bytes.len().saturating_sub(1);
-        let mut spans: Vec<(usize, usize)> = Vec::new();
-        for m in self.false_positives.find_overlapping_iter(&text) {
-            if m.is_empty() {
-                continue;
+        found.iter().all(|&(start, end)| {
+            // A false positive that covers the word holds its literal
+            // reading: only those need looking for (a small automaton the
+            // server's other work does not push out of the CPU's caches,
+            // where the whole list's costs a memory fetch a character).
+            let covers = |a: &AhoCorasick| {
+                a.find_overlapping_iter(&text[..]).any(|m| {
+                    !m.is_empty() && m.start().min(last) <= start && end <= (m.end() - 1).min(last)
+                })
+            };
+            let word = &text[start..=end];
+            // Another thread may be looking: then the whole list.
+            match self.covers.try_lock() {
+                Ok(mut by_word) => {
+                    let automaton = by_word.of(word, &self.false_positive_words);
+                    drop(by_word);
+                    automaton.is_some_and(|a| covers(&a))
+                }
+                Err(_) => covers(&self.false_positives),
             }
-            spans.push((m.start().min(last), (m.end() - 1).min(last)));
+        })
+    }
+}
+
+/// Automata of rustrict's false positives by the word they must contain,
+/// built the first time the screen finds that word (its literal reading);
+/// `None` when no false positive contains it. At most [`MAX_COVERS`]
+/// words, then it starts again.
+#[derive(Default)]
+struct Covers {
+    by_word: FxHashMap<Box<[u8]>, Option<Arc<AhoCorasick>>>,
+}
+
+const MAX_COVERS: usize = 1024;
+
+impl Covers {
+    fn of(&mut self, word: &[u8], all: &[Box<[u8]>]) -> Option<Arc<AhoCorasick>> {
+        if let Some(a) = self.by_word.get(word) {
+            return a.clone();
         }
-        found
+        if self.by_word.len() >= MAX_COVERS {
+            self.by_word.clear();
+        }
+        let holding: Vec<&[u8]> = all
             .iter()
-            .all(|&(start, end)| spans.iter().any(|&(fs, fe)| fs <= start && end <= fe))
+            .map(|w| &w[..])
+            .filter(|w| w.windows(word.len()).any(|part| part == word))
+            .collect();
+        let automaton = (!holding.is_empty()).then(|| {
+            Arc::new(
+                AhoCorasick::builder()
+                    .kind(Some(AhoCorasickKind::ContiguousNFA))
+                    .build(&holding)
+                    .expect("false positives build an automaton"),
+            )
+        });
+        self.by_word.insert(word.into(), automaton.clone());
+        automaton
     }
 }
 
@@ -1066,6 +1121,55 @@ mod tests {
             }
         }
         assert!(found * 10 > cases, "rustrict found only {found} of {cases}");
+    }
+
+    /// Looking for the false positives that contain a found word decides
+    /// as looking for all of them does.
+    #[test]
+    fn false_positives_by_word_decide_as_the_whole_list() {
+        let whole = |bytes: &[u8], found: &[(usize, usize)]| {
+            let mut text: Vec<u8> = bytes.iter().map(|&b| SCREEN.literal[b as usize]).collect();
+            text.push(SCREEN.literal[b' ' as usize]);
+            let last = bytes.len().saturating_sub(1);
+            let spans: Vec<(usize, usize)> = SCREEN
+                .false_positives
+                .find_overlapping_iter(&text)
+                .filter(|m| !m.is_empty())
+                .map(|m| (m.start().min(last), (m.end() - 1).min(last)))
+                .collect();
+            found
+                .iter()
+                .all(|&(s, e)| spans.iter().any(|&(fs, fe)| fs <= s && e <= fe))
+        };
+        let mut lines: Vec<String> = include_str!("../../bench/chat-lines.txt")
+            .lines()
+            .map(String::from)
+            .collect();
+        lines.extend(
+            [
+                "hello hell hellO shell", "a class of asses", "Scunthorpe", "ho ho ho", "h0 hooo",
+                "push it", "but the title", "cocktails and cock", "x", "ass",
+            ]
+            .map(String::from),
+        );
+        let mut checked = 0;
+        for line in &lines {
+            let mut found = Vec::new();
+            SCREEN.run(line.as_bytes(), &mut found);
+            if found.is_empty() {
+                continue;
+            }
+            checked += 1;
+            for _ in 0..2 {
+                // The second time from the automata built the first.
+                assert_eq!(
+                    SCREEN.all_false_positives(line.as_bytes(), &found),
+                    whole(line.as_bytes(), &found),
+                    "{line:?}"
+                );
+            }
+        }
+        assert!(checked > 20, "only {checked} lines had words");
     }
 
     /// The words a line holds, found by the cache of transitions and by
