@@ -1147,8 +1147,16 @@ mod tests {
             .collect();
         lines.extend(
             [
-                "hello hell hellO shell", "a class of asses", "Scunthorpe", "ho ho ho", "h0 hooo",
-                "push it", "but the title", "cocktails and cock", "x", "ass",
+                "hello hell hellO shell",
+                "a class of asses",
+                "Scunthorpe",
+                "ho ho ho",
+                "h0 hooo",
+                "push it",
+                "but the title",
+                "cocktails and cock",
+                "x",
+                "ass",
             ]
             .map(String::from),
         );

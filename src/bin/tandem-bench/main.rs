@@ -1020,11 +1020,10 @@ fn text_lines(args: &Args) -> Arc<Vec<String>> {
 /// cost the profanity screen what chat text does not).
 const STAMP_WORDS: [&str; 64] = [
     "hi", "hey", "yes", "no", "ok", "so", "and", "the", "you", "me", "we", "it", "is", "are",
-    "was", "not", "but", "or", "if", "at", "on", "in", "to", "of", "for", "with", "just",
-    "like", "what", "how", "why", "when", "where", "who", "good", "nice", "cool", "fun", "day",
-    "night", "time", "now", "then", "here", "there", "this", "that", "all", "one", "two",
-    "really", "maybe", "sure", "thanks", "lol", "haha", "well", "know", "think", "see", "go",
-    "come", "say", "do",
+    "was", "not", "but", "or", "if", "at", "on", "in", "to", "of", "for", "with", "just", "like",
+    "what", "how", "why", "when", "where", "who", "good", "nice", "cool", "fun", "day", "night",
+    "time", "now", "then", "here", "there", "this", "that", "all", "one", "two", "really", "maybe",
+    "sure", "thanks", "lol", "haha", "well", "know", "think", "see", "go", "come", "say", "do",
 ];
 
 /// Words in a stamp: 64^5 µs, about 18 minutes after the run's start.
@@ -1110,7 +1109,12 @@ fn screen(args: &Args) {
     let screen_ns = time(&|l| screen.maybe_profane(l));
     // As many stamped lines, each stamp new, as the relay sends them.
     let fresh: Vec<String> = (0..(rounds * lines.len()) as u64)
-        .map(|i| encode_stamp(5_000_000_000 + i * 197_123, &lines[i as usize % lines.len()]))
+        .map(|i| {
+            encode_stamp(
+                5_000_000_000 + i * 197_123,
+                &lines[i as usize % lines.len()],
+            )
+        })
         .collect();
     let stamped_ns = {
         let t = Instant::now();
@@ -1163,7 +1167,14 @@ mod stamp_tests {
     fn stamps_round_trip() {
         let words: std::collections::HashSet<_> = super::STAMP_WORDS.iter().collect();
         assert_eq!(words.len(), 64, "the stamp's words are distinct");
-        for n in [0, 1_000, 25_000, 26_999, 1_234_567_890_000, 64u64.pow(5) * 1_000 - 1] {
+        for n in [
+            0,
+            1_000,
+            25_000,
+            26_999,
+            1_234_567_890_000,
+            64u64.pow(5) * 1_000 - 1,
+        ] {
             assert_eq!(
                 super::decode_stamp(&super::encode_stamp(n, super::DEFAULT_LINE)),
                 Some(n / 1_000 * 1_000)
