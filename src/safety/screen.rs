@@ -94,7 +94,7 @@ pub struct Screen {
     /// start a word.
     seeds: Vec<Vec<(char, u32)>>,
     /// For every ASCII byte: the character it matches with no replacement
-    /// (itself or its lower case), if rustrict reads it as that; 0 if none.
+    /// (its lower case, or itself), if rustrict reads it as that; 0 if none.
     literal: [u8; 128],
     /// rustrict's false positives and safe phrases ("hello", "class",
     /// "push it"), ASCII ones, matched literally.
@@ -460,11 +460,15 @@ impl Screen {
             .collect();
         let mut literal = [0u8; 128];
         for b in 1u8..128 {
+            // Lower case first: rustrict reads an upper-case letter as its
+            // lower case without counting a replacement, and its words
+            // (false positives included) are lower case, so `Japanese`
+            // completes the false positive `japan` as `japanese` does.
             let lower = b.to_ascii_lowercase();
-            if candidates[b as usize].contains(&(b as char)) {
-                literal[b as usize] = b;
-            } else if candidates[b as usize].contains(&(lower as char)) {
+            if candidates[b as usize].contains(&(lower as char)) {
                 literal[b as usize] = lower;
+            } else if candidates[b as usize].contains(&(b as char)) {
+                literal[b as usize] = b;
             }
         }
         let mut words = Vec::new();
@@ -1121,6 +1125,26 @@ mod tests {
             }
         }
         assert!(found * 10 > cases, "rustrict found only {found} of {cases}");
+    }
+
+    /// Capitalised words inside false positives are cleared as their lower
+    /// case is (rustrict reads `J` as `j` with no replacement): these went
+    /// to rustrict while the screen read `J` only as itself.
+    #[test]
+    fn capitals_complete_false_positives() {
+        for line in [
+            "I'm learning Japanese, it is hard",
+            "Japanese",
+            "I'm from Scunthorpe, it's a town in England",
+            "Hello there",
+        ] {
+            assert!(
+                !rustrict::Censor::from_str(line)
+                    .analyze()
+                    .is(Type::INAPPROPRIATE)
+            );
+            assert!(!SCREEN.maybe_profane(line), "{line:?}");
+        }
     }
 
     /// Looking for the false positives that contain a found word decides
