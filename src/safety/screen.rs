@@ -320,6 +320,7 @@ struct HotRow([u16; HOT_ROW]);
 /// The most states a cache holds before it starts again (transition
 /// tables of ~1 MB: 64 bytes of hot slots and 194 of cold ones a state).
 const MAX_STATES: usize = 4096;
+const _: () = assert!(MAX_STATES < FINDS as usize);
 /// Every this many steps the cache checks how often it missed: past one
 /// in [`MAX_MISS_SHARE`] (text too varied for it to pay: a miss costs
 /// about two steps without the cache, a hit a twentieth of one), lines
@@ -389,6 +390,9 @@ impl Dfa {
             return i;
         }
         let i = self.states.len() as u32;
+        // Indexes fit a slot beside the `FINDS` flag (the cache starts
+        // again at MAX_STATES).
+        debug_assert!(i < u32::from(FINDS));
         self.states.push(state.clone());
         let states = &self.states;
         self.index
@@ -858,9 +862,16 @@ struct Covers {
 }
 
 const MAX_COVERS: usize = 1024;
+/// Longer words are never inside a false positive (rustrict's longest is
+/// far shorter; a test holds this bound above them).
+const MAX_COVERED: usize = 64;
 
 impl Covers {
     fn of(&mut self, word: &[u8], all: &[Box<[u8]>]) -> Option<Arc<AhoCorasick>> {
+        if word.len() > MAX_COVERED {
+            // Longer than any false positive (and not worth keeping).
+            return None;
+        }
         if let Some(a) = self.by_word.get(word) {
             return a.clone();
         }
@@ -1145,6 +1156,14 @@ mod tests {
             );
             assert!(!SCREEN.maybe_profane(line), "{line:?}");
         }
+    }
+
+    /// No false positive is longer than the words the screen looks them
+    /// up for.
+    #[test]
+    fn false_positives_fit_the_cover_bound() {
+        let longest = SCREEN.false_positive_words.iter().map(|w| w.len()).max();
+        assert!(longest.is_some_and(|n| n <= MAX_COVERED), "{longest:?}");
     }
 
     /// Looking for the false positives that contain a found word decides
