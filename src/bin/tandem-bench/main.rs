@@ -1044,14 +1044,15 @@ fn encode_stamp(nanos: u64, line: &str) -> String {
 
 /// The send time in a message's stamp, in nanoseconds (whole microseconds).
 fn decode_stamp(content: &str) -> Option<u64> {
-    let words: Vec<&str> = content.split_whitespace().rev().take(STAMP_LEN).collect();
-    if words.len() < STAMP_LEN {
-        return None;
+    // Last word first: the least significant digit (no allocation, as
+    // the load generator reads every delivered message).
+    let mut words = content.split_whitespace().rev();
+    let mut micros = 0u64;
+    for place in 0..STAMP_LEN {
+        let word = words.next()?;
+        let digit = STAMP_WORDS.iter().position(|s| *s == word)? as u64;
+        micros += digit << (6 * place);
     }
-    let micros = words.iter().rev().try_fold(0u64, |n, w| {
-        let digit = STAMP_WORDS.iter().position(|s| s == w)? as u64;
-        Some(n * 64 + digit)
-    })?;
     Some(micros * 1_000)
 }
 
