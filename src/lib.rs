@@ -32,6 +32,7 @@ pub mod ratelimit;
 pub mod realtime;
 pub mod relay;
 pub mod safety;
+pub mod sio;
 pub mod sfu;
 pub mod store;
 pub mod telemetry;

@@ -1,0 +1,560 @@
+//! The I/O of [`super`]: HTTP long-polling requests and WebSocket
+//! connections. The rules are in [`engine`], [`packet`] and the socket's
+//! state; this file only moves bytes and runs the handlers.
+//!
+//! One task per connection: a WebSocket's task owns the socket (reads,
+//! handles, writes, keeps the heartbeat, cleans up); a long-polling
+//! session's task owns its heartbeat and clean-up until a WebSocket
+//! upgrade takes over.
+
+use std::time::Instant;
+
+use axum::{
+    body::Body,
+    http::{HeaderValue, Method, Request, Response, StatusCode, header},
+};
+use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{
+        Message, Utf8Bytes,
+        handshake::derive_accept_key,
+        protocol::{Role, WebSocketConfig},
+    },
+};
+
+use super::{
+    Ack, DisconnectReason, Io, SocketRef,
+    engine::{self, Beat, RequestError, TransportType},
+    packet,
+};
+
+type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Serves one request to `/socket.io/`.
+pub async fn serve(io: Io, req: Request<Body>) -> Response<Body> {
+    let query = req.uri().query().unwrap_or("").to_string();
+    let q = match engine::parse_query(&query) {
+        Ok(q) => q,
+        Err(e) => return refuse(e),
+    };
+    match (q.transport, req.method().clone(), q.sid) {
+        (TransportType::Polling, Method::GET, None) => handshake(&io, req),
+        (TransportType::Polling, Method::GET, Some(sid)) => match io.session(sid) {
+            Some(s) => poll(&s).await,
+            None => refuse(RequestError::UnknownSid),
+        },
+        (TransportType::Polling, Method::POST, Some(sid)) => match io.session(sid) {
+            Some(s) => post(&io, &s, req.into_body()).await,
+            None => refuse(RequestError::UnknownSid),
+        },
+        (TransportType::Polling, Method::POST, None) => refuse(RequestError::BadHandshakeMethod),
+        (TransportType::Websocket, Method::GET, sid) => {
+            let session = match sid {
+                None => None,
+                Some(sid) => match io.session(sid) {
+                    Some(s) if s.conn().transport == TransportType::Polling => Some(s),
+                    Some(_) => return refuse(RequestError::BadRequest),
+                    None => return refuse(RequestError::UnknownSid),
+                },
+            };
+            websocket(io, req, session)
+        }
+        _ => refuse(RequestError::BadRequest),
+    }
+}
+
+fn refuse(e: RequestError) -> Response<Body> {
+    let mut res = Response::new(Body::from(e.body()));
+    *res.status_mut() = match e {
+        RequestError::Forbidden => StatusCode::FORBIDDEN,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+fn text(status: StatusCode, body: String, content_type: &'static str) -> Response<Body> {
+    let mut res = Response::new(Body::from(body));
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
+}
+
+/// A new long-polling session: the open packet, and the session's task.
+fn handshake(io: &Io, req: Request<Body>) -> Response<Body> {
+    let (head, _) = req.into_parts();
+    let s = io.new_session(TransportType::Polling, head);
+    let open = engine::open_packet(s.sid.as_str(), &io.settings().engine(), true);
+    tokio::spawn(polling_owner(io.clone(), s));
+    text(StatusCode::OK, open, "text/plain; charset=UTF-8")
+}
+
+/// Keeps a long-polling session's heartbeat and connect deadline, and
+/// cleans up when it closes; hands over to a WebSocket that upgrades it.
+async fn polling_owner(io: Io, s: SocketRef) {
+    let connect_by = Instant::now() + io.settings().connect_timeout;
+    let reason = loop {
+        let deadline = {
+            let mut c = s.conn();
+            if c.transport == TransportType::Websocket {
+                return;
+            }
+            if let Some(r) = c.closing {
+                break r;
+            }
+            let now = Instant::now();
+            match c.heartbeat.tick(now) {
+                Some(Beat::Ping) => {
+                    c.queue.push_back(Utf8Bytes::from_static("2"));
+                    s.wake.notify_one();
+                }
+                Some(Beat::TimedOut) => break DisconnectReason::PingTimeout,
+                None => {}
+            }
+            if !c.connected && now >= connect_by {
+                break DisconnectReason::ConnectTimeout;
+            }
+            if c.connected {
+                c.heartbeat.deadline()
+            } else {
+                c.heartbeat.deadline().min(connect_by)
+            }
+        };
+        tokio::select! {
+            _ = s.owner.notified() => {}
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+        }
+    };
+    s.close(reason);
+    finish(&io, &s, reason).await;
+}
+
+/// Clears `polling` / `posting` when a request ends, however it ends.
+struct Busy<'a>(&'a SocketRef, bool);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        let mut c = self.0.conn();
+        if self.1 {
+            c.polling = false;
+        } else {
+            c.posting = false;
+        }
+    }
+}
+
+/// A long-polling GET: whatever is queued, or wait until something is.
+async fn poll(s: &SocketRef) -> Response<Body> {
+    {
+        let mut c = s.conn();
+        if c.transport != TransportType::Polling {
+            return refuse(RequestError::BadRequest);
+        }
+        if c.polling {
+            drop(c);
+            s.close(DisconnectReason::MultipleHttpPolling);
+            return refuse(RequestError::BadRequest);
+        }
+        c.polling = true;
+    }
+    let _busy = Busy(s, true);
+    loop {
+        {
+            let mut c = s.conn();
+            if c.transport != TransportType::Polling {
+                return text(StatusCode::OK, "6".into(), "text/plain; charset=UTF-8");
+            }
+            if !c.queue.is_empty() || c.closing.is_some() {
+                let mut body = String::new();
+                for f in c.queue.drain(..) {
+                    engine::push_payload(&mut body, &f);
+                }
+                if body.is_empty() {
+                    body.push('1');
+                }
+                return text(StatusCode::OK, body, "text/plain; charset=UTF-8");
+            }
+        }
+        s.wake.notified().await;
+    }
+}
+
+/// A long-polling POST: one or more packets from the client.
+async fn post(io: &Io, s: &SocketRef, body: Body) -> Response<Body> {
+    {
+        let mut c = s.conn();
+        if c.transport != TransportType::Polling && !c.upgrading {
+            return refuse(RequestError::BadRequest);
+        }
+        if c.posting {
+            drop(c);
+            s.close(DisconnectReason::MultipleHttpPolling);
+            return refuse(RequestError::BadRequest);
+        }
+        c.posting = true;
+    }
+    let _busy = Busy(s, false);
+    let bytes = match axum::body::to_bytes(body, io.settings().max_payload).await {
+        Ok(b) => b,
+        Err(_) => {
+            s.close(DisconnectReason::TransportError);
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload too large".into(),
+                "text/plain",
+            );
+        }
+    };
+    let Ok(body) = std::str::from_utf8(&bytes) else {
+        s.close(DisconnectReason::ParseError);
+        return refuse(RequestError::BadRequest);
+    };
+    for p in engine::split_payload(body) {
+        if let Err(reason) = on_text(io, s, p).await {
+            s.close(reason);
+            break;
+        }
+    }
+    text(StatusCode::OK, "ok".into(), "text/html")
+}
+
+/// A WebSocket: a new session, or the upgrade of a long-polling one.
+fn websocket(io: Io, req: Request<Body>, session: Option<SocketRef>) -> Response<Body> {
+    let (mut head, _) = req.into_parts();
+    let key = head.headers.get(header::SEC_WEBSOCKET_KEY).cloned();
+    let upgrade = head.headers.get(header::UPGRADE).and_then(|v| v.to_str().ok());
+    let (Some(key), true) = (
+        key,
+        upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket")),
+    ) else {
+        return refuse(RequestError::BadRequest);
+    };
+    let Some(on_upgrade) = head.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
+        return refuse(RequestError::BadRequest);
+    };
+    let settings = io.settings();
+    let config = WebSocketConfig::default()
+        .read_buffer_size(settings.ws_read_buffer)
+        .max_message_size(Some(settings.max_payload))
+        .max_frame_size(Some(settings.max_payload));
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let mut ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        let s = match session {
+            Some(s) => {
+                drop(head);
+                if !probe(&io, &s, &mut ws).await {
+                    return;
+                }
+                s
+            }
+            None => {
+                let s = io.new_session(TransportType::Websocket, head);
+                let open = engine::open_packet(s.sid.as_str(), &io.settings().engine(), false);
+                if ws.send(Message::Text(open.into())).await.is_err() {
+                    io.forget(&s);
+                    return;
+                }
+                s
+            }
+        };
+        let reason = run_ws(&io, &s, &mut ws).await;
+        s.close(reason);
+        finish(&io, &s, reason).await;
+    });
+    let mut res = Response::new(Body::empty());
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    res
+}
+
+/// The upgrade of a long-polling session: `2probe` → `3probe`, a noop
+/// for the pending GET, then `5`. True when the WebSocket took over.
+async fn probe(io: &Io, s: &SocketRef, ws: &mut Ws) -> bool {
+    {
+        let mut c = s.conn();
+        if c.transport != TransportType::Polling || c.upgrading || c.closing.is_some() {
+            return false;
+        }
+        c.upgrading = true;
+    }
+    let upgraded = tokio::time::timeout(io.settings().ping_interval, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => match engine::decode(&t) {
+                    Ok(engine::Packet::Ping("probe")) => {
+                        if ws.send(Message::Text("3probe".into())).await.is_err() {
+                            return false;
+                        }
+                        // Lets the client's pending GET end, so it can pause polling.
+                        let mut c = s.conn();
+                        c.queue.push_back(Utf8Bytes::from_static("6"));
+                        drop(c);
+                        s.wake.notify_one();
+                    }
+                    Ok(engine::Packet::Upgrade) => {
+                        let mut c = s.conn();
+                        if c.closing.is_some() {
+                            return false;
+                        }
+                        c.transport = TransportType::Websocket;
+                        c.heartbeat = engine::Heartbeat::new(
+                            Instant::now(),
+                            io.settings().ping_interval,
+                            io.settings().ping_timeout,
+                        );
+                        return true;
+                    }
+                    _ => return false,
+                },
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                _ => return false,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    s.conn().upgrading = false;
+    // The session's task ends (upgraded) or goes on polling.
+    s.owner.notify_one();
+    s.wake.notify_one();
+    upgraded
+}
+
+/// A WebSocket session until it closes: write what is queued, read and
+/// handle what comes, ping on time.
+async fn run_ws(io: &Io, s: &SocketRef, ws: &mut Ws) -> DisconnectReason {
+    let connect_by = Instant::now() + io.settings().connect_timeout;
+    let mut out = std::collections::VecDeque::new();
+    loop {
+        let (closing, deadline) = {
+            let mut c = s.conn();
+            std::mem::swap(&mut c.queue, &mut out);
+            let deadline = if c.connected {
+                c.heartbeat.deadline()
+            } else {
+                c.heartbeat.deadline().min(connect_by)
+            };
+            (c.closing, deadline)
+        };
+        if !out.is_empty() {
+            for frame in out.drain(..) {
+                if ws.feed(Message::Text(frame)).await.is_err() {
+                    return DisconnectReason::TransportError;
+                }
+            }
+            if ws.flush().await.is_err() {
+                return DisconnectReason::TransportError;
+            }
+        }
+        if let Some(reason) = closing {
+            let _ = ws.close(None).await;
+            return reason;
+        }
+        tokio::select! {
+            biased;
+            m = ws.next() => match m {
+                None | Some(Ok(Message::Close(_))) => return DisconnectReason::TransportClose,
+                Some(Err(_)) => return DisconnectReason::TransportError,
+                Some(Ok(Message::Text(t))) => {
+                    if let Err(r) = on_text(io, s, &t).await {
+                        s.close(r);
+                    }
+                }
+                Some(Ok(Message::Binary(b))) => {
+                    if let Err(r) = on_attachment(s, b.len()).await {
+                        s.close(r);
+                    }
+                }
+                // tungstenite answers a ping on the next write.
+                Some(Ok(_)) => {
+                    if ws.flush().await.is_err() {
+                        return DisconnectReason::TransportError;
+                    }
+                }
+            },
+            _ = s.wake.notified() => {}
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                let now = Instant::now();
+                let mut c = s.conn();
+                match c.heartbeat.tick(now) {
+                    Some(Beat::Ping) => c.queue.push_back(Utf8Bytes::from_static("2")),
+                    Some(Beat::TimedOut) => return DisconnectReason::PingTimeout,
+                    None => {}
+                }
+                if !c.connected && now >= connect_by {
+                    return DisconnectReason::ConnectTimeout;
+                }
+            }
+        }
+    }
+}
+
+/// One Engine.IO text packet from either transport.
+async fn on_text(io: &Io, s: &SocketRef, text: &str) -> Result<(), DisconnectReason> {
+    match engine::decode(text).map_err(|_| DisconnectReason::ParseError)? {
+        engine::Packet::Message(m) => on_message(io, s, m).await,
+        engine::Packet::Pong(_) => {
+            s.conn().heartbeat.pong(Instant::now());
+            s.owner.notify_one();
+            Ok(())
+        }
+        engine::Packet::Close => Err(DisconnectReason::TransportClose),
+        engine::Packet::Binary(b) => on_attachment(s, b.len()).await,
+        engine::Packet::Ping(_) | engine::Packet::Noop | engine::Packet::Upgrade => Ok(()),
+        engine::Packet::Open => Err(DisconnectReason::ParseError),
+    }
+}
+
+/// An event with binary attachments waits for them; then it is answered
+/// as unreadable (binary data is not part of Tandem's contract).
+pub(super) struct PendingBinary {
+    name: String,
+    id: Option<u64>,
+    remaining: usize,
+}
+
+async fn on_attachment(s: &SocketRef, _len: usize) -> Result<(), DisconnectReason> {
+    let done = {
+        let mut pending = super::lock(&s.pending);
+        let Some(p) = pending.as_mut() else {
+            return Err(DisconnectReason::ParseError);
+        };
+        p.remaining -= 1;
+        if p.remaining == 0 { pending.take() } else { None }
+    };
+    if let Some(p) = done {
+        run_event(
+            s,
+            p.name,
+            Err("binary attachments are not supported"),
+            p.id,
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// One Socket.IO packet.
+async fn on_message(io: &Io, s: &SocketRef, text: &str) -> Result<(), DisconnectReason> {
+    match packet::parse(text).map_err(|_| DisconnectReason::ParseError)? {
+        packet::Packet::Connect { ns: "/", auth } => {
+            connect(io, s, auth).await;
+            Ok(())
+        }
+        packet::Packet::Connect { ns, .. } => {
+            let _ = s.push(packet::connect_error_frame(ns, "Invalid namespace").into());
+            Ok(())
+        }
+        packet::Packet::Disconnect { ns: "/" } => Err(DisconnectReason::ClientNamespaceDisconnect),
+        packet::Packet::Event {
+            ns: "/",
+            id,
+            data,
+            attachments,
+        } => {
+            if !s.connected() {
+                return Ok(());
+            }
+            let args = packet::event_args(data).map_err(|_| DisconnectReason::ParseError)?;
+            if attachments > 0 {
+                if attachments > io.settings().max_attachments {
+                    return Err(DisconnectReason::ParseError);
+                }
+                *super::lock(&s.pending) = Some(Box::new(PendingBinary {
+                    name: args.name,
+                    id,
+                    remaining: attachments,
+                }));
+                return Ok(());
+            }
+            run_event(s, args.name, Ok(args.first), id).await;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn run_event(
+    s: &SocketRef,
+    name: String,
+    arg: Result<Option<serde_json::Value>, &'static str>,
+    id: Option<u64>,
+) {
+    let Some(handler) = s.io.handler().cloned() else {
+        return;
+    };
+    let _one_at_a_time = s.handlers.lock().await;
+    handler
+        .on_event(
+            s.clone(),
+            name,
+            arg,
+            Ack {
+                socket: s.clone(),
+                id,
+            },
+        )
+        .await;
+}
+
+/// The main namespace's CONNECT: authenticate, answer, run the connect
+/// handler (before any event of the socket is read).
+async fn connect(io: &Io, s: &SocketRef, auth: Option<&str>) {
+    let Some(handler) = io.handler().cloned() else {
+        return;
+    };
+    let _one_at_a_time = s.handlers.lock().await;
+    let head = {
+        let mut c = s.conn();
+        if c.connected || c.closing.is_some() {
+            return;
+        }
+        c.head.take()
+    };
+    let head = head.unwrap_or_else(|| Box::new(Request::new(()).into_parts().0));
+    let auth = auth.and_then(|a| serde_json::from_str(a).ok());
+    match handler.authenticate(s, auth, &head).await {
+        Ok(()) => {
+            {
+                let mut c = s.conn();
+                if c.closing.is_some() {
+                    return;
+                }
+                c.connected = true;
+            }
+            let _ = s.push(packet::connect_frame(s.id.as_str()).into());
+            handler.on_connect(s.clone()).await;
+        }
+        Err(message) => {
+            let _ = s.push(packet::connect_error_frame("/", &message).into());
+            // The client may try again on this session.
+            s.conn().head = Some(head);
+        }
+    }
+}
+
+/// After the socket closed: out of the node's maps, then its disconnect
+/// handler (after any handler still running).
+async fn finish(io: &Io, s: &SocketRef, reason: DisconnectReason) {
+    let was_connected = io.forget(s);
+    if was_connected && let Some(handler) = io.handler().cloned() {
+        let _one_at_a_time = s.handlers.lock().await;
+        handler.on_disconnect(s.clone(), reason).await;
+    }
+}

@@ -1,0 +1,343 @@
+//! Socket.IO v5 packets, sans I/O: what a client sends, read without
+//! copying, and what the server sends, written in one pass (the Engine.IO
+//! `4` included, so a frame is ready for either transport).
+//!
+//! Reference: <https://github.com/socketio/socket.io-protocol> (v5).
+//! `<type>[<attachments>-][<namespace>,][<ack id>][<JSON>]`
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// Ack ids above this are refused (socket.io's own parser stops at the
+/// largest safe integer of JavaScript).
+const MAX_ACK_ID: u64 = (1 << 53) - 1;
+
+/// A packet from a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Packet<'a> {
+    /// `0[/ns,][{auth}]`
+    Connect {
+        ns: &'a str,
+        auth: Option<&'a str>,
+    },
+    /// `1[/ns,]`
+    Disconnect { ns: &'a str },
+    /// `2` (or `5<n>-` with binary attachments): an event, with an ack id
+    /// when the client waits for an answer.
+    Event {
+        ns: &'a str,
+        id: Option<u64>,
+        data: &'a str,
+        attachments: usize,
+    },
+    /// `3` (or `6<n>-`): the client answering an event of ours.
+    Ack {
+        ns: &'a str,
+        id: u64,
+        attachments: usize,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    Empty,
+    UnknownType(u8),
+    BadAttachments,
+    BadNamespace,
+    BadAckId,
+    /// An event's data is not an array starting with the event's name.
+    BadEvent,
+    /// A packet type the server never receives (CONNECT_ERROR).
+    Unexpected,
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ParseError::Empty => "empty packet",
+            ParseError::UnknownType(_) => "unknown packet type",
+            ParseError::BadAttachments => "bad attachment count",
+            ParseError::BadNamespace => "bad namespace",
+            ParseError::BadAckId => "bad ack id",
+            ParseError::BadEvent => "an event is an array starting with its name",
+            ParseError::Unexpected => "unexpected packet type",
+        })
+    }
+}
+
+/// Reads a Socket.IO packet (the text after Engine.IO's `4`).
+pub fn parse(text: &str) -> Result<Packet<'_>, ParseError> {
+    let bytes = text.as_bytes();
+    let kind = *bytes.first().ok_or(ParseError::Empty)?;
+    let mut at = 1;
+    let binary = matches!(kind, b'5' | b'6');
+    let mut attachments = 0usize;
+    if binary {
+        let digits = bytes[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 || digits > 3 || bytes.get(at + digits) != Some(&b'-') {
+            return Err(ParseError::BadAttachments);
+        }
+        attachments = text[at..at + digits]
+            .parse()
+            .map_err(|_| ParseError::BadAttachments)?;
+        at += digits + 1;
+    }
+    let mut ns = "/";
+    if bytes.get(at) == Some(&b'/') {
+        let end = text[at..].find(',').map(|i| at + i);
+        match end {
+            Some(end) => {
+                ns = &text[at..end];
+                at = end + 1;
+            }
+            // `1/admin` (no comma) ends with the namespace.
+            None => {
+                ns = &text[at..];
+                at = text.len();
+            }
+        }
+        if ns.len() > 256 {
+            return Err(ParseError::BadNamespace);
+        }
+    }
+    let digits = bytes[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let id = if digits > 0 {
+        let id: u64 = text[at..at + digits]
+            .parse()
+            .map_err(|_| ParseError::BadAckId)?;
+        if id > MAX_ACK_ID {
+            return Err(ParseError::BadAckId);
+        }
+        at += digits;
+        Some(id)
+    } else {
+        None
+    };
+    let rest = &text[at..];
+    let json = (!rest.is_empty()).then_some(rest);
+    match kind {
+        b'0' => Ok(Packet::Connect { ns, auth: json }),
+        b'1' => Ok(Packet::Disconnect { ns }),
+        b'2' | b'5' => {
+            let data = json.ok_or(ParseError::BadEvent)?;
+            if !data.starts_with('[') {
+                return Err(ParseError::BadEvent);
+            }
+            Ok(Packet::Event {
+                ns,
+                id,
+                data,
+                attachments,
+            })
+        }
+        b'3' | b'6' => Ok(Packet::Ack {
+            ns,
+            id: id.ok_or(ParseError::BadAckId)?,
+            attachments,
+        }),
+        b'4' => Err(ParseError::Unexpected),
+        other => Err(ParseError::UnknownType(other)),
+    }
+}
+
+/// An event's name and first argument: `["chat:message", {…}, …]`. An
+/// event sent with no argument has `first: None` (`["webrtc:hangup"]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventArgs {
+    pub name: String,
+    pub first: Option<Value>,
+}
+
+/// Reads an event's data; further arguments are skipped.
+pub fn event_args(data: &str) -> Result<EventArgs, ParseError> {
+    struct Args;
+    impl<'de> serde::de::Visitor<'de> for Args {
+        type Value = EventArgs;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array starting with the event's name")
+        }
+        fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<EventArgs, S::Error> {
+            let name: String = seq
+                .next_element()?
+                .ok_or_else(|| serde::de::Error::custom("no event name"))?;
+            let first = seq.next_element::<Value>()?;
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(EventArgs { name, first })
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(data);
+    let args = serde::Deserializer::deserialize_seq(&mut de, Args).map_err(|_| ParseError::BadEvent)?;
+    de.end().map_err(|_| ParseError::BadEvent)?;
+    Ok(args)
+}
+
+/// `42["name",data]`: an event to the main namespace, as an Engine.IO
+/// message.
+pub fn event_frame<T: Serialize + ?Sized>(name: &str, data: &T) -> Result<String, serde_json::Error> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(b"42[");
+    serde_json::to_writer(&mut out, name)?;
+    out.push(b',');
+    serde_json::to_writer(&mut out, data)?;
+    out.push(b']');
+    // serde_json writes UTF-8 only.
+    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
+}
+
+/// `43<id>[data]`: the answer to a client's event.
+pub fn ack_frame<T: Serialize + ?Sized>(id: u64, data: &T) -> Result<String, serde_json::Error> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(b"43");
+    out.extend_from_slice(id.to_string().as_bytes());
+    out.push(b'[');
+    serde_json::to_writer(&mut out, data)?;
+    out.push(b']');
+    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
+}
+
+/// `40{"sid":…}`: the main namespace accepted the client.
+pub fn connect_frame(sid: &str) -> String {
+    format!(r#"40{{"sid":"{sid}"}}"#)
+}
+
+/// `44[/ns,]{"message":…}`: a namespace refused the client.
+pub fn connect_error_frame(ns: &str, message: &str) -> String {
+    let message = serde_json::to_string(message).unwrap_or_else(|_| "\"error\"".into());
+    if ns == "/" {
+        format!(r#"44{{"message":{message}}}"#)
+    } else {
+        format!(r#"44{ns},{{"message":{message}}}"#)
+    }
+}
+
+/// `41`: the server disconnects the client from the main namespace.
+pub const DISCONNECT_FRAME: &str = "41";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn packets_of_every_type_parse() {
+        assert_eq!(parse("0"), Ok(Packet::Connect { ns: "/", auth: None }));
+        assert_eq!(
+            parse(r#"0{"token":"t"}"#),
+            Ok(Packet::Connect {
+                ns: "/",
+                auth: Some(r#"{"token":"t"}"#)
+            })
+        );
+        assert_eq!(
+            parse("0/admin,"),
+            Ok(Packet::Connect {
+                ns: "/admin",
+                auth: None
+            })
+        );
+        assert_eq!(parse("1"), Ok(Packet::Disconnect { ns: "/" }));
+        assert_eq!(parse("1/admin,"), Ok(Packet::Disconnect { ns: "/admin" }));
+        assert_eq!(
+            parse(r#"2["a",1]"#),
+            Ok(Packet::Event {
+                ns: "/",
+                id: None,
+                data: r#"["a",1]"#,
+                attachments: 0
+            })
+        );
+        assert_eq!(
+            parse(r#"2/admin,12["a"]"#),
+            Ok(Packet::Event {
+                ns: "/admin",
+                id: Some(12),
+                data: r#"["a"]"#,
+                attachments: 0
+            })
+        );
+        assert_eq!(
+            parse(r#"51-3["a",{"_placeholder":true,"num":0}]"#),
+            Ok(Packet::Event {
+                ns: "/",
+                id: Some(3),
+                data: r#"["a",{"_placeholder":true,"num":0}]"#,
+                attachments: 1
+            })
+        );
+        assert_eq!(
+            parse("37[]"),
+            Ok(Packet::Ack {
+                ns: "/",
+                id: 7,
+                attachments: 0
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_packets_are_refused() {
+        assert_eq!(parse(""), Err(ParseError::Empty));
+        assert_eq!(parse("7"), Err(ParseError::UnknownType(b'7')));
+        assert_eq!(parse("4{}"), Err(ParseError::Unexpected));
+        assert_eq!(parse("2"), Err(ParseError::BadEvent));
+        assert_eq!(parse("2{}"), Err(ParseError::BadEvent));
+        assert_eq!(parse("5[\"a\"]"), Err(ParseError::BadAttachments));
+        assert_eq!(parse("51[\"a\"]"), Err(ParseError::BadAttachments));
+        assert_eq!(parse("59999-[\"a\"]"), Err(ParseError::BadAttachments));
+        assert_eq!(parse("3[]"), Err(ParseError::BadAckId));
+        assert_eq!(parse("299999999999999999999[\"a\"]"), Err(ParseError::BadAckId));
+        assert_eq!(parse("29007199254740992[\"a\"]"), Err(ParseError::BadAckId));
+        assert!(parse("29007199254740991[\"a\"]").is_ok());
+        let long = format!("0/{},", "n".repeat(300));
+        assert_eq!(parse(&long), Err(ParseError::BadNamespace));
+    }
+
+    #[test]
+    fn event_args_take_the_name_and_the_first_argument() {
+        assert_eq!(
+            event_args(r#"["webrtc:hangup"]"#),
+            Ok(EventArgs {
+                name: "webrtc:hangup".into(),
+                first: None
+            })
+        );
+        assert_eq!(
+            event_args(r#"["a",null]"#),
+            Ok(EventArgs {
+                name: "a".into(),
+                first: Some(Value::Null)
+            })
+        );
+        assert_eq!(
+            event_args(r#"["a",{"x":1},2,[3]]"#),
+            Ok(EventArgs {
+                name: "a".into(),
+                first: Some(json!({"x":1}))
+            })
+        );
+        for bad in ["[]", "[1]", "[\"a\"", "[\"a\"] x", "{}", "[\"a\",]"] {
+            assert_eq!(event_args(bad), Err(ParseError::BadEvent), "{bad}");
+        }
+    }
+
+    #[test]
+    fn frames_are_written_as_clients_read_them() {
+        assert_eq!(
+            event_frame("chat:message", &json!({"a":"\"q\""})).unwrap(),
+            r#"42["chat:message",{"a":"\"q\""}]"#
+        );
+        assert_eq!(
+            ack_frame(12, &json!({"success":true})).unwrap(),
+            r#"4312[{"success":true}]"#
+        );
+        assert_eq!(connect_frame("abc"), r#"40{"sid":"abc"}"#);
+        assert_eq!(
+            connect_error_frame("/", "unauthorized"),
+            r#"44{"message":"unauthorized"}"#
+        );
+        assert_eq!(
+            connect_error_frame("/x", "Invalid namespace"),
+            r#"44/x,{"message":"Invalid namespace"}"#
+        );
+    }
+}
