@@ -32,8 +32,8 @@ pub mod ratelimit;
 pub mod realtime;
 pub mod relay;
 pub mod safety;
-pub mod sio;
 pub mod sfu;
+pub mod sio;
 pub mod store;
 pub mod telemetry;
 
@@ -407,21 +407,30 @@ pub async fn run(
     let app = http::api_router(state.clone());
     match state.node.redis.clone() {
         None => {
-            let (layer, io) = realtime::local_layer(state.clone());
-            serve(state, app.layer(layer), io, listener, shutdown).await
+            let io = realtime::build_io(&state);
+            state
+                .lounges
+                .attach(Arc::new(realtime::lounges::LocalFanout {
+                    io: io.clone(),
+                    state: Arc::downgrade(&state.0),
+                }));
+            let app = with_socket_io(app, io.clone());
+            serve(state, app, io, listener, shutdown).await
         }
         Some(client) => {
-            let driver = cluster::driver::ManagedDriver::new(client.clone())
-                .await
-                .map_err(|e| StartupError::Redis(format!("REDIS_URL: {e}")))?;
-            let adapter = socketioxide_redis::RedisAdapterCtr::new_with_driver(
-                driver,
-                socketioxide_redis::RedisAdapterConfig::new().with_prefix("tandem-io"),
-            );
-            let (layer, io) = realtime::redis_layer(state.clone(), adapter)
-                .await
-                .map_err(StartupError::Redis)?;
-            let mut tasks = realtime::node::spawn_node_tasks(state.clone(), io.clone());
+            let io = realtime::build_io(&state);
+            if let Some(cluster) = &state.node.cluster {
+                state.lounges.attach(Arc::new(cluster::lounges::RedisFanout(
+                    cluster.conn.clone(),
+                )));
+            }
+            let fanout =
+                cluster::driver::join_io(client.clone(), io.clone(), state.node.id.clone())
+                    .await
+                    .map_err(|e| StartupError::Redis(format!("REDIS_URL: {e}")))?;
+            let app = with_socket_io(app, io.clone());
+            let mut tasks = vec![fanout];
+            tasks.extend(realtime::node::spawn_node_tasks(state.clone(), io.clone()));
             let lounge_events = {
                 let (io, state) = (io.clone(), state.clone());
                 cluster::lounges::listen(client.clone(), move |ev| {
@@ -437,7 +446,7 @@ pub async fn run(
                     .await
                     .map_err(|e| StartupError::Redis(format!("REDIS_URL: {e}")))?;
             tasks.extend(remote_calls);
-            let res = serve(state, app.layer(layer), io, listener, shutdown).await;
+            let res = serve(state, app, io, listener, shutdown).await;
             for t in tasks {
                 t.abort();
             }
@@ -446,10 +455,20 @@ pub async fn run(
     }
 }
 
-async fn serve<A: socketioxide::adapter::Adapter>(
+/// `/socket.io/`: Tandem's own Engine.IO / Socket.IO server.
+fn with_socket_io(app: axum::Router, io: sio::Io) -> axum::Router {
+    let serve = move |req: axum::extract::Request| {
+        let io = io.clone();
+        async move { sio::driver::serve(io, req).await }
+    };
+    app.route("/socket.io/", axum::routing::any(serve.clone()))
+        .route("/socket.io", axum::routing::any(serve))
+}
+
+async fn serve(
     state: AppState,
     app: axum::Router,
-    io: socketioxide::SocketIo<A>,
+    io: sio::Io,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {

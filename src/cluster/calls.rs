@@ -13,7 +13,6 @@ use std::time::Duration;
 use redis::{AsyncCommands, aio::ConnectionManager};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use socketioxide_redis::drivers::Driver as _;
 use tokio::sync::oneshot;
 
 use super::driver::ManagedDriver;
@@ -204,8 +203,7 @@ impl CallRouter {
         let execute = std::sync::Arc::new(execute);
         Ok(tokio::spawn(async move {
             let _driver = driver;
-            use futures_util::StreamExt as _;
-            while let Some((_, data)) = messages.next().await {
+            while let Some((_, data)) = messages.recv().await {
                 match serde_json::from_slice::<Wire>(&data) {
                     Ok(Wire::Reply { id, outcome }) => {
                         if let Some(tx) = self.pending_lock().remove(&id) {

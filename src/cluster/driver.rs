@@ -1,7 +1,7 @@
-//! A pub/sub driver for socketioxide's Redis adapter on top of redis-rs's
-//! `ConnectionManager`: it reconnects by itself and resubscribes to every
-//! channel, so a node recovers from a Redis restart without restarting.
-//! (The stock driver's multiplexed connection stays broken after one.)
+//! Redis pub/sub on top of redis-rs's `ConnectionManager`: it reconnects
+//! by itself and resubscribes to every channel, so a node recovers from a
+//! Redis restart without restarting. Carries the Socket.IO fanout
+//! ([`IoFanout`]), the matcher's answers, lounge events and group calls.
 
 use std::{
     collections::HashMap,
@@ -10,8 +10,10 @@ use std::{
 };
 
 use redis::{AsyncCommands, FromRedisValue, PushInfo, aio::ConnectionManager};
-use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use tokio::sync::mpsc;
+
+/// A channel's name and one message.
+pub type ChanItem = (String, Vec<u8>);
 
 #[derive(Debug)]
 pub struct DriverError(redis::RedisError);
@@ -83,10 +85,8 @@ impl ManagedDriver {
     }
 }
 
-impl Driver for ManagedDriver {
-    type Error = DriverError;
-
-    async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), Self::Error> {
+impl ManagedDriver {
+    pub async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), DriverError> {
         self.conn
             .clone()
             .publish::<_, _, redis::Value>(chan, val)
@@ -94,21 +94,23 @@ impl Driver for ManagedDriver {
         Ok(())
     }
 
-    async fn subscribe(
+    /// Messages of `chan`, at most `size` waiting (more are dropped with a
+    /// warning).
+    pub async fn subscribe(
         &self,
         chan: String,
         size: usize,
-    ) -> Result<MessageStream<ChanItem>, Self::Error> {
+    ) -> Result<mpsc::Receiver<ChanItem>, DriverError> {
         let (tx, rx) = mpsc::channel(size);
         self.handlers
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(chan.clone(), tx);
         self.conn.clone().subscribe(chan.as_str()).await?;
-        Ok(MessageStream::new(rx))
+        Ok(rx)
     }
 
-    async fn unsubscribe(&self, chan: String) -> Result<(), Self::Error> {
+    pub async fn unsubscribe(&self, chan: String) -> Result<(), DriverError> {
         self.handlers
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -117,7 +119,7 @@ impl Driver for ManagedDriver {
         Ok(())
     }
 
-    async fn num_serv(&self, chan: &str) -> Result<u16, Self::Error> {
+    pub async fn num_serv(&self, chan: &str) -> Result<u16, DriverError> {
         let (_, count): (String, u16) = redis::cmd("PUBSUB")
             .arg("NUMSUB")
             .arg(chan)
@@ -125,4 +127,38 @@ impl Driver for ManagedDriver {
             .await?;
         Ok(count)
     }
+}
+
+/// The channel of every node's Socket.IO broadcasts.
+pub const IO_CHANNEL: &str = "tandem-io";
+
+/// Carries this node's broadcasts to the others (see [`crate::sio::fanout`]).
+pub struct IoFanout(pub ManagedDriver);
+
+impl crate::sio::Fanout for IoFanout {
+    fn publish(&self, message: Vec<u8>) -> crate::sio::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.0.publish(IO_CHANNEL.to_string(), message).await {
+                tracing::warn!(error = %e, "a broadcast did not reach the other nodes");
+            }
+        })
+    }
+}
+
+/// Joins `io` to the cluster: its broadcasts go to the other nodes, and
+/// theirs come to it, until the returned task is aborted.
+pub async fn join_io(
+    client: redis::Client,
+    io: crate::sio::Io,
+    node: String,
+) -> Result<tokio::task::JoinHandle<()>, DriverError> {
+    let driver = ManagedDriver::new(client).await?;
+    let mut rx = driver.subscribe(IO_CHANNEL.to_string(), 65_536).await?;
+    io.set_fanout(std::sync::Arc::new(IoFanout(driver.clone())), node);
+    Ok(tokio::spawn(async move {
+        let _driver = driver;
+        while let Some((_, data)) = rx.recv().await {
+            io.on_remote(&data);
+        }
+    }))
 }

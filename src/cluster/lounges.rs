@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use redis::{AsyncCommands, aio::ConnectionManager};
-use socketioxide_redis::drivers::Driver as _;
 
 use super::{ClusterServices, driver::ManagedDriver};
 use crate::lounges::{
@@ -76,8 +75,7 @@ where
         .map_err(err)?;
     Ok(tokio::spawn(async move {
         let _driver = driver;
-        use futures_util::StreamExt as _;
-        while let Some((_, data)) = events.next().await {
+        while let Some((_, data)) = events.recv().await {
             match serde_json::from_slice::<BusEvent>(&data) {
                 Ok(ev) => on_event(ev).await,
                 Err(e) => tracing::warn!(error = %e, "unreadable lounge event"),

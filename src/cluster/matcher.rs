@@ -27,14 +27,12 @@ use std::{
 };
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
 use redis::{
     AsyncCommands,
     aio::{ConnectionManager, MultiplexedConnection},
     streams::{StreamReadOptions, StreamReadReply},
 };
 use serde::{Deserialize, Serialize};
-use socketioxide_redis::drivers::Driver;
 use tokio::{sync::oneshot, task::JoinHandle, time::Instant};
 
 use crate::matching::{Joined, MatchError, MatchQueue, Matcher, Mode, Pairing, Ticket, Waiting};
@@ -321,7 +319,7 @@ impl RedisMatcher {
                 // The driver lives as long as its subscription is read.
                 let _driver = driver;
                 let mut answers = answers;
-                while let Some((_, data)) = answers.next().await {
+                while let Some((_, data)) = answers.recv().await {
                     inner.deliver(&data);
                 }
             })

@@ -19,10 +19,6 @@ pub mod ratelimit;
 pub mod recent;
 pub mod rooms;
 
-/// The Socket.IO adapter of a cluster node.
-pub type IoAdapter =
-    socketioxide_redis::CustomRedisAdapter<socketioxide::adapter::Emitter, driver::ManagedDriver>;
-
 pub const NODES: &str = "tandem:nodes";
 pub const STATUS: &str = "tandem:status";
 /// How long a node counts as live after its last heartbeat.

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use crate::sio::{Io, SocketRef};
 use chrono::Utc;
-use socketioxide::{SocketIo, adapter::Adapter, extract::SocketRef};
 
 use super::user_room;
 use crate::{
@@ -17,7 +17,7 @@ use crate::{
 };
 
 /// Sends `event` to every socket of a user (on any node).
-pub async fn emit_to_user<A: Adapter>(io: &SocketIo<A>, user_id: &str, event: &ServerEvent) {
+pub async fn emit_to_user(io: &Io, user_id: &str, event: &ServerEvent) {
     let name = event.name();
     if let Err(e) = io.to(user_room(user_id)).emit(name, event).await {
         tracing::debug!(error = %e, event = name, "emit to user failed");
@@ -46,11 +46,7 @@ pub fn matched_event(room: &RoomInfo, user_id: &str, recovered: bool) -> Option<
 }
 
 /// Opens the room of a pairing and tells both users. Returns the room id.
-pub async fn start_chat<A: Adapter>(
-    io: &SocketIo<A>,
-    state: &AppState,
-    pairing: Pairing,
-) -> Option<String> {
+pub async fn start_chat(io: &Io, state: &AppState, pairing: Pairing) -> Option<String> {
     let room = RoomInfo {
         id: crate::files::new_id(),
         caller: Member {
@@ -132,11 +128,7 @@ pub async fn start_chat<A: Adapter>(
 }
 
 /// Puts a ticket (back) in the queue, starting a chat if it pairs at once.
-pub async fn requeue<A: Adapter>(
-    io: &SocketIo<A>,
-    state: &AppState,
-    ticket: Ticket,
-) -> Result<Joined, String> {
+pub async fn requeue(io: &Io, state: &AppState, ticket: Ticket) -> Result<Joined, String> {
     let user_id = ticket.user_id.clone();
     let joined = state
         .call
@@ -155,8 +147,8 @@ pub async fn requeue<A: Adapter>(
 
 /// After a room closed: the members who did not end it get `partner:left`,
 /// its files are deleted, and everyone is idle.
-pub async fn finish_chat<A: Adapter>(
-    io: &SocketIo<A>,
+pub async fn finish_chat(
+    io: &Io,
     state: &AppState,
     closed: Closed,
     ended_by: Option<&str>,
@@ -185,12 +177,7 @@ pub async fn finish_chat<A: Adapter>(
 
 /// A member's last socket dropped during a chat: the partner is told and
 /// the member has RECONNECT_GRACE to come back.
-pub async fn step_away<A: Adapter>(
-    io: &SocketIo<A>,
-    state: &AppState,
-    room_id: &str,
-    user_id: &str,
-) {
+pub async fn step_away(io: &Io, state: &AppState, room_id: &str, user_id: &str) {
     let grace = state.config.reconnect_grace.0;
     let deadline = Utc::now() + chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
     match state.call.rooms.mark_away(room_id, user_id, deadline).await {
@@ -222,7 +209,7 @@ pub async fn step_away<A: Adapter>(
 /// every node runs this, so a grace is honoured even when the node that
 /// started it dies. Wakes at the next deadline, when this process adds one,
 /// and (in a cluster, where other nodes add them) at least every 2 s.
-pub async fn drive_graces<A: Adapter>(io: SocketIo<A>, state: AppState) {
+pub async fn drive_graces(io: Io, state: AppState) {
     let cap = state
         .node
         .cluster
@@ -281,12 +268,7 @@ pub async fn drive_graces<A: Adapter>(io: SocketIo<A>, state: AppState) {
 /// A new socket of `user`: if they are in a chat, this socket rejoins it
 /// (`user:matched` with the same room) and gets what was kept for them;
 /// if they had dropped, the partner gets `partner:reconnected`.
-pub async fn resume<A: Adapter>(
-    io: &SocketIo<A>,
-    state: &AppState,
-    socket: &SocketRef<A>,
-    user: &SessionUser,
-) {
+pub async fn resume(io: &Io, state: &AppState, socket: &SocketRef, user: &SessionUser) {
     let room = match state.call.rooms.room_of(&user.id).await {
         Ok(Some(r)) => r,
         Ok(None) => return,

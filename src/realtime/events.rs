@@ -5,13 +5,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::sio::{Io, SocketRef};
 use chrono::Utc;
 use serde_json::{Value, json};
-use socketioxide::{
-    SocketIo,
-    adapter::Adapter,
-    extract::{Event, SocketRef, State, TryData},
-};
 
 use super::{EventError, Reply, calls};
 use crate::{
@@ -32,48 +28,18 @@ use crate::{
 
 pub(crate) type EventResult = Result<Value, EventError>;
 
-/// The first argument of a client event, or `None` when it was sent with
-/// none: `socket.emit('webrtc:hangup')` is `["webrtc:hangup"]` on the wire.
-/// socketioxide's `Data<Value>` reads the first element and refuses an
-/// event without one, so this reads the argument list as a tuple instead.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FirstArg(pub Option<Value>);
-
-impl<'de> serde::Deserialize<'de> for FirstArg {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Args;
-        impl<'de> serde::de::Visitor<'de> for Args {
-            type Value = FirstArg;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("the event's arguments")
-            }
-            fn visit_seq<S: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: S,
-            ) -> Result<FirstArg, S::Error> {
-                let first = seq.next_element::<Value>()?;
-                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(FirstArg(first))
-            }
-        }
-        // A tuple, so socketioxide hands over every argument, not the first.
-        d.deserialize_tuple(usize::MAX, Args)
-    }
-}
-
-/// Every client event: one handler per socket (a handler map per socket
-/// costs ~1 KiB of every idle connection). The event is charged to the
-/// user's budget (unknown names too), its payload parsed into a
-/// [`Command`], and the command run.
-pub async fn dispatch<A: Adapter>(
-    s: SocketRef<A>,
-    io: SocketIo<A>,
-    State(state): State<AppState>,
-    Event(event): Event,
-    TryData(data): TryData<FirstArg>,
-    reply: Reply<A>,
+/// Every client event. The event is charged to the user's budget
+/// (unknown names too), its first argument (`None` when sent with none:
+/// `socket.emit('webrtc:hangup')` is `["webrtc:hangup"]` on the wire)
+/// parsed into a [`Command`], and the command run.
+pub async fn dispatch(
+    s: SocketRef,
+    state: AppState,
+    event: String,
+    data: Result<Option<Value>, &'static str>,
+    reply: Reply,
 ) {
-    super::until_ready(&s).await;
+    let io = s.io().clone();
     let result = match begin(&s, &state) {
         Err(e) => Err(e),
         Ok(user) => match ClientEvent::from_name(&event) {
@@ -83,7 +49,7 @@ pub async fn dispatch<A: Adapter>(
             )),
             Some(ev) => match data {
                 Err(e) => Err(invalid(format!("unreadable payload: {e}"))),
-                Ok(FirstArg(arg)) => match Command::parse(ev, arg) {
+                Ok(arg) => match Command::parse(ev, arg) {
                     Err(e) => Err(payload_error(e)),
                     Ok(cmd) => run(s, io, state.clone(), user, cmd).await,
                 },
@@ -96,12 +62,12 @@ pub async fn dispatch<A: Adapter>(
     reply.send(result);
 }
 
-/// Runs a command. socketioxide spawns this future per event, so its size
+/// Runs a command. The transport boxes this future per event, so its size
 /// is copied every time: the frequent chat events run inline, the rest
 /// (larger, rarer) boxed.
-async fn run<A: Adapter>(
-    s: SocketRef<A>,
-    io: SocketIo<A>,
+async fn run(
+    s: SocketRef,
+    io: Io,
     state: AppState,
     user: Arc<SessionUser>,
     cmd: Command,
@@ -215,7 +181,7 @@ pub(crate) fn unavailable(e: impl std::fmt::Display) -> EventError {
 }
 
 /// The socket's user, after charging one event to their budget.
-fn begin<A: Adapter>(s: &SocketRef<A>, state: &AppState) -> Result<Arc<SessionUser>, EventError> {
+fn begin(s: &SocketRef, state: &AppState) -> Result<Arc<SessionUser>, EventError> {
     let user = s
         .extensions
         .get::<Arc<SessionUser>>()
@@ -240,8 +206,8 @@ async fn current_room(state: &AppState, user_id: &str) -> Result<RoomInfo, Event
 }
 
 /// Closes `room_id` (if still open) as `by` did; the partner gets `partner:left {reason}`.
-async fn end_chat<A: Adapter>(
-    io: &SocketIo<A>,
+async fn end_chat(
+    io: &Io,
     state: &AppState,
     room_id: &str,
     by: &str,
@@ -256,12 +222,7 @@ async fn end_chat<A: Adapter>(
 }
 
 /// Queues the user with `prefs`; the ack data says where they stand.
-async fn enqueue<A: Adapter>(
-    io: &SocketIo<A>,
-    state: &AppState,
-    user: &SessionUser,
-    prefs: MatchPrefs,
-) -> EventResult {
+async fn enqueue(io: &Io, state: &AppState, user: &SessionUser, prefs: MatchPrefs) -> EventResult {
     // Blocks (from the store) and the last partner: never matched again.
     let mut avoid = state
         .call
@@ -315,9 +276,9 @@ async fn enqueue<A: Adapter>(
     }
 }
 
-async fn user_match<A: Adapter>(
-    s: SocketRef<A>,
-    io: SocketIo<A>,
+async fn user_match(
+    s: SocketRef,
+    io: Io,
     state: AppState,
     user: Arc<SessionUser>,
     prefs: MatchPrefs,
@@ -337,8 +298,8 @@ async fn user_match<A: Adapter>(
 /// account's and the device's budget for 24 hours (counted where the HTTP
 /// limits are, so a cluster shares one budget); past it, `daily_limit`
 /// with `resetAt`.
-async fn daily_budget<A: Adapter>(
-    s: &SocketRef<A>,
+async fn daily_budget(
+    s: &SocketRef,
     state: &AppState,
     user: &SessionUser,
 ) -> Result<(), EventError> {
@@ -378,9 +339,9 @@ async fn user_cancel(state: AppState, user: Arc<SessionUser>) -> EventResult {
     Ok(json!({ "status": "idle", "wasQueued": was_queued }))
 }
 
-async fn user_skip<A: Adapter>(
-    s: SocketRef<A>,
-    io: SocketIo<A>,
+async fn user_skip(
+    s: SocketRef,
+    io: Io,
     state: AppState,
     user: Arc<SessionUser>,
     prefs: Option<MatchPrefs>,
@@ -423,11 +384,7 @@ async fn user_skip<A: Adapter>(
     enqueue(&io, &state, &user, prefs).await
 }
 
-async fn user_end<A: Adapter>(
-    io: SocketIo<A>,
-    state: AppState,
-    user: Arc<SessionUser>,
-) -> EventResult {
+async fn user_end(io: Io, state: AppState, user: Arc<SessionUser>) -> EventResult {
     match room_of(&state, &user.id).await? {
         Some(room) => {
             end_chat(&io, &state, &room.id, &user.id, "ended").await?;
@@ -448,9 +405,9 @@ async fn user_end<A: Adapter>(
     Ok(json!({ "status": "idle" }))
 }
 
-async fn user_block<A: Adapter>(
-    s: SocketRef<A>,
-    io: SocketIo<A>,
+async fn user_block(
+    s: SocketRef,
+    io: Io,
     state: AppState,
     user: Arc<SessionUser>,
     other: UserId,
@@ -484,9 +441,9 @@ async fn user_block<A: Adapter>(
     Ok(json!({ "blocked": other }))
 }
 
-async fn user_unblock<A: Adapter>(
-    s: SocketRef<A>,
-    io: SocketIo<A>,
+async fn user_unblock(
+    s: SocketRef,
+    io: Io,
     state: AppState,
     user: Arc<SessionUser>,
     other: UserId,
@@ -559,8 +516,8 @@ async fn user_report(
 /// Delivers a chat message to the partner, keeping it if they are away.
 /// Refused with `not_in_chat` if the chat closed since the sender's
 /// message was checked: a close and a delivery never interleave.
-async fn deliver<A: Adapter>(
-    io: &SocketIo<A>,
+async fn deliver(
+    io: &Io,
     state: &AppState,
     room: &RoomInfo,
     partner: &str,
@@ -582,8 +539,8 @@ async fn deliver<A: Adapter>(
     Ok(())
 }
 
-async fn chat_message<A: Adapter>(
-    io: SocketIo<A>,
+async fn chat_message(
+    io: Io,
     state: AppState,
     user: Arc<SessionUser>,
     body: MessageBody,
@@ -701,7 +658,7 @@ fn now() -> std::time::Instant {
 }
 
 /// Sends the auto-offs as they come due, for as long as it runs.
-pub async fn drive_typing<A: Adapter>(io: SocketIo<A>, state: AppState) {
+pub async fn drive_typing(io: Io, state: AppState) {
     loop {
         let changed = state.call.typing.changed.notified();
         tokio::pin!(changed);
@@ -732,8 +689,8 @@ pub async fn drive_typing<A: Adapter>(io: SocketIo<A>, state: AppState) {
     }
 }
 
-async fn chat_typing<A: Adapter>(
-    io: SocketIo<A>,
+async fn chat_typing(
+    io: Io,
     state: AppState,
     user: Arc<SessionUser>,
     is_typing: bool,
@@ -760,11 +717,7 @@ async fn chat_typing<A: Adapter>(
     Ok(json!({ "isTyping": is_typing }))
 }
 
-async fn chat_clear<A: Adapter>(
-    io: SocketIo<A>,
-    state: AppState,
-    user: Arc<SessionUser>,
-) -> EventResult {
+async fn chat_clear(io: Io, state: AppState, user: Arc<SessionUser>) -> EventResult {
     let room = current_room(&state, &user.id).await?;
     let (partner, _) = room.seen_by(&user.id).ok_or_else(not_in_chat)?;
     let files = state
@@ -790,8 +743,8 @@ async fn chat_clear<A: Adapter>(
 
 /// Forwards a signaling message, built by `event` from the sender's id, to
 /// the current partner.
-async fn signal<A: Adapter>(
-    io: &SocketIo<A>,
+async fn signal(
+    io: &Io,
     state: &AppState,
     user: &SessionUser,
     event: impl FnOnce(UserId) -> ServerEvent,

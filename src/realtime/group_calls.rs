@@ -13,9 +13,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::sio::{Io, SocketRef};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use socketioxide::{SocketIo, adapter::Adapter, extract::SocketRef};
 use tokio::sync::mpsc;
 
 use super::{EventError, calls::emit_to_user, events::EventResult, user_room};
@@ -113,7 +113,7 @@ impl SocketCalls {
     }
 }
 
-fn socket_calls<A: Adapter>(s: &SocketRef<A>) -> Arc<SocketCalls> {
+fn socket_calls(s: &SocketRef) -> Arc<SocketCalls> {
     match s.extensions.get::<Arc<SocketCalls>>() {
         Some(c) => c,
         None => {
@@ -172,14 +172,14 @@ fn participants_event(call: &crate::calls::Call) -> ServerEvent {
     }
 }
 
-async fn tell_participants<A: Adapter>(io: &SocketIo<A>, call_id: &str, event: &ServerEvent) {
+async fn tell_participants(io: &Io, call_id: &str, event: &ServerEvent) {
     if let Err(e) = io.to(call_room(call_id)).emit(event.name(), event).await {
         tracing::debug!(error = %e, "call:participants failed");
     }
 }
 
 /// Runs `op` where its call lives and returns the ack data.
-async fn route<A: Adapter>(io: &SocketIo<A>, state: &AppState, op: CallOp) -> EventResult {
+async fn route(io: &Io, state: &AppState, op: CallOp) -> EventResult {
     let gc = &state.group_calls;
     let here = gc.lock().get(op.call()).is_some();
     let Some(router) = gc.router.as_ref().filter(|_| !here) else {
@@ -195,7 +195,7 @@ async fn route<A: Adapter>(io: &SocketIo<A>, state: &AppState, op: CallOp) -> Ev
 }
 
 /// Runs an operation on a call hosted here.
-pub async fn execute<A: Adapter>(io: &SocketIo<A>, state: &AppState, op: CallOp) -> EventResult {
+pub async fn execute(io: &Io, state: &AppState, op: CallOp) -> EventResult {
     let gc = &state.group_calls;
     match op {
         CallOp::Join {
@@ -315,11 +315,7 @@ fn own_peer(
 
 /// Takes a participant out: its media, its room, and tells the others.
 /// Returns its call id and user id.
-async fn remove<A: Adapter>(
-    io: &SocketIo<A>,
-    state: &AppState,
-    peer: PeerId,
-) -> Option<(String, String)> {
+async fn remove(io: &Io, state: &AppState, peer: PeerId) -> Option<(String, String)> {
     let gc = &state.group_calls;
     let (call, gone) = gc.lock().remove(peer, Instant::now())?;
     gc.sfu.leave(peer).await;
@@ -338,8 +334,8 @@ async fn remove<A: Adapter>(
 /// `call:start {roomId}`: the call of a lounge room this socket joined, or
 /// of the user's current chat; the running one if there is one (on any
 /// node), else a new one hosted here.
-pub async fn start<A: Adapter>(
-    s: SocketRef<A>,
+pub async fn start(
+    s: SocketRef,
     state: AppState,
     user: Arc<SessionUser>,
     room: String,
@@ -391,9 +387,9 @@ pub async fn start<A: Adapter>(
 }
 
 /// `call:join {callId, sdp?}`.
-pub async fn join<A: Adapter>(
-    s: SocketRef<A>,
-    io: SocketIo<A>,
+pub async fn join(
+    s: SocketRef,
+    io: Io,
     state: AppState,
     user: Arc<SessionUser>,
     call: String,
@@ -424,9 +420,9 @@ pub async fn join<A: Adapter>(
 }
 
 /// `call:signal {callId, sdp | candidate}`.
-pub async fn signal<A: Adapter>(
-    s: SocketRef<A>,
-    io: SocketIo<A>,
+pub async fn signal(
+    s: SocketRef,
+    io: Io,
     state: AppState,
     user: Arc<SessionUser>,
     call: String,
@@ -442,9 +438,9 @@ pub async fn signal<A: Adapter>(
 }
 
 /// `call:leave {callId}`.
-pub async fn leave<A: Adapter>(
-    s: SocketRef<A>,
-    io: SocketIo<A>,
+pub async fn leave(
+    s: SocketRef,
+    io: Io,
     state: AppState,
     user: Arc<SessionUser>,
     call: String,
@@ -461,8 +457,8 @@ pub async fn leave<A: Adapter>(
 }
 
 /// `call:invite {callId, userId}`: someone joins a chat's call.
-pub async fn invite<A: Adapter>(
-    io: SocketIo<A>,
+pub async fn invite(
+    io: Io,
     state: AppState,
     user: Arc<SessionUser>,
     call: String,
@@ -478,12 +474,7 @@ pub async fn invite<A: Adapter>(
 }
 
 /// A socket went: it leaves its calls, wherever they are hosted.
-pub async fn disconnected<A: Adapter>(
-    s: &SocketRef<A>,
-    io: &SocketIo<A>,
-    state: &AppState,
-    user: &SessionUser,
-) {
+pub async fn disconnected(s: &SocketRef, io: &Io, state: &AppState, user: &SessionUser) {
     let calls: Vec<String> = match s.extensions.get::<Arc<SocketCalls>>() {
         Some(c) => c.set().drain().collect(),
         None => return,
@@ -503,7 +494,7 @@ pub async fn disconnected<A: Adapter>(
 /// Carries the media server's notices to the participants; ends calls
 /// left empty; in a cluster, keeps this node's calls' records alive and
 /// runs operations other nodes send.
-pub async fn run_notices<A: Adapter>(io: SocketIo<A>, state: AppState) {
+pub async fn run_notices(io: Io, state: AppState) {
     let Some(mut rx) = state
         .group_calls
         .notices
@@ -539,7 +530,7 @@ pub async fn run_notices<A: Adapter>(io: SocketIo<A>, state: AppState) {
     }
 }
 
-async fn handle_notice<A: Adapter>(io: &SocketIo<A>, state: &AppState, n: Notice) {
+async fn handle_notice(io: &Io, state: &AppState, n: Notice) {
     match n {
         Notice::Offer { peer, sdp } => {
             let target = state
@@ -576,8 +567,8 @@ async fn handle_notice<A: Adapter>(io: &SocketIo<A>, state: &AppState, n: Notice
 }
 
 /// Runs operations other nodes send for the calls hosted here.
-pub async fn serve_remote<A: Adapter>(
-    io: SocketIo<A>,
+pub async fn serve_remote(
+    io: Io,
     state: AppState,
     client: redis::Client,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, String> {

@@ -9,10 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::sio::{Io, SocketRef};
 use async_trait::async_trait;
 use chrono::Utc;
 use serde_json::{Value, json};
-use socketioxide::{SocketIo, adapter::Adapter, extract::SocketRef};
 
 use super::{
     EventError,
@@ -167,8 +167,8 @@ fn room_not_found(room: &str) -> EventError {
 }
 
 /// The room, if it exists and this socket joined it.
-pub(crate) fn joined_room<A: Adapter>(
-    s: &SocketRef<A>,
+pub(crate) fn joined_room(
+    s: &SocketRef,
     state: &AppState,
     room_id: &str,
 ) -> Result<Room, EventError> {
@@ -182,14 +182,14 @@ pub(crate) fn joined_room<A: Adapter>(
     Ok(room.clone())
 }
 
-pub(crate) fn joined_here<A: Adapter>(s: &SocketRef<A>, room: &str) -> bool {
+pub(crate) fn joined_here(s: &SocketRef, room: &str) -> bool {
     s.extensions
         .get::<Arc<SocketRooms>>()
         .is_some_and(|r| r.0.lock().unwrap_or_else(|p| p.into_inner()).contains(room))
 }
 
 /// The lounge rooms this socket joined.
-pub(crate) fn rooms_of_socket<A: Adapter>(s: &SocketRef<A>) -> Vec<String> {
+pub(crate) fn rooms_of_socket(s: &SocketRef) -> Vec<String> {
     s.extensions
         .get::<Arc<SocketRooms>>()
         .map(|r| {
@@ -202,7 +202,7 @@ pub(crate) fn rooms_of_socket<A: Adapter>(s: &SocketRef<A>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn socket_rooms<A: Adapter>(s: &SocketRef<A>) -> Arc<SocketRooms> {
+fn socket_rooms(s: &SocketRef) -> Arc<SocketRooms> {
     match s.extensions.get::<Arc<SocketRooms>>() {
         Some(r) => r,
         None => {
@@ -252,8 +252,8 @@ fn chronological(mut newest_first: Vec<RoomMessage>) -> Vec<RoomMessage> {
     newest_first
 }
 
-pub async fn join<A: Adapter>(
-    s: SocketRef<A>,
+pub async fn join(
+    s: SocketRef,
     state: AppState,
     user: Arc<SessionUser>,
     room_id: String,
@@ -337,8 +337,8 @@ pub async fn join<A: Adapter>(
     Ok(ack)
 }
 
-pub async fn leave<A: Adapter>(
-    s: SocketRef<A>,
+pub async fn leave(
+    s: SocketRef,
     state: AppState,
     user: Arc<SessionUser>,
     room_id: String,
@@ -349,12 +349,7 @@ pub async fn leave<A: Adapter>(
 }
 
 /// One socket leaves a room; the room hears of it when it was the user's last.
-async fn leave_socket<A: Adapter>(
-    s: &SocketRef<A>,
-    state: &AppState,
-    user: &SessionUser,
-    room: &str,
-) {
+async fn leave_socket(s: &SocketRef, state: &AppState, user: &SessionUser, room: &str) {
     socket_rooms(s)
         .0
         .lock()
@@ -385,7 +380,7 @@ async fn leave_socket<A: Adapter>(
 }
 
 /// A socket going away leaves its rooms.
-pub async fn disconnected<A: Adapter>(s: &SocketRef<A>, state: &AppState, user: &SessionUser) {
+pub async fn disconnected(s: &SocketRef, state: &AppState, user: &SessionUser) {
     let rooms: Vec<String> = match s.extensions.get::<Arc<SocketRooms>>() {
         Some(r) => {
             r.0.lock()
@@ -401,8 +396,8 @@ pub async fn disconnected<A: Adapter>(s: &SocketRef<A>, state: &AppState, user: 
     }
 }
 
-pub async fn message<A: Adapter>(
-    s: SocketRef<A>,
+pub async fn message(
+    s: SocketRef,
     state: AppState,
     user: Arc<SessionUser>,
     room_id: String,
@@ -501,8 +496,8 @@ async fn publish(
     Ok(message)
 }
 
-pub async fn typing<A: Adapter>(
-    s: SocketRef<A>,
+pub async fn typing(
+    s: SocketRef,
     state: AppState,
     user: Arc<SessionUser>,
     room_id: String,
@@ -520,7 +515,7 @@ pub async fn typing<A: Adapter>(
 
 /// What this node does with a bus event: its own sockets only (in a
 /// cluster every node gets the event).
-pub async fn deliver<A: Adapter>(io: &SocketIo<A>, state: &AppState, ev: BusEvent) {
+pub async fn deliver(io: &Io, state: &AppState, ev: BusEvent) {
     match ev {
         BusEvent::Message { message } => {
             let room = channel(&message.room_id);
@@ -561,13 +556,13 @@ pub async fn deliver<A: Adapter>(io: &SocketIo<A>, state: &AppState, ev: BusEven
 }
 
 /// A single node delivers to its own sockets at once.
-pub struct LocalFanout<A: Adapter> {
-    pub io: SocketIo<A>,
+pub struct LocalFanout {
+    pub io: Io,
     pub state: std::sync::Weak<crate::Shared>,
 }
 
 #[async_trait]
-impl<A: Adapter> Fanout for LocalFanout<A> {
+impl Fanout for LocalFanout {
     async fn send(&self, ev: BusEvent) -> Result<(), BusError> {
         if let Some(shared) = self.state.upgrade() {
             deliver(&self.io, &AppState(shared), ev).await;
@@ -579,7 +574,7 @@ impl<A: Adapter> Fanout for LocalFanout<A> {
 /// Every second: this node's members published (clustered), the other
 /// nodes' read, and `rooms:update` to this node's sockets when a count
 /// changed.
-pub async fn run_counts<A: Adapter>(io: SocketIo<A>, state: AppState) {
+pub async fn run_counts(io: Io, state: AppState) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -1,26 +1,16 @@
 //! Socket.IO on `/socket.io/`: JWT handshake, presence on connect and
 //! disconnect, and the event handlers.
 
-use std::{
-    convert::Infallible,
-    sync::{Arc, atomic::Ordering},
-};
+use std::sync::{Arc, atomic::Ordering};
 
 use serde_json::Value;
-use socketioxide::{
-    ParserConfig, SocketIo, SocketIoBuilder,
-    adapter::{Adapter, LocalAdapter},
-    extract::{AckSender, SocketRef, State, TryData},
-    handler::{ConnectHandler, FromMessageParts},
-    layer::SocketIoLayer,
-    socket::{DisconnectReason, Socket},
-};
 use tracing::Instrument;
 
 use crate::{
     AppState,
     presence::SessionUser,
     protocol::{ServerEvent, ServerEventKind, UserId},
+    sio::{Ack, BoxFuture, DisconnectReason, Handler, Io, SocketRef, TransportType},
 };
 
 pub mod calls;
@@ -43,90 +33,86 @@ pub fn user_room(user_id: &str) -> String {
     format!("user:{user_id}")
 }
 
-fn builder(state: AppState) -> SocketIoBuilder {
-    let (ping_interval, ping_timeout) = (state.config.ping_interval.0, state.config.ping_timeout.0);
-    SocketIo::builder()
-        .ping_interval(ping_interval)
-        .ping_timeout(ping_timeout)
-        .with_state(state)
-        .max_payload(MAX_PACKET as u64)
+/// The transport's settings from the configuration.
+pub fn settings(state: &AppState) -> crate::sio::Settings {
+    crate::sio::Settings {
+        ping_interval: state.config.ping_interval.0,
+        ping_timeout: state.config.ping_timeout.0,
+        max_payload: MAX_PACKET,
         // Packets queued per socket before emits fail: room for bursts of
         // chat and signaling to a client that reads slowly.
-        .max_buffer_size(1024)
+        max_queue: 1024,
         // Read buffer per WebSocket, allocated up front for every socket and
         // grown only while a larger frame arrives: chat packets are small,
         // and an idle connection should cost little.
-        .ws_read_buffer_size(WS_READ_BUFFER)
-        .ws_max_message_size(MAX_PACKET)
-        .ws_max_frame_size(MAX_PACKET)
-        .with_parser(
-            ParserConfig::common()
-                .max_incoming_binaries(MAX_BINARIES)
-                .max_incoming_binary_buf_size(MAX_PACKET),
-        )
-}
-
-/// A single node: the in-memory adapter.
-pub fn local_layer(state: AppState) -> (SocketIoLayer, SocketIo) {
-    let (layer, io) = builder(state.clone()).build_layer();
-    state
-        .safety
-        .attach(Arc::new(moderation::IoSessions(io.clone())));
-    take_census(&state, io.clone());
-    state.lounges.attach(Arc::new(lounges::LocalFanout {
-        io: io.clone(),
-        state: Arc::downgrade(&state.0),
-    }));
-    io.ns(
-        "/",
-        on_connect::<LocalAdapter>.with(authenticate::<LocalAdapter>),
-    );
-    (layer, io)
-}
-
-/// A cluster node: socketioxide's Redis adapter, so room broadcasts reach
-/// sockets on every node.
-pub async fn redis_layer(
-    state: AppState,
-    adapter: socketioxide_redis::RedisAdapterCtr<crate::cluster::driver::ManagedDriver>,
-) -> Result<
-    (
-        SocketIoLayer<crate::cluster::IoAdapter>,
-        SocketIo<crate::cluster::IoAdapter>,
-    ),
-    String,
-> {
-    let (layer, io) = builder(state.clone())
-        .with_adapter::<crate::cluster::IoAdapter>(adapter)
-        .build_layer();
-    state
-        .safety
-        .attach(Arc::new(moderation::IoSessions(io.clone())));
-    take_census(&state, io.clone());
-    if let Some(cluster) = &state.node.cluster {
-        state
-            .lounges
-            .attach(Arc::new(crate::cluster::lounges::RedisFanout(
-                cluster.conn.clone(),
-            )));
+        ws_read_buffer: WS_READ_BUFFER,
+        max_attachments: MAX_BINARIES,
+        connect_timeout: std::time::Duration::from_secs(45),
     }
-    io.ns(
-        "/",
-        on_connect::<crate::cluster::IoAdapter>.with(authenticate::<crate::cluster::IoAdapter>),
-    )
-    .await
-    .map_err(|e| format!("Socket.IO Redis adapter: {e}"))?;
-    Ok((layer, io))
+}
+
+/// The node's Socket.IO server with Tandem's handlers plugged in; a
+/// cluster node also sets its fanout (see `lib.rs`).
+pub fn build_io(state: &AppState) -> Io {
+    let io = Io::new(settings(state));
+    io.set_handler(Arc::new(App(state.clone())));
+    state
+        .safety
+        .attach(Arc::new(moderation::IoSessions(io.clone())));
+    take_census(state, io.clone());
+    io
+}
+
+/// Tandem's side of the transport.
+struct App(AppState);
+
+impl Handler for App {
+    fn authenticate<'a>(
+        &'a self,
+        socket: &'a SocketRef,
+        auth: Option<Value>,
+        head: &'a axum::http::request::Parts,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            authenticate(socket, auth, head, &self.0)
+                .await
+                .map_err(|r| r.to_string())
+        })
+    }
+
+    fn on_connect(&self, socket: SocketRef) -> BoxFuture<'static, ()> {
+        Box::pin(on_connect(socket, self.0.clone()))
+    }
+
+    fn on_event(
+        &self,
+        socket: SocketRef,
+        event: String,
+        arg: Result<Option<Value>, &'static str>,
+        ack: Ack,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(events::dispatch(
+            socket,
+            self.0.clone(),
+            event,
+            arg,
+            Reply { ack },
+        ))
+    }
+
+    fn on_disconnect(&self, socket: SocketRef, reason: DisconnectReason) -> BoxFuture<'static, ()> {
+        Box::pin(on_disconnect(socket, self.0.clone(), reason))
+    }
 }
 
 /// Lets the metrics count this node's sockets by transport.
-fn take_census<A: Adapter>(state: &AppState, io: SocketIo<A>) {
+fn take_census(state: &AppState, io: Io) {
     let _ = state.node.census.set(Box::new(move || {
         let mut c = crate::Census::default();
         for s in io.sockets() {
             match s.transport_type() {
-                socketioxide::TransportType::Websocket => c.websocket += 1,
-                socketioxide::TransportType::Polling => c.polling += 1,
+                TransportType::Websocket => c.websocket += 1,
+                TransportType::Polling => c.polling += 1,
             }
         }
         c
@@ -135,7 +121,7 @@ fn take_census<A: Adapter>(state: &AppState, io: SocketIo<A>) {
 
 /// Pairs whoever waited past the match fallback, until the task is
 /// aborted: woken by the matcher's next deadline or a join, never by a poll.
-pub async fn match_ticker<A: Adapter>(io: SocketIo<A>, state: AppState) {
+pub async fn match_ticker(io: Io, state: AppState) {
     let matcher = state.call.matcher.clone();
     crate::matching::drive(matcher.as_ref(), |p| {
         let (io, state) = (io.clone(), state.clone());
@@ -146,14 +132,15 @@ pub async fn match_ticker<A: Adapter>(io: SocketIo<A>, state: AppState) {
     .await
 }
 
-/// Tells every client the server is going away, then closes their sockets.
-pub async fn shutdown<A: Adapter>(io: &SocketIo<A>) {
+/// Tells this node's clients the server is going away, then closes their
+/// sockets (only this node's: the others stay up).
+pub async fn shutdown(io: &Io) {
     let bye = ServerEvent::ServerShutdown { reconnect: true };
-    let _ = io.emit(bye.name(), &bye).await;
+    let _ = io.local().emit(bye.name(), &bye).await;
     // Long-polling clients between two polls pick the notice up on their next
     // poll: leave them a moment before closing.
     tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    let _ = io.broadcast().disconnect().await;
+    let _ = io.local().disconnect().await;
 }
 
 /// The device id the client gave at the handshake (`auth.deviceId`).
@@ -182,12 +169,12 @@ impl std::fmt::Display for Refused {
 /// Handshake middleware: `io(url, {auth: {token}})` or an
 /// `Authorization: Bearer` header. Failure → `connect_error` "unauthorized"
 /// (or "banned").
-async fn authenticate<A: Adapter>(
-    s: SocketRef<A>,
-    TryData(auth): TryData<Value>,
-    State(state): State<AppState>,
+async fn authenticate(
+    s: &SocketRef,
+    auth: Option<Value>,
+    head: &axum::http::request::Parts,
+    state: &AppState,
 ) -> Result<(), Refused> {
-    let auth = auth.ok();
     let device = auth
         .as_ref()
         .and_then(|a| a.get("deviceId").and_then(Value::as_str))
@@ -196,8 +183,7 @@ async fn authenticate<A: Adapter>(
         .map(str::to_string);
     let from_auth = auth.and_then(|a| a.get("token").and_then(Value::as_str).map(str::to_string));
     let token = from_auth.or_else(|| {
-        s.req_parts()
-            .headers
+        head.headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(crate::auth::bearer_value)
@@ -220,10 +206,9 @@ async fn authenticate<A: Adapter>(
         // As for REST: while the store cannot say, the signed token is trusted.
         Err(e) => tracing::debug!(error = %e, "account check skipped: store unavailable"),
     }
-    let parts = s.req_parts();
     let origin = crate::safety::Origin {
         user: Some(&claims.sub),
-        ip: crate::net::client_ip(&parts.headers, &parts.extensions, state.config.trust_proxy),
+        ip: crate::net::client_ip(&head.headers, &head.extensions, state.config.trust_proxy),
         device: device.as_deref(),
     };
     match state
@@ -250,7 +235,10 @@ async fn authenticate<A: Adapter>(
     Ok(())
 }
 
-async fn on_connect<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, State(state): State<AppState>) {
+/// The socket joined: its user's room, presence, the hello, and a chat to
+/// resume. The transport runs this before reading the socket's first
+/// event, and its disconnect handler after.
+async fn on_connect(s: SocketRef, state: AppState) {
     let Some(user) = s.extensions.get::<Arc<SessionUser>>() else {
         let _ = s.disconnect();
         return;
@@ -259,18 +247,7 @@ async fn on_connect<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, State(state): 
     // per idle connection in the subscriber.
     let span = tracing::info_span!("socket", sid = %s.id, user = %user.id);
     async {
-        // Handlers first: a client may send its first event as soon as the
-        // handshake is answered, and socketioxide dispatches it on another
-        // thread; an event that came before its handler was dropped
-        // unanswered (the soak saw `user:match` go unacked about once in
-        // 25,000 sessions). The handlers wait for [`Ready`], so they still
-        // run after this setup (presence is connected before any event or
-        // the disconnect is handled).
-        let (ready, ready_rx) = tokio::sync::watch::channel(false);
-        s.extensions.insert(Ready(ready_rx));
-        s.extensions.insert(Cleanup::default());
-        s.on_disconnect(on_disconnect);
-        s.on_fallback(events::dispatch);
+        let io = s.io().clone();
         s.join(user_room(&user.id));
         state.node.local_sockets.fetch_add(1, Ordering::Relaxed);
         state.metrics.connections.inc();
@@ -285,57 +262,18 @@ async fn on_connect<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, State(state): 
         };
         let _ = s.emit(hello.name(), &hello);
         calls::resume(&io, &state, &s, &user).await;
-        let _ = ready.send(true);
-        s.extensions.remove::<Ready>();
-        // Closed before its disconnect handler was registered (between
-        // socketioxide's handshake answer and this handler's first line):
-        // nobody else will clean up after it.
-        if !s.connected() && claim_cleanup(&s) {
-            cleanup(&s, &io, &state, &user, None).await;
-        }
     }
     .instrument(span)
     .await
 }
 
-/// Whoever claims it first cleans up after a socket: its disconnect
-/// handler, or the connection handler finding the socket already closed.
-#[derive(Clone, Default)]
-pub(crate) struct Cleanup(Arc<std::sync::atomic::AtomicBool>);
-
-fn claim_cleanup<A: Adapter>(s: &SocketRef<A>) -> bool {
-    s.extensions
-        .get::<Cleanup>()
-        .is_none_or(|c| !c.0.swap(true, Ordering::SeqCst))
-}
-
-/// Set while a socket's connection handler runs; its event and disconnect
-/// handlers wait for it (see `on_connect`).
-#[derive(Clone)]
-pub(crate) struct Ready(tokio::sync::watch::Receiver<bool>);
-
-/// Waits until the socket's connection handler has finished.
-pub(crate) async fn until_ready<A: Adapter>(s: &SocketRef<A>) {
-    if let Some(Ready(mut rx)) = s.extensions.get::<Ready>() {
-        let _ = rx.wait_for(|ready| *ready).await;
-    }
-}
-
-async fn on_disconnect<A: Adapter>(
-    s: SocketRef<A>,
-    io: SocketIo<A>,
-    reason: DisconnectReason,
-    State(state): State<AppState>,
-) {
-    until_ready(&s).await;
+async fn on_disconnect(s: SocketRef, state: AppState, reason: DisconnectReason) {
     let Some(user) = s.extensions.get::<Arc<SessionUser>>() else {
         return;
     };
-    if !claim_cleanup(&s) {
-        return;
-    }
     let span = tracing::info_span!("socket", sid = %s.id, user = %user.id);
-    cleanup(&s, &io, &state, &user, Some(reason))
+    let io = s.io().clone();
+    cleanup(&s, &io, &state, &user, reason)
         .instrument(span)
         .await
 }
@@ -343,12 +281,12 @@ async fn on_disconnect<A: Adapter>(
 /// What a socket leaves behind when it goes: its count, its presence, and
 /// for the user's last socket the queue, the chat (stepping away) and
 /// what only mattered while online.
-async fn cleanup<A: Adapter>(
-    s: &SocketRef<A>,
-    io: &SocketIo<A>,
+async fn cleanup(
+    s: &SocketRef,
+    io: &Io,
     state: &AppState,
     user: &SessionUser,
-    reason: Option<DisconnectReason>,
+    reason: DisconnectReason,
 ) {
     state.node.local_sockets.fetch_sub(1, Ordering::Relaxed);
     tracing::info!(?reason, "disconnected");
@@ -391,26 +329,8 @@ async fn cleanup<A: Adapter>(
 /// ack is `{success:true, data}` or `{success:false, error:{code, message}}`.
 /// An event sent without an ack that fails gets an `error {code, message}`
 /// event instead.
-pub struct Reply<A: Adapter = LocalAdapter> {
-    socket: SocketRef<A>,
-    ack: AckSender<A>,
-    wants_ack: bool,
-}
-
-impl<A: Adapter> FromMessageParts<A> for Reply<A> {
-    type Error = Infallible;
-
-    fn from_message_parts(
-        s: &Arc<Socket<A>>,
-        v: &mut socketioxide::handler::Value,
-        ack_id: &Option<i64>,
-    ) -> Result<Self, Infallible> {
-        Ok(Reply {
-            socket: SocketRef::from_message_parts(s, v, ack_id)?,
-            ack: AckSender::from_message_parts(s, v, ack_id)?,
-            wants_ack: ack_id.is_some(),
-        })
-    }
+pub struct Reply {
+    ack: Ack,
 }
 
 /// A failed client event: a stable code and a message (and, for a limit,
@@ -432,7 +352,7 @@ impl EventError {
     }
 }
 
-impl<A: Adapter> Reply<A> {
+impl Reply {
     pub fn send(self, result: Result<Value, EventError>) {
         // Typed envelopes: serialized straight away, no JSON map built per ack.
         #[derive(serde::Serialize)]
@@ -444,7 +364,7 @@ impl<A: Adapter> Reply<A> {
             reset_at: Option<chrono::DateTime<chrono::Utc>>,
         }
         #[derive(serde::Serialize)]
-        struct Ack<'a> {
+        struct Answer<'a> {
             success: bool,
             #[serde(skip_serializing_if = "Option::is_none")]
             data: Option<&'a Value>,
@@ -453,8 +373,8 @@ impl<A: Adapter> Reply<A> {
         }
         match result {
             Ok(data) => {
-                if self.wants_ack {
-                    let _ = self.ack.send(&Ack {
+                if self.ack.wanted() {
+                    let _ = self.ack.send(&Answer {
                         success: true,
                         data: Some(&data),
                         error: None,
@@ -467,14 +387,17 @@ impl<A: Adapter> Reply<A> {
                     message: &e.message,
                     reset_at: e.reset_at,
                 };
-                if self.wants_ack {
-                    let _ = self.ack.send(&Ack {
+                if self.ack.wanted() {
+                    let _ = self.ack.send(&Answer {
                         success: false,
                         data: None,
                         error: Some(error),
                     });
                 } else {
-                    let _ = self.socket.emit(ServerEventKind::Error.name(), &error);
+                    let _ = self
+                        .ack
+                        .socket()
+                        .emit(ServerEventKind::Error.name(), &error);
                 }
             }
         }

@@ -2,17 +2,17 @@
 //! disconnecting them, on whichever node they are (the Redis adapter
 //! carries both across a cluster).
 
+use crate::sio::Io;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use socketioxide::{SocketIo, adapter::Adapter};
 
 use super::{calls::emit_to_user, user_room};
 use crate::{protocol::ServerEvent, safety::Sessions};
 
-pub struct IoSessions<A: Adapter>(pub SocketIo<A>);
+pub struct IoSessions(pub Io);
 
 #[async_trait]
-impl<A: Adapter> Sessions for IoSessions<A> {
+impl Sessions for IoSessions {
     async fn banned(&self, user_id: &str, until: DateTime<Utc>, reason: &str) {
         let notice = ServerEvent::ModerationBanned {
             until,

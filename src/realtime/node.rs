@@ -4,12 +4,12 @@
 
 use std::sync::atomic::Ordering;
 
-use socketioxide::SocketIo;
+use crate::sio::Io;
 use tokio::task::JoinHandle;
 
 use crate::{
     AppState,
-    cluster::{self, HEARTBEAT, IoAdapter},
+    cluster::{self, HEARTBEAT},
     presence::Presence as _,
     protocol::ServerEvent,
     realtime::calls,
@@ -22,14 +22,14 @@ const FULL_MIRROR_EVERY: u32 = 30;
 /// inside [`cluster::rooms::CHAT_TTL`]).
 const REFRESH_CHATS_EVERY: u32 = 10;
 
-pub fn spawn_node_tasks(state: AppState, io: SocketIo<IoAdapter>) -> Vec<JoinHandle<()>> {
+pub fn spawn_node_tasks(state: AppState, io: Io) -> Vec<JoinHandle<()>> {
     vec![
         tokio::spawn(heartbeat(state.clone(), io.clone())),
         tokio::spawn(reaper(state, io)),
     ]
 }
 
-async fn heartbeat(state: AppState, io: SocketIo<IoAdapter>) {
+async fn heartbeat(state: AppState, io: Io) {
     let Some(cluster) = state.node.cluster.as_ref() else {
         return;
     };
@@ -84,7 +84,7 @@ async fn refresh_chats(cluster: &cluster::ClusterServices) {
 
 /// Takes over the users of nodes whose heartbeat expired: they leave the
 /// queue, and their partners get the usual grace period (then `partner:left`).
-async fn reaper(state: AppState, io: SocketIo<IoAdapter>) {
+async fn reaper(state: AppState, io: Io) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
         tick.tick().await;
@@ -94,7 +94,7 @@ async fn reaper(state: AppState, io: SocketIo<IoAdapter>) {
     }
 }
 
-async fn reap(state: &AppState, io: &SocketIo<IoAdapter>) -> Result<(), String> {
+async fn reap(state: &AppState, io: &Io) -> Result<(), String> {
     let cluster = state.node.cluster.as_ref().ok_or("not a cluster")?;
     for (node, users) in cluster::claim_dead_nodes(cluster, &state.node.id).await? {
         tracing::warn!(%node, users = users.len(), "node is gone; taking over its users");

@@ -228,7 +228,10 @@ async fn post(io: &Io, s: &SocketRef, body: Body) -> Response<Body> {
 fn websocket(io: Io, req: Request<Body>, session: Option<SocketRef>) -> Response<Body> {
     let (mut head, _) = req.into_parts();
     let key = head.headers.get(header::SEC_WEBSOCKET_KEY).cloned();
-    let upgrade = head.headers.get(header::UPGRADE).and_then(|v| v.to_str().ok());
+    let upgrade = head
+        .headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok());
     let (Some(key), true) = (
         key,
         upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket")),
@@ -436,16 +439,14 @@ async fn on_attachment(s: &SocketRef, _len: usize) -> Result<(), DisconnectReaso
             return Err(DisconnectReason::ParseError);
         };
         p.remaining -= 1;
-        if p.remaining == 0 { pending.take() } else { None }
+        if p.remaining == 0 {
+            pending.take()
+        } else {
+            None
+        }
     };
     if let Some(p) = done {
-        run_event(
-            s,
-            p.name,
-            Err("binary attachments are not supported"),
-            p.id,
-        )
-        .await;
+        run_event(s, p.name, Err("binary attachments are not supported"), p.id).await;
     }
     Ok(())
 }

@@ -101,7 +101,11 @@ pub struct Settings {
 /// The open packet: `0{"sid":…,"upgrades":[…],"pingInterval":…,…}`.
 /// A WebSocket session has nothing to upgrade to.
 pub fn open_packet(sid: &str, settings: &Settings, can_upgrade: bool) -> String {
-    let upgrades = if can_upgrade { r#"["websocket"]"# } else { "[]" };
+    let upgrades = if can_upgrade {
+        r#"["websocket"]"#
+    } else {
+        "[]"
+    };
     format!(
         r#"0{{"sid":"{sid}","upgrades":{upgrades},"pingInterval":{},"pingTimeout":{},"maxPayload":{}}}"#,
         settings.ping_interval.as_millis(),
@@ -161,7 +165,11 @@ impl RequestError {
 
     /// The JSON body of the 400 answer.
     pub fn body(self) -> String {
-        format!(r#"{{"code":{},"message":"{}"}}"#, self.code(), self.message())
+        format!(
+            r#"{{"code":{},"message":"{}"}}"#,
+            self.code(),
+            self.message()
+        )
     }
 }
 

@@ -4,7 +4,8 @@
 //!
 //! Layout: kind (`E` | `D`), the sender's node id (u8 length + bytes), the
 //! room (u16 length + bytes; `0xFFFF` = everyone), for `E` the socket left
-//! out (u8 length + bytes; `0xFF` = none) and then the frame, to the end.
+//! out (u8 length + bytes; `0xFF` = none) and then the frame, to the end;
+//! for `L` the room to leave, to the end.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message<'a> {
@@ -15,6 +16,11 @@ pub enum Message<'a> {
     },
     Disconnect {
         room: Option<&'a str>,
+    },
+    /// The sockets in `room` leave the room `leave`.
+    Leave {
+        room: Option<&'a str>,
+        leave: &'a str,
     },
 }
 
@@ -30,6 +36,7 @@ pub fn encode(node: &str, m: &Message) -> Vec<u8> {
     let (kind, room) = match m {
         Message::Emit { room, .. } => (b'E', room),
         Message::Disconnect { room } => (b'D', room),
+        Message::Leave { room, .. } => (b'L', room),
     };
     out.push(kind);
     out.push(node.len() as u8);
@@ -50,6 +57,9 @@ pub fn encode(node: &str, m: &Message) -> Vec<u8> {
             None => out.push(NO_EXCEPT),
         }
         out.extend_from_slice(frame.as_bytes());
+    }
+    if let Message::Leave { leave, .. } = m {
+        out.extend_from_slice(leave.as_bytes());
     }
     out
 }
@@ -85,6 +95,10 @@ pub fn decode(bytes: &[u8]) -> Result<(&str, Message<'_>), Unreadable> {
     };
     match kind {
         b'D' if r.0.is_empty() => Ok((node, Message::Disconnect { room })),
+        b'L' => {
+            let leave = std::str::from_utf8(r.0).map_err(|_| Unreadable)?;
+            Ok((node, Message::Leave { room, leave }))
+        }
         b'E' => {
             let n = r.take(1)?[0];
             let except = if n == NO_EXCEPT {
@@ -125,6 +139,10 @@ mod tests {
             },
             Message::Disconnect { room: Some("r") },
             Message::Disconnect { room: None },
+            Message::Leave {
+                room: Some("user:1"),
+                leave: "call:2",
+            },
         ] {
             let bytes = encode("node-1", &m);
             assert_eq!(decode(&bytes), Ok(("node-1", m)));

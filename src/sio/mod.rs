@@ -212,8 +212,7 @@ pub trait Handler: Send + Sync + 'static {
     ) -> BoxFuture<'static, ()>;
 
     /// The socket is gone (called once, after its connect handler).
-    fn on_disconnect(&self, socket: SocketRef, reason: DisconnectReason)
-    -> BoxFuture<'static, ()>;
+    fn on_disconnect(&self, socket: SocketRef, reason: DisconnectReason) -> BoxFuture<'static, ()>;
 }
 
 /// Carries one node's broadcasts to the other nodes (the cluster's Redis).
@@ -307,6 +306,11 @@ impl Socket {
         Ok(())
     }
 
+    /// The node's server this socket belongs to.
+    pub fn io(&self) -> &Io {
+        &self.io
+    }
+
     /// Sends an event to this client.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
         let frame = packet::event_frame(event, data).map_err(EmitError::Serialize)?;
@@ -359,7 +363,8 @@ impl Socket {
             return Err(EmitError::Closed);
         }
         if c.connected {
-            c.queue.push_back(Utf8Bytes::from_static(packet::DISCONNECT_FRAME));
+            c.queue
+                .push_back(Utf8Bytes::from_static(packet::DISCONNECT_FRAME));
         }
         c.closing = Some(DisconnectReason::ServerNamespaceDisconnect);
         drop(c);
@@ -553,6 +558,16 @@ impl Io {
         }
     }
 
+    fn leave_local(&self, room: Option<&str>, leave: &str) {
+        let targets: Vec<SocketRef> = match room {
+            Some(room) => lock(&self.0.rooms).get(room).cloned().unwrap_or_default(),
+            None => lock(&self.0.sessions).values().cloned().collect(),
+        };
+        for s in targets {
+            s.leave(leave);
+        }
+    }
+
     /// A message from another node (see [`fanout`]).
     pub fn on_remote(&self, message: &[u8]) {
         let Ok((node, m)) = fanout::decode(message) else {
@@ -568,11 +583,14 @@ impl Io {
                 except,
                 frame,
             } => {
-                if let Ok(frame) = Utf8Bytes::try_from(bytes::Bytes::copy_from_slice(frame.as_bytes())) {
+                if let Ok(frame) =
+                    Utf8Bytes::try_from(bytes::Bytes::copy_from_slice(frame.as_bytes()))
+                {
                     self.deliver(room, except, &frame);
                 }
             }
             fanout::Message::Disconnect { room } => self.disconnect_local(room),
+            fanout::Message::Leave { room, leave } => self.leave_local(room, leave),
         }
     }
 
@@ -611,7 +629,11 @@ impl Broadcast {
         self
     }
 
-    pub async fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+    pub async fn emit<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<(), EmitError> {
         let frame = packet::event_frame(event, data).map_err(EmitError::Serialize)?;
         let except = self.except.as_ref().map(Sid::as_str);
         if let (false, Some((fanout, node))) = (self.local, self.io.0.fanout.get()) {
@@ -640,6 +662,23 @@ impl Broadcast {
                 node,
                 &fanout::Message::Disconnect {
                     room: self.room.as_deref(),
+                },
+            );
+            fanout.publish(message).await;
+        }
+        Ok(())
+    }
+
+    /// Every socket in the room, on every node, leaves `room`.
+    pub async fn leave(&self, room: impl AsRef<str>) -> Result<(), EmitError> {
+        let leave = room.as_ref();
+        self.io.leave_local(self.room.as_deref(), leave);
+        if let (false, Some((fanout, node))) = (self.local, self.io.0.fanout.get()) {
+            let message = fanout::encode(
+                node,
+                &fanout::Message::Leave {
+                    room: self.room.as_deref(),
+                    leave,
                 },
             );
             fanout.publish(message).await;

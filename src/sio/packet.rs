@@ -16,10 +16,7 @@ const MAX_ACK_ID: u64 = (1 << 53) - 1;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Packet<'a> {
     /// `0[/ns,][{auth}]`
-    Connect {
-        ns: &'a str,
-        auth: Option<&'a str>,
-    },
+    Connect { ns: &'a str, auth: Option<&'a str> },
     /// `1[/ns,]`
     Disconnect { ns: &'a str },
     /// `2` (or `5<n>-` with binary attachments): an event, with an ack id
@@ -73,7 +70,10 @@ pub fn parse(text: &str) -> Result<Packet<'_>, ParseError> {
     let binary = matches!(kind, b'5' | b'6');
     let mut attachments = 0usize;
     if binary {
-        let digits = bytes[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+        let digits = bytes[at..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
         if digits == 0 || digits > 3 || bytes.get(at + digits) != Some(&b'-') {
             return Err(ParseError::BadAttachments);
         }
@@ -100,7 +100,10 @@ pub fn parse(text: &str) -> Result<Packet<'_>, ParseError> {
             return Err(ParseError::BadNamespace);
         }
     }
-    let digits = bytes[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let digits = bytes[at..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
     let id = if digits > 0 {
         let id: u64 = text[at..at + digits]
             .parse()
@@ -156,7 +159,10 @@ pub fn event_args(data: &str) -> Result<EventArgs, ParseError> {
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("an array starting with the event's name")
         }
-        fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<EventArgs, S::Error> {
+        fn visit_seq<S: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: S,
+        ) -> Result<EventArgs, S::Error> {
             let name: String = seq
                 .next_element()?
                 .ok_or_else(|| serde::de::Error::custom("no event name"))?;
@@ -166,14 +172,18 @@ pub fn event_args(data: &str) -> Result<EventArgs, ParseError> {
         }
     }
     let mut de = serde_json::Deserializer::from_str(data);
-    let args = serde::Deserializer::deserialize_seq(&mut de, Args).map_err(|_| ParseError::BadEvent)?;
+    let args =
+        serde::Deserializer::deserialize_seq(&mut de, Args).map_err(|_| ParseError::BadEvent)?;
     de.end().map_err(|_| ParseError::BadEvent)?;
     Ok(args)
 }
 
 /// `42["name",data]`: an event to the main namespace, as an Engine.IO
 /// message.
-pub fn event_frame<T: Serialize + ?Sized>(name: &str, data: &T) -> Result<String, serde_json::Error> {
+pub fn event_frame<T: Serialize + ?Sized>(
+    name: &str,
+    data: &T,
+) -> Result<String, serde_json::Error> {
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(b"42[");
     serde_json::to_writer(&mut out, name)?;
@@ -220,7 +230,13 @@ mod tests {
 
     #[test]
     fn packets_of_every_type_parse() {
-        assert_eq!(parse("0"), Ok(Packet::Connect { ns: "/", auth: None }));
+        assert_eq!(
+            parse("0"),
+            Ok(Packet::Connect {
+                ns: "/",
+                auth: None
+            })
+        );
         assert_eq!(
             parse(r#"0{"token":"t"}"#),
             Ok(Packet::Connect {
@@ -285,7 +301,10 @@ mod tests {
         assert_eq!(parse("51[\"a\"]"), Err(ParseError::BadAttachments));
         assert_eq!(parse("59999-[\"a\"]"), Err(ParseError::BadAttachments));
         assert_eq!(parse("3[]"), Err(ParseError::BadAckId));
-        assert_eq!(parse("299999999999999999999[\"a\"]"), Err(ParseError::BadAckId));
+        assert_eq!(
+            parse("299999999999999999999[\"a\"]"),
+            Err(ParseError::BadAckId)
+        );
         assert_eq!(parse("29007199254740992[\"a\"]"), Err(ParseError::BadAckId));
         assert!(parse("29007199254740991[\"a\"]").is_ok());
         let long = format!("0/{},", "n".repeat(300));
