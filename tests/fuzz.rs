@@ -1,7 +1,8 @@
 //! Bounded fuzzing of the parsers of untrusted bytes, run by `cargo test`:
 //! `media::probe` (every upload), `stun::parse` (every TURN datagram), the
 //! content filters and spam rules (every chat message), and the client
-//! event parser (every Socket.IO event's payload).
+//! event parser (every Socket.IO event's payload), and the transport's
+//! parsers (Engine.IO and Socket.IO packets, queries, cluster messages).
 //!
 //! Each target asserts no panic and a bound on the work per input byte: the
 //! probe reads through a counting `Read + Seek`, and the bytes it pulls and
@@ -472,4 +473,52 @@ fn adts_of_tiny_frames_is_bounded() {
         v.extend_from_slice(&[0xFF, 0xF1, 0x50, 0x80, 0x00, 0xFF, 0xFC]);
     }
     assert_bounded(&v);
+}
+
+// The transport's parsers: every WebSocket frame, long-polling body and
+// request query, and every message another node publishes.
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 3000,
+        failure_persistence: None,
+        .. ProptestConfig::default()
+    })]
+
+    #[test]
+    fn socketio_frames_never_panic(text in prop_oneof![
+        any::<String>(),
+        // Mutations around the grammar: types, attachments, namespaces, ids, JSON.
+        prop::collection::vec(prop::sample::select(vec![
+            "0", "1", "2", "3", "4", "5", "6", "b", "-", "/", ",", "/admin,", "12", "9007199254740993",
+            "[", "]", "{", "}", "\"", "\"a\"", ":", "null", "probe", "\u{1e}", "\u{e9}", "999-",
+            "{\"_placeholder\":true,\"num\":0}", "AQI=",
+        ]), 0..24).prop_map(|p| p.concat()),
+    ]) {
+        let _ = tandem::sio::engine::decode(&text);
+        for p in tandem::sio::engine::split_payload(&text) {
+            if let Ok(tandem::sio::engine::Packet::Message(m)) = tandem::sio::engine::decode(p) {
+                if let Ok(tandem::sio::packet::Packet::Event { data, .. }) = tandem::sio::packet::parse(m) {
+                    let _ = tandem::sio::packet::event_args(data);
+                }
+            }
+        }
+        let _ = tandem::sio::packet::parse(&text);
+        let _ = tandem::sio::packet::event_args(&text);
+        let _ = tandem::sio::engine::parse_query(&text);
+    }
+
+    #[test]
+    fn fanout_messages_never_panic(data in prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..300),
+        (any::<u8>(), prop::collection::vec(any::<u8>(), 0..60)).prop_map(|(k, rest)| {
+            let mut m = vec![[b'E', b'D', b'L'][k as usize % 3]];
+            m.extend(rest);
+            m
+        }),
+    ]) {
+        if let Ok((node, m)) = tandem::sio::fanout::decode(&data) {
+            // What decodes encodes back to the same bytes.
+            prop_assert_eq!(tandem::sio::fanout::encode(node, &m), data);
+        }
+    }
 }

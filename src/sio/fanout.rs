@@ -31,7 +31,7 @@ const NO_ROOM: u16 = u16::MAX;
 const NO_EXCEPT: u8 = u8::MAX;
 
 pub fn encode(node: &str, m: &Message) -> Vec<u8> {
-    let node = &node.as_bytes()[..node.len().min(250)];
+    let node = &node.as_bytes()[..node.len().min(255)];
     let mut out = Vec::with_capacity(64);
     let (kind, room) = match m {
         Message::Emit { room, .. } => (b'E', room),
