@@ -66,6 +66,10 @@ impl std::fmt::Display for ParseError {
 pub fn parse(text: &str) -> Result<Packet<'_>, ParseError> {
     let bytes = text.as_bytes();
     let kind = *bytes.first().ok_or(ParseError::Empty)?;
+    if !(b'0'..=b'6').contains(&kind) {
+        // Also keeps every slice below on a character boundary.
+        return Err(ParseError::UnknownType(kind));
+    }
     let mut at = 1;
     let binary = matches!(kind, b'5' | b'6');
     let mut attachments = 0usize;
@@ -294,6 +298,8 @@ mod tests {
     fn malformed_packets_are_refused() {
         assert_eq!(parse(""), Err(ParseError::Empty));
         assert_eq!(parse("7"), Err(ParseError::UnknownType(b'7')));
+        // Found by the fuzz target: a multi-byte first character.
+        assert_eq!(parse("\u{2e4b}x"), Err(ParseError::UnknownType(0xe2)));
         assert_eq!(parse("4{}"), Err(ParseError::Unexpected));
         assert_eq!(parse("2"), Err(ParseError::BadEvent));
         assert_eq!(parse("2{}"), Err(ParseError::BadEvent));
