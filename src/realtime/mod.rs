@@ -10,7 +10,7 @@ use crate::{
     AppState,
     presence::SessionUser,
     protocol::{ServerEvent, ServerEventKind, UserId},
-    sio::{Ack, BoxFuture, DisconnectReason, Handler, Io, SocketRef, TransportType},
+    sio::{Ack, BoxFuture, DisconnectReason, Event, Handler, Io, SocketRef, TransportType},
 };
 
 pub mod calls;
@@ -84,17 +84,17 @@ impl Handler for App {
         Box::pin(on_connect(socket, self.0.clone()))
     }
 
-    fn on_event(
-        &self,
-        socket: SocketRef,
-        event: String,
-        arg: Result<Option<Value>, &'static str>,
-        ack: Ack,
-    ) -> BoxFuture<'static, ()> {
+    fn on_event(&self, socket: SocketRef, event: Event, ack: Ack) -> BoxFuture<'static, ()> {
+        // No event of Tandem's takes binary data.
+        let arg = if event.attachments.is_empty() {
+            event.first
+        } else {
+            Err("binary attachments are not supported")
+        };
         Box::pin(events::dispatch(
             socket,
             self.0.clone(),
-            event,
+            event.name,
             arg,
             Reply { ack },
         ))

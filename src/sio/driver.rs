@@ -24,8 +24,12 @@ use tokio_tungstenite::{
     },
 };
 
+use std::sync::Arc;
+
+use bytes::Bytes;
+
 use super::{
-    Ack, DisconnectReason, Io, SocketRef,
+    Ack, DisconnectReason, Event, Frame, Io, Session, Socket, SocketRef, SocketState, Sid,
     engine::{self, Beat, RequestError, TransportType},
     packet,
 };
@@ -97,7 +101,7 @@ fn handshake(io: &Io, req: Request<Body>) -> Response<Body> {
 
 /// Keeps a long-polling session's heartbeat and connect deadline, and
 /// cleans up when it closes; hands over to a WebSocket that upgrades it.
-async fn polling_owner(io: Io, s: SocketRef) {
+async fn polling_owner(io: Io, s: Arc<Session>) {
     let connect_by = Instant::now() + io.settings().connect_timeout;
     let reason = loop {
         let deadline = {
@@ -111,16 +115,16 @@ async fn polling_owner(io: Io, s: SocketRef) {
             let now = Instant::now();
             match c.heartbeat.tick(now) {
                 Some(Beat::Ping) => {
-                    c.queue.push_back(Utf8Bytes::from_static("2"));
+                    c.queue.push_back(Frame::Text(Utf8Bytes::from_static("2")));
                     s.wake.notify_one();
                 }
                 Some(Beat::TimedOut) => break DisconnectReason::PingTimeout,
                 None => {}
             }
-            if !c.connected && now >= connect_by {
+            if !c.joined && now >= connect_by {
                 break DisconnectReason::ConnectTimeout;
             }
-            if c.connected {
+            if c.joined {
                 c.heartbeat.deadline()
             } else {
                 c.heartbeat.deadline().min(connect_by)
@@ -136,7 +140,7 @@ async fn polling_owner(io: Io, s: SocketRef) {
 }
 
 /// Clears `polling` / `posting` when a request ends, however it ends.
-struct Busy<'a>(&'a SocketRef, bool);
+struct Busy<'a>(&'a Session, bool);
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
@@ -150,7 +154,7 @@ impl Drop for Busy<'_> {
 }
 
 /// A long-polling GET: whatever is queued, or wait until something is.
-async fn poll(s: &SocketRef) -> Response<Body> {
+async fn poll(s: &Session) -> Response<Body> {
     {
         let mut c = s.conn();
         if c.transport != TransportType::Polling {
@@ -173,10 +177,14 @@ async fn poll(s: &SocketRef) -> Response<Body> {
             if !c.queue.is_empty() || c.closing.is_some() {
                 let mut body = String::new();
                 for f in c.queue.drain(..) {
-                    engine::push_payload(&mut body, &f);
+                    match f {
+                        Frame::Text(t) => engine::push_payload(&mut body, &t),
+                        Frame::Binary(b) => engine::push_binary_payload(&mut body, &b),
+                    }
                 }
+                // Closed with nothing to say: a noop ends the poll.
                 if body.is_empty() {
-                    body.push('1');
+                    body.push('6');
                 }
                 return text(StatusCode::OK, body, "text/plain; charset=UTF-8");
             }
@@ -186,7 +194,7 @@ async fn poll(s: &SocketRef) -> Response<Body> {
 }
 
 /// A long-polling POST: one or more packets from the client.
-async fn post(io: &Io, s: &SocketRef, body: Body) -> Response<Body> {
+async fn post(io: &Io, s: &Arc<Session>, body: Body) -> Response<Body> {
     {
         let mut c = s.conn();
         if c.transport != TransportType::Polling && !c.upgrading {
@@ -216,7 +224,7 @@ async fn post(io: &Io, s: &SocketRef, body: Body) -> Response<Body> {
         return refuse(RequestError::BadRequest);
     };
     for p in engine::split_payload(body) {
-        if let Err(reason) = on_text(io, s, p).await {
+        if let Err(reason) = on_text(io, s, &bytes, p).await {
             s.close(reason);
             break;
         }
@@ -225,7 +233,7 @@ async fn post(io: &Io, s: &SocketRef, body: Body) -> Response<Body> {
 }
 
 /// A WebSocket: a new session, or the upgrade of a long-polling one.
-fn websocket(io: Io, req: Request<Body>, session: Option<SocketRef>) -> Response<Body> {
+fn websocket(io: Io, req: Request<Body>, session: Option<Arc<Session>>) -> Response<Body> {
     let (mut head, _) = req.into_parts();
     let key = head.headers.get(header::SEC_WEBSOCKET_KEY).cloned();
     let upgrade = head
@@ -265,7 +273,7 @@ fn websocket(io: Io, req: Request<Body>, session: Option<SocketRef>) -> Response
                 let s = io.new_session(TransportType::Websocket, head);
                 let open = engine::open_packet(s.sid.as_str(), &io.settings().engine(), false);
                 if ws.send(Message::Text(open.into())).await.is_err() {
-                    io.forget(&s);
+                    finish(&io, &s, DisconnectReason::TransportError).await;
                     return;
                 }
                 s
@@ -288,7 +296,7 @@ fn websocket(io: Io, req: Request<Body>, session: Option<SocketRef>) -> Response
 
 /// The upgrade of a long-polling session: `2probe` → `3probe`, a noop
 /// for the pending GET, then `5`. True when the WebSocket took over.
-async fn probe(io: &Io, s: &SocketRef, ws: &mut Ws) -> bool {
+async fn probe(io: &Io, s: &Session, ws: &mut Ws) -> bool {
     {
         let mut c = s.conn();
         if c.transport != TransportType::Polling || c.upgrading || c.closing.is_some() {
@@ -306,7 +314,7 @@ async fn probe(io: &Io, s: &SocketRef, ws: &mut Ws) -> bool {
                         }
                         // Lets the client's pending GET end, so it can pause polling.
                         let mut c = s.conn();
-                        c.queue.push_back(Utf8Bytes::from_static("6"));
+                        c.queue.push_back(Frame::Text(Utf8Bytes::from_static("6")));
                         drop(c);
                         s.wake.notify_one();
                     }
@@ -341,14 +349,14 @@ async fn probe(io: &Io, s: &SocketRef, ws: &mut Ws) -> bool {
 
 /// A WebSocket session until it closes: write what is queued, read and
 /// handle what comes, ping on time.
-async fn run_ws(io: &Io, s: &SocketRef, ws: &mut Ws) -> DisconnectReason {
+async fn run_ws(io: &Io, s: &Arc<Session>, ws: &mut Ws) -> DisconnectReason {
     let connect_by = Instant::now() + io.settings().connect_timeout;
     let mut out = std::collections::VecDeque::new();
     loop {
         let (closing, deadline) = {
             let mut c = s.conn();
             std::mem::swap(&mut c.queue, &mut out);
-            let deadline = if c.connected {
+            let deadline = if c.joined {
                 c.heartbeat.deadline()
             } else {
                 c.heartbeat.deadline().min(connect_by)
@@ -357,7 +365,11 @@ async fn run_ws(io: &Io, s: &SocketRef, ws: &mut Ws) -> DisconnectReason {
         };
         if !out.is_empty() {
             for frame in out.drain(..) {
-                if ws.feed(Message::Text(frame)).await.is_err() {
+                let m = match frame {
+                    Frame::Text(t) => Message::Text(t),
+                    Frame::Binary(b) => Message::Binary(b),
+                };
+                if ws.feed(m).await.is_err() {
                     return DisconnectReason::TransportError;
                 }
             }
@@ -375,12 +387,15 @@ async fn run_ws(io: &Io, s: &SocketRef, ws: &mut Ws) -> DisconnectReason {
                 None | Some(Ok(Message::Close(_))) => return DisconnectReason::TransportClose,
                 Some(Err(_)) => return DisconnectReason::TransportError,
                 Some(Ok(Message::Text(t))) => {
-                    if let Err(r) = on_text(io, s, &t).await {
+                    let owner = Bytes::from(t);
+                    // The frame was UTF-8 when it arrived.
+                    let text = std::str::from_utf8(&owner).unwrap_or("");
+                    if let Err(r) = on_text(io, s, &owner, text).await {
                         s.close(r);
                     }
                 }
                 Some(Ok(Message::Binary(b))) => {
-                    if let Err(r) = on_attachment(s, b.len()).await {
+                    if let Err(r) = on_attachment(io, s, b).await {
                         s.close(r);
                     }
                 }
@@ -396,11 +411,11 @@ async fn run_ws(io: &Io, s: &SocketRef, ws: &mut Ws) -> DisconnectReason {
                 let now = Instant::now();
                 let mut c = s.conn();
                 match c.heartbeat.tick(now) {
-                    Some(Beat::Ping) => c.queue.push_back(Utf8Bytes::from_static("2")),
+                    Some(Beat::Ping) => c.queue.push_back(Frame::Text(Utf8Bytes::from_static("2"))),
                     Some(Beat::TimedOut) => return DisconnectReason::PingTimeout,
                     None => {}
                 }
-                if !c.connected && now >= connect_by {
+                if !c.joined && now >= connect_by {
                     return DisconnectReason::ConnectTimeout;
                 }
             }
@@ -408,154 +423,218 @@ async fn run_ws(io: &Io, s: &SocketRef, ws: &mut Ws) -> DisconnectReason {
     }
 }
 
-/// One Engine.IO text packet from either transport.
-async fn on_text(io: &Io, s: &SocketRef, text: &str) -> Result<(), DisconnectReason> {
+/// One Engine.IO text packet from either transport; `owner` holds the
+/// bytes `text` is cut from.
+async fn on_text(
+    io: &Io,
+    s: &Arc<Session>,
+    owner: &Bytes,
+    text: &str,
+) -> Result<(), DisconnectReason> {
     match engine::decode(text).map_err(|_| DisconnectReason::ParseError)? {
-        engine::Packet::Message(m) => on_message(io, s, m).await,
+        engine::Packet::Message(m) => on_message(io, s, owner, m).await,
         engine::Packet::Pong(_) => {
             s.conn().heartbeat.pong(Instant::now());
             s.owner.notify_one();
             Ok(())
         }
         engine::Packet::Close => Err(DisconnectReason::TransportClose),
-        engine::Packet::Binary(b) => on_attachment(s, b.len()).await,
+        engine::Packet::Binary(b) => on_attachment(io, s, Bytes::from(b)).await,
         engine::Packet::Ping(_) | engine::Packet::Noop | engine::Packet::Upgrade => Ok(()),
         engine::Packet::Open => Err(DisconnectReason::ParseError),
     }
 }
 
-/// An event with binary attachments waits for them; then it is answered
-/// as unreadable (binary data is not part of Tandem's contract).
+/// An event whose binary attachments are still arriving.
 pub(super) struct PendingBinary {
-    name: String,
+    socket: SocketRef,
+    event: Event,
     id: Option<u64>,
     remaining: usize,
 }
 
-async fn on_attachment(s: &SocketRef, _len: usize) -> Result<(), DisconnectReason> {
+async fn on_attachment(_io: &Io, s: &Session, data: Bytes) -> Result<(), DisconnectReason> {
     let done = {
         let mut pending = super::lock(&s.pending);
         let Some(p) = pending.as_mut() else {
             return Err(DisconnectReason::ParseError);
         };
+        p.event.attachments.push(data);
         p.remaining -= 1;
-        if p.remaining == 0 {
-            pending.take()
-        } else {
-            None
-        }
+        if p.remaining == 0 { pending.take() } else { None }
     };
     if let Some(p) = done {
-        run_event(s, p.name, Err("binary attachments are not supported"), p.id).await;
+        let p = *p;
+        run_event(s, p.socket, p.event, p.id).await;
     }
     Ok(())
 }
 
 /// One Socket.IO packet.
-async fn on_message(io: &Io, s: &SocketRef, text: &str) -> Result<(), DisconnectReason> {
+async fn on_message(
+    io: &Io,
+    s: &Arc<Session>,
+    owner: &Bytes,
+    text: &str,
+) -> Result<(), DisconnectReason> {
+    let Some(handler) = io.handler().cloned() else {
+        return Ok(());
+    };
     match packet::parse(text).map_err(|_| DisconnectReason::ParseError)? {
-        packet::Packet::Connect { ns: "/", auth } => {
-            connect(io, s, auth).await;
+        packet::Packet::Connect { ns, auth } => {
+            if !handler.accepts(ns) {
+                let _ = s.push(Frame::Text(
+                    packet::connect_error_frame(ns, "Invalid namespace").into(),
+                ));
+            } else if s.socket(ns).is_none() {
+                connect(s, &*handler, ns, auth).await;
+            }
             Ok(())
         }
-        packet::Packet::Connect { ns, .. } => {
-            let _ = s.push(packet::connect_error_frame(ns, "Invalid namespace").into());
+        packet::Packet::Disconnect { ns } => {
+            let socket = {
+                let mut c = s.conn();
+                let at = c.sockets.iter().position(|x| &*x.ns == ns);
+                at.map(|at| c.sockets.swap_remove(at))
+            };
+            if let Some(socket) = socket {
+                left(s, &*handler, socket, DisconnectReason::ClientNamespaceDisconnect).await;
+            }
             Ok(())
         }
-        packet::Packet::Disconnect { ns: "/" } => Err(DisconnectReason::ClientNamespaceDisconnect),
         packet::Packet::Event {
-            ns: "/",
+            ns,
             id,
             data,
             attachments,
         } => {
-            if !s.connected() {
+            let Some(socket) = s.socket(ns) else {
                 return Ok(());
-            }
+            };
             let args = packet::event_args(data).map_err(|_| DisconnectReason::ParseError)?;
+            let event = Event {
+                name: args.name,
+                first: Ok(args.first),
+                data: owner.slice_ref(data.as_bytes()),
+                attachments: Vec::new(),
+            };
             if attachments > 0 {
                 if attachments > io.settings().max_attachments {
                     return Err(DisconnectReason::ParseError);
                 }
                 *super::lock(&s.pending) = Some(Box::new(PendingBinary {
-                    name: args.name,
+                    socket,
+                    event,
                     id,
                     remaining: attachments,
                 }));
                 return Ok(());
             }
-            run_event(s, args.name, Ok(args.first), id).await;
+            run_event(s, socket, event, id).await;
             Ok(())
         }
-        _ => Ok(()),
+        packet::Packet::Ack { .. } => Ok(()),
     }
 }
 
-async fn run_event(
-    s: &SocketRef,
-    name: String,
-    arg: Result<Option<serde_json::Value>, &'static str>,
-    id: Option<u64>,
-) {
+async fn run_event(s: &Session, socket: SocketRef, event: Event, id: Option<u64>) {
     let Some(handler) = s.io.handler().cloned() else {
         return;
     };
     let _one_at_a_time = s.handlers.lock().await;
-    handler
-        .on_event(
-            s.clone(),
-            name,
-            arg,
-            Ack {
-                socket: s.clone(),
-                id,
-            },
-        )
-        .await;
+    let ack = Ack {
+        socket: socket.clone(),
+        id,
+    };
+    handler.on_event(socket, event, ack).await;
 }
 
-/// The main namespace's CONNECT: authenticate, answer, run the connect
-/// handler (before any event of the socket is read).
-async fn connect(io: &Io, s: &SocketRef, auth: Option<&str>) {
-    let Some(handler) = io.handler().cloned() else {
-        return;
-    };
+fn main_ns() -> Arc<str> {
+    static MAIN: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    MAIN.get_or_init(|| Arc::from("/")).clone()
+}
+
+/// A namespace's CONNECT: authenticate, answer, run the connect handler
+/// (before any further packet of the session is read).
+async fn connect(s: &Arc<Session>, handler: &dyn super::Handler, ns: &str, auth: Option<&str>) {
     let _one_at_a_time = s.handlers.lock().await;
     let head = {
         let mut c = s.conn();
-        if c.connected || c.closing.is_some() {
+        if c.closing.is_some() {
             return;
         }
         c.head.take()
     };
     let head = head.unwrap_or_else(|| Box::new(Request::new(()).into_parts().0));
     let auth = auth.and_then(|a| serde_json::from_str(a).ok());
-    match handler.authenticate(s, auth, &head).await {
+    let socket = Arc::new(Socket {
+        id: Sid::random(),
+        ns: if ns == "/" { main_ns() } else { Arc::from(ns) },
+        extensions: Default::default(),
+        session: s.clone(),
+        state: std::sync::Mutex::new(SocketState {
+            connected: false,
+            rooms: Vec::new(),
+        }),
+    });
+    match handler.authenticate(&socket, auth, &head).await {
         Ok(()) => {
             {
                 let mut c = s.conn();
                 if c.closing.is_some() {
                     return;
                 }
-                c.connected = true;
+                c.joined = true;
+                c.sockets.push(socket.clone());
+                if ns != "/" {
+                    c.head = Some(head);
+                }
             }
-            let _ = s.push(packet::connect_frame(s.id.as_str()).into());
-            handler.on_connect(s.clone()).await;
+            socket.state().connected = true;
+            let _ = s.push(Frame::Text(
+                packet::connect_frame(ns, socket.id.as_str()).into(),
+            ));
+            handler.on_connect(socket).await;
         }
         Err(message) => {
-            let _ = s.push(packet::connect_error_frame("/", &message).into());
+            let _ = s.push(Frame::Text(packet::connect_error_frame(ns, &message).into()));
             // The client may try again on this session.
             s.conn().head = Some(head);
         }
     }
 }
 
-/// After the socket closed: out of the node's maps, then its disconnect
-/// handler (after any handler still running).
-async fn finish(io: &Io, s: &SocketRef, reason: DisconnectReason) {
-    let was_connected = io.forget(s);
-    if was_connected && let Some(handler) = io.handler().cloned() {
+/// A socket left its namespace (the session may go on).
+async fn left(s: &Session, handler: &dyn super::Handler, socket: SocketRef, reason: DisconnectReason) {
+    if socket.leave_namespace() {
         let _one_at_a_time = s.handlers.lock().await;
-        handler.on_disconnect(s.clone(), reason).await;
+        handler.on_disconnect(socket, reason).await;
+    }
+}
+
+/// After the session closed: out of the node's map, then each socket's
+/// disconnect handler (after any handler still running).
+async fn finish(io: &Io, s: &Arc<Session>, reason: DisconnectReason) {
+    super::lock(&io.0.sessions).remove(&s.sid);
+    let sockets = {
+        let mut c = s.conn();
+        if c.closing.is_none() {
+            c.closing = Some(reason);
+        }
+        c.head = None;
+        std::mem::take(&mut c.sockets)
+    };
+    *super::lock(&s.pending) = None;
+    match io.handler().cloned() {
+        Some(handler) => {
+            for socket in sockets {
+                left(s, &*handler, socket, reason).await;
+            }
+        }
+        None => {
+            for socket in sockets {
+                socket.leave_namespace();
+            }
+        }
     }
 }

@@ -9,8 +9,10 @@
 //!   reads frames, runs the handlers, writes the socket's queue and keeps
 //!   the heartbeat; a long-polling session's task keeps only the heartbeat
 //!   (its requests carry the rest).
-//! - Here: [`Io`] (the node's sockets and rooms), [`Socket`] (one client:
-//!   its queue of frames, rooms, extensions) and [`Broadcast`].
+//! - Here: [`Io`] (the node's sessions and rooms), a session (one
+//!   Engine.IO connection: its queue of frames, transport, heartbeat),
+//!   [`Socket`] (one client in one namespace: rooms, extensions) and
+//!   [`Broadcast`].
 //!
 //! The application plugs in through [`Handler`]: authenticate a CONNECT,
 //! then connect, event and disconnect, called in that order and one at a
@@ -188,9 +190,13 @@ impl std::error::Error for EmitError {}
 
 /// The application's side.
 pub trait Handler: Send + Sync + 'static {
-    /// A CONNECT to the main namespace, with its `auth` payload and the
-    /// head of the request that opened the session. `Err(message)` is the
-    /// client's `connect_error`.
+    /// Whether clients may join namespace `ns` (Tandem's clients use `/`).
+    fn accepts(&self, ns: &str) -> bool {
+        ns == "/"
+    }
+
+    /// A CONNECT, with its `auth` payload and the head of the request that
+    /// opened the session. `Err(message)` is the client's `connect_error`.
     fn authenticate<'a>(
         &'a self,
         socket: &'a SocketRef,
@@ -198,26 +204,39 @@ pub trait Handler: Send + Sync + 'static {
         head: &'a axum::http::request::Parts,
     ) -> BoxFuture<'a, Result<(), String>>;
 
-    /// The socket joined the main namespace (its CONNECT is answered).
+    /// The socket joined its namespace (its CONNECT is answered).
     fn on_connect(&self, socket: SocketRef) -> BoxFuture<'static, ()>;
 
-    /// An event: its name, its first argument (`Ok(None)`: sent with none;
-    /// `Err`: arguments the server cannot read) and its ack.
-    fn on_event(
-        &self,
-        socket: SocketRef,
-        event: String,
-        arg: Result<Option<Value>, &'static str>,
-        ack: Ack,
-    ) -> BoxFuture<'static, ()>;
+    /// An event and its ack.
+    fn on_event(&self, socket: SocketRef, event: Event, ack: Ack) -> BoxFuture<'static, ()>;
 
     /// The socket is gone (called once, after its connect handler).
-    fn on_disconnect(&self, socket: SocketRef, reason: DisconnectReason) -> BoxFuture<'static, ()>;
+    fn on_disconnect(&self, socket: SocketRef, reason: DisconnectReason)
+    -> BoxFuture<'static, ()>;
 }
 
 /// Carries one node's broadcasts to the other nodes (the cluster's Redis).
 pub trait Fanout: Send + Sync + 'static {
     fn publish(&self, message: Vec<u8>) -> BoxFuture<'_, ()>;
+}
+
+/// A client event, as the handler gets it.
+pub struct Event {
+    pub name: String,
+    /// The first argument: `Ok(None)` when sent with none, `Err` when the
+    /// arguments cannot be read.
+    pub first: Result<Option<Value>, &'static str>,
+    /// The whole JSON array (name and arguments), as sent.
+    pub data: bytes::Bytes,
+    /// Binary attachments (the `{"_placeholder":true,"num":n}` in `data`).
+    pub attachments: Vec<bytes::Bytes>,
+}
+
+impl Event {
+    pub fn data(&self) -> &str {
+        // Cut from a validated `&str`.
+        std::str::from_utf8(&self.data).unwrap_or("")
+    }
 }
 
 /// The answer channel of one client event.
@@ -239,14 +258,29 @@ impl Ack {
     /// Sends the answer (nothing when the client asked for none).
     pub fn send<T: Serialize + ?Sized>(self, data: &T) -> Result<(), EmitError> {
         let Some(id) = self.id else { return Ok(()) };
-        let frame = packet::ack_frame(id, data).map_err(EmitError::Serialize)?;
-        self.socket.push(Utf8Bytes::from(frame))
+        let frame = packet::ack_frame(&self.socket.ns, id, data).map_err(EmitError::Serialize)?;
+        self.socket.session.push(Frame::Text(Utf8Bytes::from(frame)))
+    }
+
+    /// Answers with a JSON array of arguments as is, and binary
+    /// attachments (`args` holds their placeholders).
+    pub fn send_raw(self, args: &str, attachments: Vec<bytes::Bytes>) -> Result<(), EmitError> {
+        let Some(id) = self.id else { return Ok(()) };
+        let frame = packet::raw_frame(b'3', &self.socket.ns, Some(id), args, attachments.len());
+        self.socket.session.push_all(frame, attachments)
     }
 }
 
-/// The Engine.IO side of a socket, behind its lock.
+/// One frame for the client.
+#[derive(Clone)]
+enum Frame {
+    Text(Utf8Bytes),
+    Binary(bytes::Bytes),
+}
+
+/// The Engine.IO side of a session, behind its lock.
 struct Conn {
-    queue: VecDeque<Utf8Bytes>,
+    queue: VecDeque<Frame>,
     transport: TransportType,
     /// A WebSocket is probing to take over from long-polling.
     upgrading: bool,
@@ -254,25 +288,23 @@ struct Conn {
     polling: bool,
     /// A long-polling POST is being handled.
     posting: bool,
-    /// Answered the main namespace's CONNECT.
-    connected: bool,
-    /// Set once, when the socket starts closing.
+    /// Some namespace was joined (the connect deadline no longer applies).
+    joined: bool,
+    /// Set once, when the session starts closing.
     closing: Option<DisconnectReason>,
-    /// The owner task has cleaned up: nothing may join a room any more.
-    finished: bool,
     heartbeat: engine::Heartbeat,
-    rooms: Vec<Room>,
-    /// The request that opened the session, until the CONNECT is handled.
+    /// The namespaces' sockets (usually just the main one).
+    sockets: Vec<SocketRef>,
+    /// The request that opened the session, until the main namespace's
+    /// CONNECT is authenticated.
     head: Option<Box<axum::http::request::Parts>>,
 }
 
-/// One client: an Engine.IO session carrying the main namespace.
-pub struct Socket {
-    /// The Socket.IO id (the client's `socket.id`).
-    pub id: Sid,
+/// One Engine.IO session: a WebSocket, or a series of long-polling
+/// requests (upgraded to a WebSocket when the client can).
+pub(crate) struct Session {
     /// The Engine.IO session id (names a long-polling session).
     sid: Sid,
-    pub extensions: Extensions,
     io: Io,
     conn: Mutex<Conn>,
     /// Wakes whoever writes the queue out: the WebSocket task, or the
@@ -280,19 +312,18 @@ pub struct Socket {
     wake: Notify,
     /// Wakes the long-polling session's task (heartbeat, closing, upgrade).
     owner: Notify,
-    /// Held while a handler runs: one at a time per socket, in order.
+    /// Held while a handler runs: one at a time per session, in order.
     handlers: tokio::sync::Mutex<()>,
     /// An event waiting for its binary attachments.
     pending: Mutex<Option<Box<driver::PendingBinary>>>,
 }
 
-impl Socket {
+impl Session {
     fn conn(&self) -> MutexGuard<'_, Conn> {
         lock(&self.conn)
     }
 
-    /// Queues a frame for the client.
-    fn push(&self, frame: Utf8Bytes) -> Result<(), EmitError> {
+    fn push(&self, frame: Frame) -> Result<(), EmitError> {
         let mut c = self.conn();
         if c.closing.is_some() {
             return Err(EmitError::Closed);
@@ -306,80 +337,20 @@ impl Socket {
         Ok(())
     }
 
-    /// The node's server this socket belongs to.
-    pub fn io(&self) -> &Io {
-        &self.io
-    }
-
-    /// Sends an event to this client.
-    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
-        let frame = packet::event_frame(event, data).map_err(EmitError::Serialize)?;
-        self.push(Utf8Bytes::from(frame))
-    }
-
-    /// Adds the socket to a room of this node.
-    pub fn join(&self, room: impl AsRef<str>) {
-        let room: Room = Arc::from(room.as_ref());
-        let mut rooms = lock(&self.io.0.rooms);
-        let mut c = self.conn();
-        if c.finished || c.rooms.contains(&room) {
-            return;
-        }
-        c.rooms.push(room.clone());
-        drop(c);
-        let me = self.io.0.sessions_get(&self.sid);
-        if let Some(me) = me {
-            rooms.entry(room).or_default().push(me);
-        }
-    }
-
-    pub fn leave(&self, room: impl AsRef<str>) {
-        let room = room.as_ref();
-        let mut rooms = lock(&self.io.0.rooms);
-        let mut c = self.conn();
-        let Some(at) = c.rooms.iter().position(|r| &**r == room) else {
-            return;
-        };
-        c.rooms.swap_remove(at);
-        drop(c);
-        remove_from_room(&mut rooms, room, &self.sid);
-    }
-
-    /// An event to everyone in `room`, on every node, except this socket.
-    pub fn to(&self, room: impl AsRef<str>) -> Broadcast {
-        Broadcast {
-            io: self.io.clone(),
-            room: Some(room.as_ref().to_string()),
-            except: Some(self.id),
-            local: false,
-        }
-    }
-
-    /// Disconnects the client from the server's side (`41`, then the
-    /// connection closes).
-    pub fn disconnect(&self) -> Result<(), EmitError> {
+    /// A text frame and its binary attachments, together.
+    fn push_all(&self, text: String, attachments: Vec<bytes::Bytes>) -> Result<(), EmitError> {
         let mut c = self.conn();
         if c.closing.is_some() {
             return Err(EmitError::Closed);
         }
-        if c.connected {
-            c.queue
-                .push_back(Utf8Bytes::from_static(packet::DISCONNECT_FRAME));
+        if c.queue.len() + attachments.len() >= self.io.0.settings.max_queue {
+            return Err(EmitError::QueueFull);
         }
-        c.closing = Some(DisconnectReason::ServerNamespaceDisconnect);
+        c.queue.push_back(Frame::Text(Utf8Bytes::from(text)));
+        c.queue.extend(attachments.into_iter().map(Frame::Binary));
         drop(c);
-        self.wake_all();
+        self.wake.notify_one();
         Ok(())
-    }
-
-    /// Still connected to the main namespace.
-    pub fn connected(&self) -> bool {
-        let c = self.conn();
-        c.connected && c.closing.is_none()
-    }
-
-    pub fn transport_type(&self) -> TransportType {
-        self.conn().transport
     }
 
     fn close(&self, reason: DisconnectReason) {
@@ -395,11 +366,129 @@ impl Socket {
         self.wake.notify_one();
         self.owner.notify_one();
     }
+
+    fn socket(&self, ns: &str) -> Option<SocketRef> {
+        self.conn().sockets.iter().find(|s| &*s.ns == ns).cloned()
+    }
 }
 
-fn remove_from_room(rooms: &mut FxHashMap<Room, Vec<SocketRef>>, room: &str, sid: &Sid) {
+struct SocketState {
+    connected: bool,
+    rooms: Vec<Room>,
+}
+
+/// One client in one namespace (Tandem's clients use the main one, `/`).
+pub struct Socket {
+    /// The Socket.IO id (the client's `socket.id`).
+    pub id: Sid,
+    pub ns: Arc<str>,
+    pub extensions: Extensions,
+    session: Arc<Session>,
+    state: Mutex<SocketState>,
+}
+
+impl Socket {
+    fn state(&self) -> MutexGuard<'_, SocketState> {
+        lock(&self.state)
+    }
+
+    /// The node's server this socket belongs to.
+    pub fn io(&self) -> &Io {
+        &self.session.io
+    }
+
+    /// Sends an event to this client.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+        let frame = packet::event_frame(&self.ns, event, data).map_err(EmitError::Serialize)?;
+        self.session.push(Frame::Text(Utf8Bytes::from(frame)))
+    }
+
+    /// Sends an event given as a JSON array (name first) as is, with
+    /// binary attachments (`data` holds their placeholders).
+    pub fn emit_raw(&self, data: &str, attachments: Vec<bytes::Bytes>) -> Result<(), EmitError> {
+        let frame = packet::raw_frame(b'2', &self.ns, None, data, attachments.len());
+        self.session.push_all(frame, attachments)
+    }
+
+    /// Adds the socket to a room of this node (main namespace only).
+    pub fn join(self: &Arc<Self>, room: impl AsRef<str>) {
+        let room: Room = Arc::from(room.as_ref());
+        let mut rooms = lock(&self.io().0.rooms);
+        let mut st = self.state();
+        if !st.connected || st.rooms.contains(&room) || &*self.ns != "/" {
+            return;
+        }
+        st.rooms.push(room.clone());
+        drop(st);
+        rooms.entry(room).or_default().push(self.clone());
+    }
+
+    pub fn leave(&self, room: impl AsRef<str>) {
+        let room = room.as_ref();
+        let mut rooms = lock(&self.io().0.rooms);
+        let mut st = self.state();
+        let Some(at) = st.rooms.iter().position(|r| &**r == room) else {
+            return;
+        };
+        st.rooms.swap_remove(at);
+        drop(st);
+        remove_from_room(&mut rooms, room, &self.id);
+    }
+
+    /// An event to everyone in `room`, on every node, except this socket.
+    pub fn to(&self, room: impl AsRef<str>) -> Broadcast {
+        Broadcast {
+            io: self.io().clone(),
+            room: Some(room.as_ref().to_string()),
+            except: Some(self.id),
+            local: false,
+        }
+    }
+
+    /// Disconnects the client from the server's side: `41`, then its
+    /// connection closes.
+    pub fn disconnect(&self) -> Result<(), EmitError> {
+        if !self.connected() {
+            return Err(EmitError::Closed);
+        }
+        let frame = if &*self.ns == "/" {
+            Utf8Bytes::from_static(packet::DISCONNECT_FRAME)
+        } else {
+            Utf8Bytes::from(format!("41{},", self.ns))
+        };
+        let _ = self.session.push(Frame::Text(frame));
+        self.session
+            .close(DisconnectReason::ServerNamespaceDisconnect);
+        Ok(())
+    }
+
+    /// Still connected to its namespace.
+    pub fn connected(&self) -> bool {
+        self.state().connected && self.session.conn().closing.is_none()
+    }
+
+    pub fn transport_type(&self) -> TransportType {
+        self.session.conn().transport
+    }
+
+    /// Out of its namespace: no more rooms, not connected. True the first
+    /// time (whoever gets true runs the disconnect handler).
+    fn leave_namespace(&self) -> bool {
+        let mut rooms = lock(&self.io().0.rooms);
+        let mut st = self.state();
+        let was = std::mem::replace(&mut st.connected, false);
+        let mine = std::mem::take(&mut st.rooms);
+        drop(st);
+        for room in mine {
+            remove_from_room(&mut rooms, &room, &self.id);
+        }
+        was
+    }
+}
+
+fn remove_from_room(rooms: &mut FxHashMap<Room, Vec<SocketRef>>, room: &str, id: &Sid) {
     if let Some(members) = rooms.get_mut(room) {
-        members.retain(|s| s.sid != *sid);
+        members.retain(|s| s.id != *id);
         if members.is_empty() {
             rooms.remove(room);
         }
@@ -409,16 +498,11 @@ fn remove_from_room(rooms: &mut FxHashMap<Room, Vec<SocketRef>>, room: &str, sid
 struct IoInner {
     settings: Settings,
     /// Every session of this node, by Engine.IO id.
-    sessions: Mutex<FxHashMap<Sid, SocketRef>>,
+    sessions: Mutex<FxHashMap<Sid, Arc<Session>>>,
+    /// The main namespace's rooms.
     rooms: Mutex<FxHashMap<Room, Vec<SocketRef>>>,
     handler: OnceLock<Arc<dyn Handler>>,
     fanout: OnceLock<(Arc<dyn Fanout>, String)>,
-}
-
-impl IoInner {
-    fn sessions_get(&self, sid: &Sid) -> Option<SocketRef> {
-        lock(&self.sessions).get(sid).cloned()
-    }
 }
 
 /// The node's Socket.IO server: its sessions and rooms.
@@ -477,10 +561,11 @@ impl Io {
 
     /// This node's sockets connected to the main namespace.
     pub fn sockets(&self) -> Vec<SocketRef> {
-        lock(&self.0.sessions)
-            .values()
+        let sessions: Vec<Arc<Session>> = lock(&self.0.sessions).values().cloned().collect();
+        sessions
+            .iter()
+            .filter_map(|s| s.socket("/"))
             .filter(|s| s.connected())
-            .cloned()
             .collect()
     }
 
@@ -489,12 +574,10 @@ impl Io {
         lock(&self.0.sessions).len()
     }
 
-    fn new_session(&self, transport: TransportType, head: axum::http::request::Parts) -> SocketRef {
+    fn new_session(&self, transport: TransportType, head: axum::http::request::Parts) -> Arc<Session> {
         let settings = &self.0.settings;
-        let socket = Arc::new(Socket {
-            id: Sid::random(),
+        let session = Arc::new(Session {
             sid: Sid::random(),
-            extensions: Extensions::default(),
             io: self.clone(),
             conn: Mutex::new(Conn {
                 queue: VecDeque::new(),
@@ -502,15 +585,14 @@ impl Io {
                 upgrading: false,
                 polling: false,
                 posting: false,
-                connected: false,
+                joined: false,
                 closing: None,
-                finished: false,
                 heartbeat: engine::Heartbeat::new(
                     std::time::Instant::now(),
                     settings.ping_interval,
                     settings.ping_timeout,
                 ),
-                rooms: Vec::new(),
+                sockets: Vec::new(),
                 head: Some(Box::new(head)),
             }),
             wake: Notify::new(),
@@ -518,20 +600,20 @@ impl Io {
             handlers: tokio::sync::Mutex::new(()),
             pending: Mutex::new(None),
         });
-        lock(&self.0.sessions).insert(socket.sid, socket.clone());
-        socket
+        lock(&self.0.sessions).insert(session.sid, session.clone());
+        session
     }
 
-    fn session(&self, sid: &str) -> Option<SocketRef> {
-        self.0.sessions_get(&Sid::parse(sid)?)
+    fn session(&self, sid: &str) -> Option<Arc<Session>> {
+        lock(&self.0.sessions).get(&Sid::parse(sid)?).cloned()
     }
 
-    /// Delivers a frame to this node's members of `room` (everyone when
-    /// `None`), but `except`.
+    /// Delivers a frame to this node's members of `room` (everyone in the
+    /// main namespace when `None`), but `except`.
     fn deliver(&self, room: Option<&str>, except: Option<&str>, frame: &Utf8Bytes) {
         let send = |s: &SocketRef| {
-            if except != Some(s.id.as_str()) && s.connected() {
-                let _ = s.push(frame.clone());
+            if except != Some(s.id.as_str()) && s.state().connected {
+                let _ = s.session.push(Frame::Text(frame.clone()));
             }
         };
         match room {
@@ -541,29 +623,25 @@ impl Io {
                     members.iter().for_each(send);
                 }
             }
-            None => {
-                let all: Vec<SocketRef> = lock(&self.0.sessions).values().cloned().collect();
-                all.iter().for_each(send);
-            }
+            None => self.sockets().iter().for_each(send),
+        }
+    }
+
+    fn targets(&self, room: Option<&str>) -> Vec<SocketRef> {
+        match room {
+            Some(room) => lock(&self.0.rooms).get(room).cloned().unwrap_or_default(),
+            None => self.sockets(),
         }
     }
 
     fn disconnect_local(&self, room: Option<&str>) {
-        let targets: Vec<SocketRef> = match room {
-            Some(room) => lock(&self.0.rooms).get(room).cloned().unwrap_or_default(),
-            None => lock(&self.0.sessions).values().cloned().collect(),
-        };
-        for s in targets {
+        for s in self.targets(room) {
             let _ = s.disconnect();
         }
     }
 
     fn leave_local(&self, room: Option<&str>, leave: &str) {
-        let targets: Vec<SocketRef> = match room {
-            Some(room) => lock(&self.0.rooms).get(room).cloned().unwrap_or_default(),
-            None => lock(&self.0.sessions).values().cloned().collect(),
-        };
-        for s in targets {
+        for s in self.targets(room) {
             s.leave(leave);
         }
     }
@@ -582,40 +660,14 @@ impl Io {
                 room,
                 except,
                 frame,
-            } => {
-                if let Ok(frame) =
-                    Utf8Bytes::try_from(bytes::Bytes::copy_from_slice(frame.as_bytes()))
-                {
-                    self.deliver(room, except, &frame);
-                }
-            }
+            } => self.deliver(room, except, &Utf8Bytes::from(frame)),
             fanout::Message::Disconnect { room } => self.disconnect_local(room),
             fanout::Message::Leave { room, leave } => self.leave_local(room, leave),
         }
     }
-
-    /// Closes a session's bookkeeping: out of the node's maps and rooms.
-    /// Returns whether it was connected (so its disconnect handler runs).
-    fn forget(&self, s: &Socket) -> bool {
-        lock(&self.0.sessions).remove(&s.sid);
-        let mut rooms = lock(&self.0.rooms);
-        let mut c = s.conn();
-        c.finished = true;
-        if c.closing.is_none() {
-            c.closing = Some(DisconnectReason::TransportClose);
-        }
-        let mine = std::mem::take(&mut c.rooms);
-        let connected = c.connected;
-        c.head = None;
-        drop(c);
-        for room in mine {
-            remove_from_room(&mut rooms, &room, &s.sid);
-        }
-        connected
-    }
 }
 
-/// An event or a disconnect for many sockets.
+/// An event or a disconnect for many sockets (of the main namespace).
 pub struct Broadcast {
     io: Io,
     room: Option<String>,
@@ -629,12 +681,8 @@ impl Broadcast {
         self
     }
 
-    pub async fn emit<T: Serialize + ?Sized>(
-        &self,
-        event: &str,
-        data: &T,
-    ) -> Result<(), EmitError> {
-        let frame = packet::event_frame(event, data).map_err(EmitError::Serialize)?;
+    pub async fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+        let frame = packet::event_frame("/", event, data).map_err(EmitError::Serialize)?;
         let except = self.except.as_ref().map(Sid::as_str);
         if let (false, Some((fanout, node))) = (self.local, self.io.0.fanout.get()) {
             let message = fanout::encode(
@@ -645,8 +693,8 @@ impl Broadcast {
                     frame: &frame,
                 },
             );
-            let frame = Utf8Bytes::from(frame);
-            self.io.deliver(self.room.as_deref(), except, &frame);
+            self.io
+                .deliver(self.room.as_deref(), except, &Utf8Bytes::from(frame));
             fanout.publish(message).await;
         } else {
             self.io
@@ -688,13 +736,7 @@ impl Broadcast {
 
     /// This node's sockets in the room.
     pub fn sockets(&self) -> Vec<SocketRef> {
-        match &self.room {
-            Some(room) => lock(&self.io.0.rooms)
-                .get(room.as_str())
-                .cloned()
-                .unwrap_or_default(),
-            None => self.io.sockets(),
-        }
+        self.io.targets(self.room.as_deref())
     }
 }
 

@@ -182,14 +182,24 @@ pub fn event_args(data: &str) -> Result<EventArgs, ParseError> {
     Ok(args)
 }
 
-/// `42["name",data]`: an event to the main namespace, as an Engine.IO
-/// message.
+fn namespace(out: &mut Vec<u8>, ns: &str) {
+    if ns != "/" {
+        out.extend_from_slice(ns.as_bytes());
+        out.push(b',');
+    }
+}
+
+/// `42["name",data]` (`42/ns,["name",data]` in another namespace): an
+/// event, as an Engine.IO message.
 pub fn event_frame<T: Serialize + ?Sized>(
+    ns: &str,
     name: &str,
     data: &T,
 ) -> Result<String, serde_json::Error> {
     let mut out = Vec::with_capacity(64);
-    out.extend_from_slice(b"42[");
+    out.extend_from_slice(b"42");
+    namespace(&mut out, ns);
+    out.push(b'[');
     serde_json::to_writer(&mut out, name)?;
     out.push(b',');
     serde_json::to_writer(&mut out, data)?;
@@ -199,9 +209,14 @@ pub fn event_frame<T: Serialize + ?Sized>(
 }
 
 /// `43<id>[data]`: the answer to a client's event.
-pub fn ack_frame<T: Serialize + ?Sized>(id: u64, data: &T) -> Result<String, serde_json::Error> {
+pub fn ack_frame<T: Serialize + ?Sized>(
+    ns: &str,
+    id: u64,
+    data: &T,
+) -> Result<String, serde_json::Error> {
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(b"43");
+    namespace(&mut out, ns);
     out.extend_from_slice(id.to_string().as_bytes());
     out.push(b'[');
     serde_json::to_writer(&mut out, data)?;
@@ -209,9 +224,36 @@ pub fn ack_frame<T: Serialize + ?Sized>(id: u64, data: &T) -> Result<String, ser
     Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
 }
 
-/// `40{"sid":…}`: the main namespace accepted the client.
-pub fn connect_frame(sid: &str) -> String {
-    format!(r#"40{{"sid":"{sid}"}}"#)
+/// An event (`kind` `2`) or ack (`3`) whose JSON array is given as is;
+/// with attachments it is the binary kind (`5<n>-` / `6<n>-`).
+pub fn raw_frame(kind: u8, ns: &str, id: Option<u64>, array: &str, attachments: usize) -> String {
+    let mut out = String::with_capacity(array.len() + 16);
+    out.push('4');
+    if attachments > 0 {
+        out.push(if kind == b'3' { '6' } else { '5' });
+        out.push_str(&attachments.to_string());
+        out.push('-');
+    } else {
+        out.push(kind as char);
+    }
+    if ns != "/" {
+        out.push_str(ns);
+        out.push(',');
+    }
+    if let Some(id) = id {
+        out.push_str(&id.to_string());
+    }
+    out.push_str(array);
+    out
+}
+
+/// `40{"sid":…}` (`40/ns,{"sid":…}`): a namespace accepted the client.
+pub fn connect_frame(ns: &str, sid: &str) -> String {
+    if ns == "/" {
+        format!(r#"40{{"sid":"{sid}"}}"#)
+    } else {
+        format!(r#"40{ns},{{"sid":"{sid}"}}"#)
+    }
 }
 
 /// `44[/ns,]{"message":…}`: a namespace refused the client.
@@ -348,14 +390,25 @@ mod tests {
     #[test]
     fn frames_are_written_as_clients_read_them() {
         assert_eq!(
-            event_frame("chat:message", &json!({"a":"\"q\""})).unwrap(),
+            event_frame("/", "chat:message", &json!({"a":"\"q\""})).unwrap(),
             r#"42["chat:message",{"a":"\"q\""}]"#
         );
         assert_eq!(
-            ack_frame(12, &json!({"success":true})).unwrap(),
+            event_frame("/custom", "auth", &json!({})).unwrap(),
+            r#"42/custom,["auth",{}]"#
+        );
+        assert_eq!(
+            ack_frame("/", 12, &json!({"success":true})).unwrap(),
             r#"4312[{"success":true}]"#
         );
-        assert_eq!(connect_frame("abc"), r#"40{"sid":"abc"}"#);
+        assert_eq!(connect_frame("/", "abc"), r#"40{"sid":"abc"}"#);
+        assert_eq!(connect_frame("/c", "abc"), r#"40/c,{"sid":"abc"}"#);
+        assert_eq!(raw_frame(b'2', "/", None, "[\"a\",1]", 0), "42[\"a\",1]");
+        assert_eq!(
+            raw_frame(b'3', "/", Some(789), "[{\"_placeholder\":true,\"num\":0}]", 1),
+            "461-789[{\"_placeholder\":true,\"num\":0}]"
+        );
+        assert_eq!(raw_frame(b'2', "/x", Some(1), "[]", 2), "452-/x,1[]");
         assert_eq!(
             connect_error_frame("/", "unauthorized"),
             r#"44{"message":"unauthorized"}"#
