@@ -58,8 +58,7 @@ pub async fn serve(io: Io, req: Request<Body>) -> Response<Body> {
             let session = match sid {
                 None => None,
                 Some(sid) => match io.session(sid) {
-                    Some(s) if s.conn().transport == TransportType::Polling => Some(s),
-                    Some(_) => return refuse(RequestError::BadRequest),
+                    Some(s) => Some(s),
                     None => return refuse(RequestError::UnknownSid),
                 },
             };
@@ -180,6 +179,7 @@ async fn poll(s: &Session) -> Response<Body> {
                     match f {
                         Frame::Text(t) => engine::push_payload(&mut body, &t),
                         Frame::Binary(b) => engine::push_binary_payload(&mut body, &b),
+                        Frame::Flush => {}
                     }
                 }
                 // Closed with nothing to say: a noop ends the poll.
@@ -264,7 +264,9 @@ fn websocket(io: Io, req: Request<Body>, session: Option<Arc<Session>>) -> Respo
         let s = match session {
             Some(s) => {
                 drop(head);
+                // A session upgraded already (or closed) is not taken twice.
                 if !probe(&io, &s, &mut ws).await {
+                    let _ = ws.close(None).await;
                     return;
                 }
                 s
@@ -368,6 +370,12 @@ async fn run_ws(io: &Io, s: &Arc<Session>, ws: &mut Ws) -> DisconnectReason {
                 let m = match frame {
                     Frame::Text(t) => Message::Text(t),
                     Frame::Binary(b) => Message::Binary(b),
+                    Frame::Flush => {
+                        if ws.flush().await.is_err() {
+                            return DisconnectReason::TransportError;
+                        }
+                        continue;
+                    }
                 };
                 if ws.feed(m).await.is_err() {
                     return DisconnectReason::TransportError;
@@ -594,6 +602,9 @@ async fn connect(s: &Arc<Session>, handler: &dyn super::Handler, ns: &str, auth:
             let _ = s.push(Frame::Text(
                 packet::connect_frame(ns, socket.id.as_str()).into(),
             ));
+            // The answer goes out on its own, before what the connect
+            // handler sends: some clients read one message at a time.
+            let _ = s.push(Frame::Flush);
             handler.on_connect(socket).await;
         }
         Err(message) => {

@@ -276,6 +276,8 @@ impl Ack {
 enum Frame {
     Text(Utf8Bytes),
     Binary(bytes::Bytes),
+    /// Write out what came before now, on its own (a WebSocket flush).
+    Flush,
 }
 
 /// The Engine.IO side of a session, behind its lock.
