@@ -13,7 +13,7 @@ use axum::{
     body::Body,
     http::{HeaderValue, Method, Request, Response, StatusCode, header},
 };
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::{
     WebSocketStream,
@@ -29,7 +29,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{
-    Ack, DisconnectReason, Event, Frame, Io, Session, Socket, SocketRef, SocketState, Sid,
+    Ack, DisconnectReason, Event, Frame, Io, Session, Sid, Socket, SocketRef, SocketState,
     engine::{self, Beat, RequestError, TransportType},
     packet,
 };
@@ -170,8 +170,10 @@ async fn poll(s: &Session) -> Response<Body> {
     loop {
         {
             let mut c = s.conn();
+            // A poll still waiting when the WebSocket took over: the
+            // client did not pause polling as the upgrade asks.
             if c.transport != TransportType::Polling {
-                return text(StatusCode::OK, "6".into(), "text/plain; charset=UTF-8");
+                return refuse(RequestError::BadRequest);
             }
             if !c.queue.is_empty() || c.closing.is_some() {
                 let mut body = String::new();
@@ -306,6 +308,20 @@ async fn probe(io: &Io, s: &Session, ws: &mut Ws) -> bool {
         }
         c.upgrading = true;
     }
+    let take_over = || {
+        let mut c = s.conn();
+        if c.closing.is_some() {
+            return false;
+        }
+        c.transport = TransportType::Websocket;
+        c.heartbeat = engine::Heartbeat::new(
+            Instant::now(),
+            io.settings().ping_interval,
+            io.settings().ping_timeout,
+        );
+        true
+    };
+    let is_upgrade = |m: &Message| matches!(m, Message::Text(t) if t.as_str() == "5");
     let upgraded = tokio::time::timeout(io.settings().ping_interval, async {
         loop {
             match ws.next().await {
@@ -314,25 +330,20 @@ async fn probe(io: &Io, s: &Session, ws: &mut Ws) -> bool {
                         if ws.send(Message::Text("3probe".into())).await.is_err() {
                             return false;
                         }
+                        // A client that did not wait for its poll to end
+                        // sent `5` with the probe: done at once.
+                        match ws.next().now_or_never() {
+                            Some(Some(Ok(m))) if is_upgrade(&m) => return take_over(),
+                            Some(_) => return false,
+                            None => {}
+                        }
                         // Lets the client's pending GET end, so it can pause polling.
                         let mut c = s.conn();
                         c.queue.push_back(Frame::Text(Utf8Bytes::from_static("6")));
                         drop(c);
                         s.wake.notify_one();
                     }
-                    Ok(engine::Packet::Upgrade) => {
-                        let mut c = s.conn();
-                        if c.closing.is_some() {
-                            return false;
-                        }
-                        c.transport = TransportType::Websocket;
-                        c.heartbeat = engine::Heartbeat::new(
-                            Instant::now(),
-                            io.settings().ping_interval,
-                            io.settings().ping_timeout,
-                        );
-                        return true;
-                    }
+                    Ok(engine::Packet::Upgrade) => return take_over(),
                     _ => return false,
                 },
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
@@ -469,7 +480,11 @@ async fn on_attachment(_io: &Io, s: &Session, data: Bytes) -> Result<(), Disconn
         };
         p.event.attachments.push(data);
         p.remaining -= 1;
-        if p.remaining == 0 { pending.take() } else { None }
+        if p.remaining == 0 {
+            pending.take()
+        } else {
+            None
+        }
     };
     if let Some(p) = done {
         let p = *p;
@@ -506,7 +521,13 @@ async fn on_message(
                 at.map(|at| c.sockets.swap_remove(at))
             };
             if let Some(socket) = socket {
-                left(s, &*handler, socket, DisconnectReason::ClientNamespaceDisconnect).await;
+                left(
+                    s,
+                    &*handler,
+                    socket,
+                    DisconnectReason::ClientNamespaceDisconnect,
+                )
+                .await;
             }
             Ok(())
         }
@@ -608,7 +629,9 @@ async fn connect(s: &Arc<Session>, handler: &dyn super::Handler, ns: &str, auth:
             handler.on_connect(socket).await;
         }
         Err(message) => {
-            let _ = s.push(Frame::Text(packet::connect_error_frame(ns, &message).into()));
+            let _ = s.push(Frame::Text(
+                packet::connect_error_frame(ns, &message).into(),
+            ));
             // The client may try again on this session.
             s.conn().head = Some(head);
         }
@@ -616,7 +639,12 @@ async fn connect(s: &Arc<Session>, handler: &dyn super::Handler, ns: &str, auth:
 }
 
 /// A socket left its namespace (the session may go on).
-async fn left(s: &Session, handler: &dyn super::Handler, socket: SocketRef, reason: DisconnectReason) {
+async fn left(
+    s: &Session,
+    handler: &dyn super::Handler,
+    socket: SocketRef,
+    reason: DisconnectReason,
+) {
     if socket.leave_namespace() {
         let _one_at_a_time = s.handlers.lock().await;
         handler.on_disconnect(socket, reason).await;

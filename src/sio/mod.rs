@@ -211,8 +211,7 @@ pub trait Handler: Send + Sync + 'static {
     fn on_event(&self, socket: SocketRef, event: Event, ack: Ack) -> BoxFuture<'static, ()>;
 
     /// The socket is gone (called once, after its connect handler).
-    fn on_disconnect(&self, socket: SocketRef, reason: DisconnectReason)
-    -> BoxFuture<'static, ()>;
+    fn on_disconnect(&self, socket: SocketRef, reason: DisconnectReason) -> BoxFuture<'static, ()>;
 }
 
 /// Carries one node's broadcasts to the other nodes (the cluster's Redis).
@@ -259,7 +258,9 @@ impl Ack {
     pub fn send<T: Serialize + ?Sized>(self, data: &T) -> Result<(), EmitError> {
         let Some(id) = self.id else { return Ok(()) };
         let frame = packet::ack_frame(&self.socket.ns, id, data).map_err(EmitError::Serialize)?;
-        self.socket.session.push(Frame::Text(Utf8Bytes::from(frame)))
+        self.socket
+            .session
+            .push(Frame::Text(Utf8Bytes::from(frame)))
     }
 
     /// Answers with a JSON array of arguments as is, and binary
@@ -576,7 +577,11 @@ impl Io {
         lock(&self.0.sessions).len()
     }
 
-    fn new_session(&self, transport: TransportType, head: axum::http::request::Parts) -> Arc<Session> {
+    fn new_session(
+        &self,
+        transport: TransportType,
+        head: axum::http::request::Parts,
+    ) -> Arc<Session> {
         let settings = &self.0.settings;
         let session = Arc::new(Session {
             sid: Sid::random(),
@@ -683,7 +688,11 @@ impl Broadcast {
         self
     }
 
-    pub async fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+    pub async fn emit<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<(), EmitError> {
         let frame = packet::event_frame("/", event, data).map_err(EmitError::Serialize)?;
         let except = self.except.as_ref().map(Sid::as_str);
         if let (false, Some((fanout, node))) = (self.local, self.io.0.fanout.get()) {

@@ -405,7 +405,13 @@ mod tests {
         assert_eq!(connect_frame("/c", "abc"), r#"40/c,{"sid":"abc"}"#);
         assert_eq!(raw_frame(b'2', "/", None, "[\"a\",1]", 0), "42[\"a\",1]");
         assert_eq!(
-            raw_frame(b'3', "/", Some(789), "[{\"_placeholder\":true,\"num\":0}]", 1),
+            raw_frame(
+                b'3',
+                "/",
+                Some(789),
+                "[{\"_placeholder\":true,\"num\":0}]",
+                1
+            ),
             "461-789[{\"_placeholder\":true,\"num\":0}]"
         );
         assert_eq!(raw_frame(b'2', "/x", Some(1), "[]", 2), "452-/x,1[]");
