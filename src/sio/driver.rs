@@ -135,6 +135,18 @@ async fn polling_owner(io: Io, s: Arc<Session>) {
         }
     };
     s.close(reason);
+    // What is queued (a server's `41`) waits for the client's next poll,
+    // at most a ping timeout.
+    let flush_by = Instant::now() + io.settings().ping_timeout;
+    loop {
+        if s.conn().queue.is_empty() || Instant::now() >= flush_by {
+            break;
+        }
+        tokio::select! {
+            _ = s.owner.notified() => {}
+            _ = tokio::time::sleep_until(flush_by.into()) => {}
+        }
+    }
     finish(&io, &s, reason).await;
 }
 
@@ -187,6 +199,10 @@ async fn poll(s: &Session) -> Response<Body> {
                 // Closed with nothing to say: a noop ends the poll.
                 if body.is_empty() {
                     body.push('6');
+                }
+                if c.closing.is_some() {
+                    // The session's task waits for this last poll.
+                    s.owner.notify_one();
                 }
                 return text(StatusCode::OK, body, "text/plain; charset=UTF-8");
             }
