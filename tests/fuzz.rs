@@ -496,10 +496,10 @@ proptest! {
     ]) {
         let _ = tandem::sio::engine::decode(&text);
         for p in tandem::sio::engine::split_payload(&text) {
-            if let Ok(tandem::sio::engine::Packet::Message(m)) = tandem::sio::engine::decode(p) {
-                if let Ok(tandem::sio::packet::Packet::Event { data, .. }) = tandem::sio::packet::parse(m) {
-                    let _ = tandem::sio::packet::event_args(data);
-                }
+            if let Ok(tandem::sio::engine::Packet::Message(m)) = tandem::sio::engine::decode(p)
+                && let Ok(tandem::sio::packet::Packet::Event { data, .. }) = tandem::sio::packet::parse(m)
+            {
+                let _ = tandem::sio::packet::event_args(data);
             }
         }
         let _ = tandem::sio::packet::parse(&text);

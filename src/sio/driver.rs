@@ -135,10 +135,11 @@ async fn polling_owner(io: Io, s: Arc<Session>) {
         }
     };
     s.close(reason);
-    // What is queued (a server's `41`) waits for the client's next poll,
-    // at most a ping timeout.
+    // Closed by the server: what is queued (its `41`) waits for the
+    // client's next poll, at most a ping timeout. A client that stopped
+    // answering is dropped at once.
     let flush_by = Instant::now() + io.settings().ping_timeout;
-    loop {
+    while reason == DisconnectReason::ServerNamespaceDisconnect {
         if s.conn().queue.is_empty() || Instant::now() >= flush_by {
             break;
         }
