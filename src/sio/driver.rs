@@ -140,9 +140,15 @@ async fn polling_owner(io: Io, s: Arc<Session>) {
     // answering is dropped at once.
     let flush_by = Instant::now() + io.settings().ping_timeout;
     while reason == DisconnectReason::ServerNamespaceDisconnect {
-        if s.conn().queue.is_empty() || Instant::now() >= flush_by {
+        let c = s.conn();
+        if c.transport == TransportType::Websocket {
+            // Upgraded meanwhile: the WebSocket's task writes and cleans up.
+            return;
+        }
+        if c.queue.is_empty() || Instant::now() >= flush_by {
             break;
         }
+        drop(c);
         tokio::select! {
             _ = s.owner.notified() => {}
             _ = tokio::time::sleep_until(flush_by.into()) => {}
@@ -325,11 +331,11 @@ async fn probe(io: &Io, s: &Session, ws: &mut Ws) -> bool {
         }
         c.upgrading = true;
     }
+    // Taken over even when closing: the client switched to the WebSocket
+    // when it sent `5`, so what is queued (a ban's notice, a `41`) goes
+    // out there before the close.
     let take_over = || {
         let mut c = s.conn();
-        if c.closing.is_some() {
-            return false;
-        }
         c.transport = TransportType::Websocket;
         c.heartbeat = engine::Heartbeat::new(
             Instant::now(),
