@@ -140,15 +140,17 @@ async fn polling_owner(io: Io, s: Arc<Session>) {
     // answering is dropped at once.
     let flush_by = Instant::now() + io.settings().ping_timeout;
     while reason == DisconnectReason::ServerNamespaceDisconnect {
-        let c = s.conn();
-        if c.transport == TransportType::Websocket {
+        let (upgraded, flushed) = {
+            let c = s.conn();
+            (c.transport == TransportType::Websocket, c.queue.is_empty())
+        };
+        if upgraded {
             // Upgraded meanwhile: the WebSocket's task writes and cleans up.
             return;
         }
-        if c.queue.is_empty() || Instant::now() >= flush_by {
+        if flushed || Instant::now() >= flush_by {
             break;
         }
-        drop(c);
         tokio::select! {
             _ = s.owner.notified() => {}
             _ = tokio::time::sleep_until(flush_by.into()) => {}
