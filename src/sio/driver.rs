@@ -139,7 +139,8 @@ async fn polling_owner(io: Io, s: Arc<Session>) {
     // client's next poll, at most a ping timeout. A client that stopped
     // answering is dropped at once.
     let flush_by = Instant::now() + io.settings().ping_timeout;
-    while reason == DisconnectReason::ServerNamespaceDisconnect {
+    let linger = reason == DisconnectReason::ServerNamespaceDisconnect;
+    while linger && Instant::now() < flush_by {
         let (upgraded, flushed) = {
             let c = s.conn();
             (c.transport == TransportType::Websocket, c.queue.is_empty())
@@ -148,7 +149,7 @@ async fn polling_owner(io: Io, s: Arc<Session>) {
             // Upgraded meanwhile: the WebSocket's task writes and cleans up.
             return;
         }
-        if flushed || Instant::now() >= flush_by {
+        if flushed {
             break;
         }
         tokio::select! {
