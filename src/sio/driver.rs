@@ -160,8 +160,29 @@ async fn polling_owner(io: Io, s: Arc<Session>) {
     finish(&io, &s, reason).await;
 }
 
-/// Clears `polling` / `posting` when a request ends, however it ends.
+/// Marks a long-polling GET (`polling`) or POST (`posting`) as running,
+/// and clears the mark when the request ends, however it ends.
 struct Busy<'a>(&'a Session, bool);
+
+impl<'a> Busy<'a> {
+    /// Refuses a request the session's transport does not take, and a
+    /// second one of the same kind at once (which also closes the session).
+    fn begin(s: &'a Session, get: bool) -> Result<Busy<'a>, Response<Body>> {
+        let mut c = s.conn();
+        let taken = c.transport == TransportType::Polling || (!get && c.upgrading);
+        if !taken {
+            return Err(refuse(RequestError::BadRequest));
+        }
+        let flag = if get { &mut c.polling } else { &mut c.posting };
+        if *flag {
+            drop(c);
+            s.close(DisconnectReason::MultipleHttpPolling);
+            return Err(refuse(RequestError::BadRequest));
+        }
+        *flag = true;
+        Ok(Busy(s, get))
+    }
+}
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
@@ -176,19 +197,10 @@ impl Drop for Busy<'_> {
 
 /// A long-polling GET: whatever is queued, or wait until something is.
 async fn poll(s: &Session) -> Response<Body> {
-    {
-        let mut c = s.conn();
-        if c.transport != TransportType::Polling {
-            return refuse(RequestError::BadRequest);
-        }
-        if c.polling {
-            drop(c);
-            s.close(DisconnectReason::MultipleHttpPolling);
-            return refuse(RequestError::BadRequest);
-        }
-        c.polling = true;
-    }
-    let _busy = Busy(s, true);
+    let _busy = match Busy::begin(s, true) {
+        Ok(b) => b,
+        Err(refused) => return refused,
+    };
     loop {
         {
             let mut c = s.conn();
@@ -223,19 +235,10 @@ async fn poll(s: &Session) -> Response<Body> {
 
 /// A long-polling POST: one or more packets from the client.
 async fn post(io: &Io, s: &Arc<Session>, body: Body) -> Response<Body> {
-    {
-        let mut c = s.conn();
-        if c.transport != TransportType::Polling && !c.upgrading {
-            return refuse(RequestError::BadRequest);
-        }
-        if c.posting {
-            drop(c);
-            s.close(DisconnectReason::MultipleHttpPolling);
-            return refuse(RequestError::BadRequest);
-        }
-        c.posting = true;
-    }
-    let _busy = Busy(s, false);
+    let _busy = match Busy::begin(s, false) {
+        Ok(b) => b,
+        Err(refused) => return refused,
+    };
     let bytes = match axum::body::to_bytes(body, io.settings().max_payload).await {
         Ok(b) => b,
         Err(_) => {
@@ -432,10 +435,10 @@ async fn run_ws(io: &Io, s: &Arc<Session>, ws: &mut Ws) -> DisconnectReason {
                 None | Some(Ok(Message::Close(_))) => return DisconnectReason::TransportClose,
                 Some(Err(_)) => return DisconnectReason::TransportError,
                 Some(Ok(Message::Text(t))) => {
-                    let owner = Bytes::from(t);
-                    // The frame was UTF-8 when it arrived.
-                    let text = std::str::from_utf8(&owner).unwrap_or("");
-                    if let Err(r) = on_text(io, s, &owner, text).await {
+                    // The same buffer as `t` (tungstenite checked its UTF-8):
+                    // events are cut from it without a copy.
+                    let owner = Bytes::from(t.clone());
+                    if let Err(r) = on_text(io, s, &owner, t.as_str()).await {
                         s.close(r);
                     }
                 }

@@ -688,6 +688,13 @@ impl Broadcast {
         self
     }
 
+    /// Tells the other nodes, unless local or not clustered.
+    async fn publish(&self, message: fanout::Message<'_>) {
+        if let (false, Some((fanout, node))) = (self.local, self.io.0.fanout.get()) {
+            fanout.publish(fanout::encode(node, &message)).await;
+        }
+    }
+
     pub async fn emit<T: Serialize + ?Sized>(
         &self,
         event: &str,
@@ -695,36 +702,23 @@ impl Broadcast {
     ) -> Result<(), EmitError> {
         let frame = packet::event_frame("/", event, data).map_err(EmitError::Serialize)?;
         let except = self.except.as_ref().map(Sid::as_str);
-        if let (false, Some((fanout, node))) = (self.local, self.io.0.fanout.get()) {
-            let message = fanout::encode(
-                node,
-                &fanout::Message::Emit {
-                    room: self.room.as_deref(),
-                    except,
-                    frame: &frame,
-                },
-            );
-            self.io
-                .deliver(self.room.as_deref(), except, &Utf8Bytes::from(frame));
-            fanout.publish(message).await;
-        } else {
-            self.io
-                .deliver(self.room.as_deref(), except, &Utf8Bytes::from(frame));
-        }
+        let room = self.room.as_deref();
+        // Serialized once: these sockets and the other nodes get the same text.
+        let text = Utf8Bytes::from(frame);
+        self.io.deliver(room, except, &text);
+        self.publish(fanout::Message::Emit {
+            room,
+            except,
+            frame: text.as_str(),
+        })
+        .await;
         Ok(())
     }
 
     pub async fn disconnect(&self) -> Result<(), EmitError> {
-        self.io.disconnect_local(self.room.as_deref());
-        if let (false, Some((fanout, node))) = (self.local, self.io.0.fanout.get()) {
-            let message = fanout::encode(
-                node,
-                &fanout::Message::Disconnect {
-                    room: self.room.as_deref(),
-                },
-            );
-            fanout.publish(message).await;
-        }
+        let room = self.room.as_deref();
+        self.io.disconnect_local(room);
+        self.publish(fanout::Message::Disconnect { room }).await;
         Ok(())
     }
 
@@ -732,16 +726,11 @@ impl Broadcast {
     pub async fn leave(&self, room: impl AsRef<str>) -> Result<(), EmitError> {
         let leave = room.as_ref();
         self.io.leave_local(self.room.as_deref(), leave);
-        if let (false, Some((fanout, node))) = (self.local, self.io.0.fanout.get()) {
-            let message = fanout::encode(
-                node,
-                &fanout::Message::Leave {
-                    room: self.room.as_deref(),
-                    leave,
-                },
-            );
-            fanout.publish(message).await;
-        }
+        self.publish(fanout::Message::Leave {
+            room: self.room.as_deref(),
+            leave,
+        })
+        .await;
         Ok(())
     }
 

@@ -217,7 +217,8 @@ pub fn ack_frame<T: Serialize + ?Sized>(
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(b"43");
     namespace(&mut out, ns);
-    out.extend_from_slice(id.to_string().as_bytes());
+    // Every message's ack: the id written without a String of its own.
+    std::io::Write::write_fmt(&mut out, format_args!("{id}")).expect("writing to a Vec");
     out.push(b'[');
     serde_json::to_writer(&mut out, data)?;
     out.push(b']');
