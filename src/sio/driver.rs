@@ -167,17 +167,17 @@ struct Busy<'a>(&'a Session, bool);
 impl<'a> Busy<'a> {
     /// Refuses a request the session's transport does not take, and a
     /// second one of the same kind at once (which also closes the session).
-    fn begin(s: &'a Session, get: bool) -> Result<Busy<'a>, Response<Body>> {
+    fn begin(s: &'a Session, get: bool) -> Result<Busy<'a>, RequestError> {
         let mut c = s.conn();
         let taken = c.transport == TransportType::Polling || (!get && c.upgrading);
         if !taken {
-            return Err(refuse(RequestError::BadRequest));
+            return Err(RequestError::BadRequest);
         }
         let flag = if get { &mut c.polling } else { &mut c.posting };
         if *flag {
             drop(c);
             s.close(DisconnectReason::MultipleHttpPolling);
-            return Err(refuse(RequestError::BadRequest));
+            return Err(RequestError::BadRequest);
         }
         *flag = true;
         Ok(Busy(s, get))
@@ -199,7 +199,7 @@ impl Drop for Busy<'_> {
 async fn poll(s: &Session) -> Response<Body> {
     let _busy = match Busy::begin(s, true) {
         Ok(b) => b,
-        Err(refused) => return refused,
+        Err(e) => return refuse(e),
     };
     loop {
         {
@@ -237,7 +237,7 @@ async fn poll(s: &Session) -> Response<Body> {
 async fn post(io: &Io, s: &Arc<Session>, body: Body) -> Response<Body> {
     let _busy = match Busy::begin(s, false) {
         Ok(b) => b,
-        Err(refused) => return refused,
+        Err(e) => return refuse(e),
     };
     let bytes = match axum::body::to_bytes(body, io.settings().max_payload).await {
         Ok(b) => b,
