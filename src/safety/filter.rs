@@ -90,26 +90,119 @@ fn is_phone(text: &str, start: usize, found: &str) -> bool {
     !matches!(before, Some('$' | '€' | '£' | '¥'))
 }
 
+/// Which of the patterns could match a text: one pass over its bytes,
+/// so a line of ordinary chat runs few or none of the regexes. Each clue is
+/// a necessary condition of its pattern (a test compares with running
+/// every pattern on every text).
+#[derive(Debug, Clone, Copy)]
+struct Clues {
+    /// '@', or "at" (either case) between whitespace, '(' … ')' or
+    /// '[' … ']': every form of [`EMAIL`] holds one.
+    email: bool,
+    /// Seven ASCII digits: [`is_phone`] keeps no match with fewer.
+    phone: bool,
+    /// "://", or a '.' followed by something other than whitespace:
+    /// every [`LINK`] holds one.
+    link: bool,
+    /// '@', ':', '=' or '-': every [`HANDLE`] holds one.
+    handle: bool,
+}
+
+impl Clues {
+    /// Every pattern runs.
+    #[cfg(test)]
+    const ALL: Clues = Clues {
+        email: true,
+        phone: true,
+        link: true,
+        handle: true,
+    };
+
+    fn of(text: &str) -> Clues {
+        let b = text.as_bytes();
+        let mut digits = 0;
+        let (mut at_sign, mut link, mut handle) = (false, false, false);
+        for (i, &c) in b.iter().enumerate() {
+            match c {
+                b'0'..=b'9' => digits += 1,
+                b'@' => at_sign = true,
+                b':' => {
+                    handle = true;
+                    link |= b[i..].starts_with(b"://");
+                }
+                b'=' | b'-' => handle = true,
+                b'.' => {
+                    link |= text[i + 1..]
+                        .chars()
+                        .next()
+                        .is_some_and(|n| !n.is_whitespace())
+                }
+                _ => {}
+            }
+        }
+        Clues {
+            email: at_sign || at_word(text),
+            phone: digits >= 7,
+            link,
+            handle: handle || at_sign,
+        }
+    }
+}
+
+/// Whether `text` holds "at" in either case as a word between whitespace,
+/// or as "(at)" or "[at]".
+fn at_word(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut from = 0;
+    while let Some(i) = b[from..]
+        .windows(2)
+        .position(|w| w.eq_ignore_ascii_case(b"at"))
+    {
+        let at = from + i;
+        let before = text[..at].chars().next_back();
+        let after = text[at + 2..].chars().next();
+        let open = before.is_some_and(|c| c.is_whitespace() || c == '(' || c == '[');
+        let close = after.is_some_and(|c| c.is_whitespace() || c == ')' || c == ']');
+        if open && close {
+            return true;
+        }
+        from = at + 1;
+    }
+    false
+}
+
 /// How many links `text` holds (for the spam rules).
 pub fn count_links(text: &str) -> usize {
+    if !Clues::of(text).link {
+        return 0;
+    }
     LINK.find_iter(text).count()
 }
 
 /// The byte ranges of personal information in `text`.
 fn pii_spans(text: &str, links: bool) -> Vec<(usize, usize)> {
-    let mut spans: Vec<(usize, usize)> = EMAIL
-        .find_iter(text)
-        .map(|m| (m.start(), m.end()))
-        .collect();
-    spans.extend(
-        PHONE
-            .find_iter(text)
-            .filter(|m| is_phone(text, m.start(), m.as_str()))
-            .map(|m| (m.start(), m.end())),
-    );
+    pii_spans_where(text, links, Clues::of(text))
+}
+
+/// [`pii_spans`], running only the patterns `clues` allows.
+fn pii_spans_where(text: &str, links: bool, clues: Clues) -> Vec<(usize, usize)> {
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    if clues.email {
+        spans.extend(EMAIL.find_iter(text).map(|m| (m.start(), m.end())));
+    }
+    if clues.phone {
+        spans.extend(
+            PHONE
+                .find_iter(text)
+                .filter(|m| is_phone(text, m.start(), m.as_str()))
+                .map(|m| (m.start(), m.end())),
+        );
+    }
     if links {
-        for re in [&*LINK, &*HANDLE] {
-            spans.extend(re.find_iter(text).map(|m| (m.start(), m.end())));
+        for (re, clue) in [(&*LINK, clues.link), (&*HANDLE, clues.handle)] {
+            if clue {
+                spans.extend(re.find_iter(text).map(|m| (m.start(), m.end())));
+            }
         }
     }
     spans.sort_unstable();
@@ -157,12 +250,14 @@ fn profane(text: &str) -> bool {
     SCREEN.maybe_profane(text) && Censor::from_str(text).analyze().is(Type::INAPPROPRIATE)
 }
 
-fn censor_profanity(text: &str) -> String {
-    Censor::from_str(text)
+/// rustrict as the mask uses it: what it finds inappropriate becomes '*'.
+fn profanity_censor(text: &str) -> Censor<std::str::Chars<'_>> {
+    let mut censor = Censor::from_str(text);
+    censor
         .with_censor_threshold(Type::INAPPROPRIATE)
         .with_censor_first_character_threshold(Type::INAPPROPRIATE)
-        .with_censor_replacement('*')
-        .censor()
+        .with_censor_replacement('*');
+    censor
 }
 
 impl Filters {
@@ -178,11 +273,18 @@ impl Filters {
                 out = mask_spans(&out, &spans);
             }
         }
-        if self.profanity != FilterMode::Off && profane(&out) {
-            if self.profanity == FilterMode::Block {
-                return Err(Refused::Profanity);
+        match self.profanity {
+            FilterMode::Off => {}
+            FilterMode::Block if profane(&out) => return Err(Refused::Profanity),
+            FilterMode::Block => {}
+            // rustrict once: it censors and judges in the same pass.
+            FilterMode::Mask if SCREEN.maybe_profane(&out) => {
+                let (censored, found) = profanity_censor(&out).censor_and_analyze();
+                if found.is(Type::INAPPROPRIATE) {
+                    out = censored;
+                }
             }
-            out = censor_profanity(&out);
+            FilterMode::Mask => {}
         }
         Ok(out)
     }
@@ -315,6 +417,76 @@ mod tests {
         assert!(!swear(FilterMode::Mask).username_allowed("fuckface"));
         assert!(swear(FilterMode::Mask).username_allowed("scunthorpe_fan"));
         assert!(swear(FilterMode::Off).username_allowed("fuckface"));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        /// The clues only skip patterns that could not match: the spans
+        /// are those of every pattern run on the text.
+        #[test]
+        fn clues_skip_only_what_cannot_match(
+            text in r"([aAtT@:=./\-\[\]()0-9 \t\u{a0}\u{3000}\u{17f}\u{212a}]|at|AT|dot|com|uk|se|www|https?://|\(at\)|\[at\]){0,24}"
+        ) {
+            for links in [false, true] {
+                proptest::prop_assert_eq!(
+                    pii_spans(&text, links),
+                    pii_spans_where(&text, links, Clues::ALL),
+                    "{:?}", text
+                );
+            }
+            let every = LINK.find_iter(&text).count();
+            proptest::prop_assert_eq!(count_links(&text), every);
+        }
+    }
+
+    #[test]
+    fn clues_on_the_usual_disguises() {
+        for text in [
+            "mail me at john.doe@example.com ok",
+            "john at gmail dot com",
+            "JOHN AT GMAIL.COM",
+            "john (at) gmail (dot) com",
+            "john\u{3000}at\u{a0}gmail.com",
+            "go to https://evil.example/x",
+            "x.ſe",
+            "insta: john.doe",
+            "snap - johnny99",
+            "call 555-555-5555",
+            "follow @john_doe",
+        ] {
+            for links in [false, true] {
+                assert_eq!(
+                    pii_spans(text, links),
+                    pii_spans_where(text, links, Clues::ALL),
+                    "{text:?}"
+                );
+            }
+        }
+        let plain = Clues::of("what do you do for fun? that is nice.");
+        assert!(!plain.email && !plain.phone && !plain.link && !plain.handle);
+    }
+
+    /// Masking runs rustrict once (censor and judge in one pass): the same
+    /// text as judging first and censoring a second time.
+    #[test]
+    fn one_pass_masks_as_two_did() {
+        let lines = include_str!("../../bench/chat-lines.txt");
+        let f = swear(FilterMode::Mask);
+        for text in lines.lines().chain([
+            "what the fuck",
+            "f u c k you",
+            "sh1t happens",
+            "you are an a$$hole",
+            "this is such a crap day",
+            "Scunthorpe",
+        ]) {
+            let two = if profane(text) {
+                profanity_censor(text).censor()
+            } else {
+                text.to_string()
+            };
+            assert_eq!(f.apply(text).unwrap(), two, "{text:?}");
+        }
     }
 
     #[test]

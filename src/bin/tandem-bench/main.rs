@@ -472,8 +472,11 @@ async fn pair_up(clients: &mut [sio::Client]) -> usize {
 }
 
 struct RelayRun {
-    /// Delivery latencies in µs, sorted.
+    /// Delivery latencies in µs, sorted (of the messages whose stamp a
+    /// content filter left readable).
     latencies: Vec<u64>,
+    /// Messages delivered in the measurement, stamp readable or not.
+    delivered: u64,
     /// Server CPU seconds spent during the measurement.
     cpu: f64,
     /// Server RSS at the end.
@@ -482,13 +485,13 @@ struct RelayRun {
 
 impl RelayRun {
     fn msg_per_sec(&self, duration: f64) -> f64 {
-        self.latencies.len() as f64 / duration
+        self.delivered as f64 / duration
     }
     fn cpu_us_per_msg(&self) -> f64 {
-        if self.latencies.is_empty() {
+        if self.delivered == 0 {
             f64::NAN
         } else {
-            self.cpu * 1e6 / self.latencies.len() as f64
+            self.cpu * 1e6 / self.delivered as f64
         }
     }
 }
@@ -538,10 +541,12 @@ async fn relay_phase(
                 if now < measure_from || now > end {
                     continue;
                 }
+                // Counted even when a filter masked the stamp away: the
+                // server relayed it all the same.
+                delivered.fetch_add(1, Ordering::Relaxed);
                 if let Some(sent) = data["content"].as_str().and_then(decode_stamp) {
                     let at = start + Duration::from_nanos(sent);
                     lat.push(now.saturating_duration_since(at).as_micros() as u64);
-                    delivered.fetch_add(1, Ordering::Relaxed);
                 }
             }
             (events, lat)
@@ -598,6 +603,7 @@ async fn relay_phase(
     latencies.sort_unstable();
     let run = RelayRun {
         latencies,
+        delivered: delivered.load(Ordering::Relaxed),
         cpu: cpu1 - cpu0,
         rss,
     };
