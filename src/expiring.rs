@@ -45,6 +45,7 @@ impl<V> Expiring<V> {
         if grown || !self.fresh(swept, now) {
             let ttl = self.ttl;
             self.map.retain(|_, (_, at)| now.duration_since(*at) < ttl);
+            crate::memory::shrink_sparse(&mut self.map);
             self.sweep_at = (self.map.len() * 2).max(SWEEP_MIN);
             self.swept = Some(now);
         }
@@ -75,7 +76,9 @@ impl<V> Expiring<V> {
     }
 
     pub fn remove(&mut self, key: &str) -> Option<V> {
-        self.map.remove(key).map(|(v, _)| v)
+        let v = self.map.remove(key).map(|(v, _)| v);
+        crate::memory::shrink_sparse(&mut self.map);
+        v
     }
 
     /// Entries held, expired ones not yet swept included.

@@ -26,3 +26,53 @@ pub fn heap() -> Option<(usize, usize)> {
     let resident = stats::resident::read().ok()?;
     (resident > 0).then_some((allocated, resident))
 }
+
+/// Gives a map's spare room back once it holds less than a quarter of
+/// what it has room for: a map keeps the capacity of its busiest moment
+/// (a burst of users leaves tables sized for them after they left). It
+/// shrinks to twice its length, so shrinking is amortized over the removals
+/// that led there, and small maps are left alone.
+pub fn shrink_sparse<K, V, S>(map: &mut std::collections::HashMap<K, V, S>)
+where
+    K: Eq + std::hash::Hash,
+    S: std::hash::BuildHasher,
+{
+    const SMALL: usize = 64;
+    let cap = map.capacity();
+    if cap > SMALL && map.len() * 4 < cap {
+        map.shrink_to((map.len() * 2).max(SMALL / 2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::shrink_sparse;
+
+    #[test]
+    fn a_map_gives_back_the_room_of_its_busiest_moment() {
+        let mut map: HashMap<u32, u64> = (0..100_000).map(|i| (i, 0)).collect();
+        let busiest = map.capacity();
+        for i in 0..100_000 {
+            map.remove(&i);
+            shrink_sparse(&mut map);
+            assert!(map.capacity() <= busiest);
+            if map.len() > 64 {
+                assert!(
+                    map.capacity() <= 8 * map.len(),
+                    "{} for {}",
+                    map.capacity(),
+                    map.len()
+                );
+            }
+        }
+        assert!(map.capacity() <= 64, "{}", map.capacity());
+        // What stays is all there.
+        let mut big: HashMap<u32, u64> = (0..10_000).map(|i| (i, u64::from(i))).collect();
+        big.retain(|k, _| k % 100 == 0);
+        shrink_sparse(&mut big);
+        assert!(big.capacity() < 1_000);
+        assert!((0..10_000).step_by(100).all(|k| big[&k] == u64::from(k)));
+    }
+}

@@ -269,6 +269,12 @@ impl Inner {
                 }
             }
         }
+        use crate::memory::shrink_sparse;
+        shrink_sparse(&mut self.rooms);
+        shrink_sparse(&mut self.user_room);
+        shrink_sparse(&mut self.away);
+        shrink_sparse(&mut self.kept);
+        shrink_sparse(&mut self.files);
     }
 
     /// Runs a rule and applies its writes, under the one lock.

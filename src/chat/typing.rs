@@ -43,6 +43,7 @@ impl TypingTimers {
         if let Some((at, _)) = self.on.remove(user) {
             self.due.remove(&(at, user.to_string()));
         }
+        crate::memory::shrink_sparse(&mut self.on);
     }
 
     /// When the driver must call [`TypingTimers::poll`] next.
@@ -62,6 +63,7 @@ impl TypingTimers {
                 out.push(off);
             }
         }
+        crate::memory::shrink_sparse(&mut self.on);
         out
     }
 

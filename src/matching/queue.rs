@@ -230,13 +230,15 @@ impl MatchQueue {
 
     /// Removes the user's ticket; true if it was queued.
     pub fn leave(&mut self, user_id: &str) -> bool {
-        match self.by_user.remove(user_id) {
+        let left = match self.by_user.remove(user_id) {
             Some(seq) => {
                 self.entries.remove(&seq);
                 true
             }
             None => false,
-        }
+        };
+        crate::memory::shrink_sparse(&mut self.by_user);
+        left
     }
 
     /// Relaxes the entries that have waited the fallback and pairs them with
@@ -301,6 +303,7 @@ impl MatchQueue {
     fn remove_seq(&mut self, seq: u64) -> Waiting {
         let w = self.entries.remove(&seq).expect("seq comes from the map");
         self.by_user.remove(&w.ticket.user_id);
+        crate::memory::shrink_sparse(&mut self.by_user);
         w
     }
 }

@@ -146,6 +146,7 @@ impl Presence for MemoryPresence {
         entry.sockets.remove(socket_id);
         if entry.sockets.is_empty() {
             users.remove(user_id);
+            crate::memory::shrink_sparse(&mut users);
             return Ok(true);
         }
         Ok(false)

@@ -49,6 +49,7 @@ impl MemoryRateLimiter {
         let mut map = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= 10_000 && !map.contains_key(key) {
             map.retain(|_, w| now.duration_since(w.started) < window);
+            crate::memory::shrink_sparse(&mut map);
         }
         let w = map.entry(key.to_string()).or_insert(Window {
             started: now,
@@ -130,6 +131,7 @@ impl TokenBuckets {
                 b.tokens + now.duration_since(b.last).as_secs_f64() * per_sec < burst
             });
             g.sweep_at = (g.map.len() * 2).max(SWEEP_MIN);
+            crate::memory::shrink_sparse(&mut g.map);
         }
         let b = g.map.entry(key.to_string()).or_insert(Bucket {
             tokens: self.burst,

@@ -683,7 +683,11 @@ async fn left(
 /// After the session closed: out of the node's map, then each socket's
 /// disconnect handler (after any handler still running).
 async fn finish(io: &Io, s: &Arc<Session>, reason: DisconnectReason) {
-    super::lock(&io.0.sessions).remove(&s.sid);
+    {
+        let mut sessions = super::lock(&io.0.sessions);
+        sessions.remove(&s.sid);
+        crate::memory::shrink_sparse(&mut sessions);
+    }
     let sockets = {
         let mut c = s.conn();
         if c.closing.is_none() {

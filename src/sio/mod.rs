@@ -494,6 +494,7 @@ fn remove_from_room(rooms: &mut FxHashMap<Room, Vec<SocketRef>>, room: &str, id:
         members.retain(|s| s.id != *id);
         if members.is_empty() {
             rooms.remove(room);
+            crate::memory::shrink_sparse(rooms);
         }
     }
 }
