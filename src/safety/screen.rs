@@ -353,40 +353,6 @@ struct Dfa {
     /// The cache is new or has just started again: its first window
     /// misses by nature and is not judged.
     warming: bool,
-    /// Whole words: from a state, a word and the space after it, the state
-    /// after them (see [`Word`]).
-    words: HashTable<Word>,
-    /// Times the cache started again.
-    resets: u32,
-}
-
-/// A word and the space after it read from a state without finding
-/// anything, and the state they lead to: one fetch a word where stepping
-/// through the table fetches one slot a character (at light load each a
-/// fetch from memory: the server's other work evicts the table between
-/// two messages). At most [`MAX_WORD`] bytes, stored inline.
-#[derive(Clone, Copy)]
-struct Word {
-    from: u16,
-    to: u16,
-    len: u8,
-    bytes: [u8; MAX_WORD],
-}
-
-/// The longest word (with its space) kept whole: the entry fits half a
-/// cache line.
-const MAX_WORD: usize = 27;
-/// Words kept before they start again (~1 MB).
-const MAX_WORDS: usize = 1 << 15;
-
-impl Word {
-    fn hash(from: u16, word: &[u8]) -> u64 {
-        FxBuildHasher.hash_one((from, word))
-    }
-
-    fn word(&self) -> &[u8] {
-        &self.bytes[..self.len as usize]
-    }
 }
 
 impl Dfa {
@@ -401,42 +367,9 @@ impl Dfa {
             misses: 0,
             bypass: 0,
             warming: true,
-            words: HashTable::new(),
-            resets: 0,
         };
         dfa.intern(&State::start());
         dfa
-    }
-
-    /// The state after `word` from `from`, if it was read before and
-    /// found nothing.
-    fn word(&self, from: u16, word: &[u8]) -> Option<u16> {
-        self.words
-            .find(Word::hash(from, word), |w| {
-                w.from == from && w.word() == word
-            })
-            .map(|w| w.to)
-    }
-
-    fn keep_word(&mut self, from: u16, word: &[u8], to: u16) {
-        if word.len() > MAX_WORD {
-            return;
-        }
-        if self.words.len() >= MAX_WORDS {
-            self.words.clear();
-        }
-        let mut bytes = [0; MAX_WORD];
-        bytes[..word.len()].copy_from_slice(word);
-        let entry = Word {
-            from,
-            to,
-            len: word.len() as u8,
-            bytes,
-        };
-        self.words
-            .insert_unique(Word::hash(from, word), entry, |w| {
-                Word::hash(w.from, w.word())
-            });
     }
 
     /// Forgets every state but the start (keeping its memory).
@@ -446,8 +379,6 @@ impl Dfa {
         self.hot.clear();
         self.cold.clear();
         self.found.clear();
-        self.words.clear();
-        self.resets += 1;
         self.warming = true;
         self.intern(&State::start());
     }
@@ -845,85 +776,40 @@ impl Screen {
         }
     }
 
-    /// [`Screen::run`] through the cache of transitions: a word with the
-    /// space after it in one step where it was read before from the same
-    /// state without finding anything ([`Word`]), else a character at a
-    /// time.
+    /// [`Screen::run`] through the cache of transitions.
     fn run_cached(&self, dfa: &mut Dfa, bytes: &[u8], found: &mut Vec<(usize, usize)>) {
         debug_assert!(bytes.is_ascii());
         let mut state = 0u32;
+        let mut next = State::default();
+        let mut words = Vec::new();
         let mut misses = 0;
-        let mut at = 0;
-        while at < bytes.len() {
-            // The next word and its space, if it is short enough to keep.
-            let word = bytes[at..]
-                .iter()
-                .take(MAX_WORD)
-                .position(|&b| b == b' ')
-                .map(|i| &bytes[at..=at + i]);
-            let Some(word) = word else {
-                self.step_cached(dfa, &mut state, bytes[at] as usize, at, found, &mut misses);
-                at += 1;
-                continue;
-            };
-            if let Some(to) = dfa.word(state as u16, word) {
-                state = u32::from(to);
-                at += word.len();
-                continue;
+        for (step, pos) in steps(bytes) {
+            let mut to = dfa.get(state, step);
+            if to == UNKNOWN {
+                misses += 1;
+                if dfa.states.len() >= MAX_STATES {
+                    // Full: start again from the state we are in.
+                    let current = dfa.states[state as usize].clone();
+                    dfa.reset();
+                    state = dfa.intern(&current);
+                }
+                words.clear();
+                self.step(&dfa.states[state as usize], step, &mut next, &mut words);
+                to = dfa.intern(&next) as u16;
+                if !words.is_empty() {
+                    to |= FINDS;
+                    dfa.found.insert((state, step as u16), words.clone());
+                }
+                dfa.set(state, step, to);
             }
-            let (from, before, resets) = (state, found.len(), dfa.resets);
-            for (i, &b) in word.iter().enumerate() {
-                self.step_cached(dfa, &mut state, b as usize, at + i, found, &mut misses);
+            if to & FINDS != 0
+                && let Some(words) = dfa.found.get(&(state, step as u16))
+            {
+                absolute(pos, words, found);
             }
-            // Kept only if it found nothing and the cache did not start
-            // again on the way (the indexes would not mean the same).
-            if found.len() == before && dfa.resets == resets {
-                dfa.keep_word(from as u16, word, state as u16);
-            }
-            at += word.len();
+            state = (to & !FINDS) as u32;
         }
-        let last = bytes.len().saturating_sub(1);
-        self.step_cached(dfa, &mut state, END, last, found, &mut misses);
         dfa.account(bytes.len() as u32 + 1, misses);
-    }
-
-    /// One step through the cache of transitions, from `state` by `step`
-    /// read at `pos`.
-    #[inline]
-    fn step_cached(
-        &self,
-        dfa: &mut Dfa,
-        state: &mut u32,
-        step: usize,
-        pos: usize,
-        found: &mut Vec<(usize, usize)>,
-        misses: &mut u32,
-    ) {
-        let mut to = dfa.get(*state, step);
-        if to == UNKNOWN {
-            *misses += 1;
-            if dfa.states.len() >= MAX_STATES {
-                // Full: start again from the state we are in.
-                let current = dfa.states[*state as usize].clone();
-                dfa.reset();
-                *state = dfa.intern(&current);
-            }
-            let mut next = State::default();
-            let mut words = Vec::new();
-            self.step(&dfa.states[*state as usize], step, &mut next, &mut words);
-            to = dfa.intern(&next) as u16;
-            if !words.is_empty() {
-                to |= FINDS;
-                dfa.found.insert((*state, step as u16), words);
-            }
-            dfa.set(*state, step, to);
-        }
-        if to & FINDS != 0
-            && let Some(words) = dfa.found.get(&(*state, step as u16))
-        {
-            absolute(pos, words, found);
-        }
-        *state = (to & !FINDS) as u32;
     }
 
     /// How many states the cache of transitions holds now.
@@ -1379,7 +1265,6 @@ mod tests {
             }
         }
         assert!(found > 100, "only {found} lines found anything");
-        assert!(dfa.words.len() > 100, "{} words kept", dfa.words.len());
         let known = dfa.states.len();
         let mut resets = 0;
         let cases = if cfg!(debug_assertions) { 3000 } else { 30000 };
@@ -1395,49 +1280,6 @@ mod tests {
         }
         assert!(dfa.states.len() > known || resets > 0);
         assert!(resets > 0, "random text never filled the cache");
-        assert_words_hold(&dfa);
-        // Random words between spaces: the cache restarts in the middle of
-        // words it is reading whole.
-        let (mut restarts, mut kept) = (0, 0);
-        while restarts < 3 {
-            let text: String = (0..1 + rng.below(8))
-                .map(|_| {
-                    let len = 1 + rng.below(7);
-                    let w: String = (0..len)
-                        .map(|_| ALPHABET[rng.below(ALPHABET.len())] as char)
-                        .collect();
-                    w + " "
-                })
-                .collect();
-            let before = dfa.resets;
-            let (cached, direct) = both_ways(&mut dfa, &text);
-            assert_eq!(cached, direct, "{text:?}");
-            if dfa.resets != before {
-                restarts += 1;
-                kept += dfa.words.len();
-                assert_words_hold(&dfa);
-            }
-        }
-        assert!(kept > 0, "no word kept across a restart");
-    }
-
-    /// Every word the cache keeps leads where stepping leads, finding
-    /// nothing (a word read across a restart of the cache would not).
-    fn assert_words_hold(dfa: &Dfa) {
-        for w in dfa.words.iter() {
-            let mut state = dfa.states[w.from as usize].clone();
-            for &b in w.word() {
-                let (mut next, mut words) = (State::default(), Vec::new());
-                SCREEN.step(&state, b as usize, &mut next, &mut words);
-                assert!(words.is_empty(), "{:?}", String::from_utf8_lossy(w.word()));
-                state = next;
-            }
-            assert!(
-                dfa.states[w.to as usize] == state,
-                "{:?}",
-                String::from_utf8_lossy(w.word())
-            );
-        }
     }
 
     /// Text too varied for the cache turns it off for a while (not while
