@@ -2,6 +2,8 @@
 //! minute, a long run of one character, or more than a set number of links
 //! a minute is refused. State is per user and forgets a user a minute
 //! after their last message, so it is bounded by users chatting now.
+//! Each check costs the same whatever the user sent before: copies are
+//! counted in a map kept beside the window's queue, not by reading it.
 
 use std::{
     collections::VecDeque,
@@ -11,7 +13,9 @@ use std::{
 
 use tokio::time::Instant;
 
-use crate::expiring::Expiring;
+use rustc_hash::FxHashMap;
+
+use crate::{expiring::Expiring, memory::shrink_sparse};
 
 /// The window every rule counts in.
 pub const WINDOW: Duration = Duration::from_secs(60);
@@ -30,7 +34,10 @@ pub enum Spam {
 
 #[derive(Default)]
 struct Recent {
+    /// The window's texts (digests), oldest first.
     texts: VecDeque<(u64, Instant)>,
+    /// How many times each digest is in `texts`.
+    copies: FxHashMap<u64, usize>,
     links: VecDeque<Instant>,
 }
 
@@ -77,13 +84,20 @@ impl SpamGuard {
             return Err(Spam::LongRun);
         }
         let r = self.users.touch(user, now);
-        while r
+        while let Some(&(d, _)) = r
             .texts
             .front()
-            .is_some_and(|(_, t)| now.duration_since(*t) >= WINDOW)
+            .filter(|(_, t)| now.duration_since(*t) >= WINDOW)
         {
             r.texts.pop_front();
+            if let Some(n) = r.copies.get_mut(&d) {
+                *n -= 1;
+                if *n == 0 {
+                    r.copies.remove(&d);
+                }
+            }
         }
+        shrink_sparse(&mut r.copies);
         while r
             .links
             .front()
@@ -92,13 +106,14 @@ impl SpamGuard {
             r.links.pop_front();
         }
         let d = digest(text);
-        if r.texts.iter().filter(|(x, _)| *x == d).count() + 1 >= REPEATS {
+        if r.copies.get(&d).copied().unwrap_or(0) + 1 >= REPEATS {
             return Err(Spam::Repeated);
         }
         if r.links.len() + links > self.links_per_minute {
             return Err(Spam::TooManyLinks);
         }
         r.texts.push_back((d, now));
+        *r.copies.entry(d).or_default() += 1;
         r.links.extend(std::iter::repeat_n(now, links));
         Ok(())
     }
@@ -161,5 +176,53 @@ mod tests {
         }
         g.check("late", "hi", 0, t0 + WINDOW * 2).unwrap();
         assert!(g.len() < 100, "old users swept: {}", g.len());
+    }
+
+    /// The rules as first written: every check reads the whole window.
+    fn model(
+        window: &mut Vec<(usize, u64, Instant, usize)>,
+        user: usize,
+        text: &str,
+        links: usize,
+        limit: usize,
+        now: Instant,
+    ) -> Result<(), Spam> {
+        if longest_run(text) >= RUN {
+            return Err(Spam::LongRun);
+        }
+        window.retain(|(_, _, t, _)| now.duration_since(*t) < WINDOW);
+        let d = digest(text);
+        let mine = || window.iter().filter(|(u, ..)| *u == user);
+        if mine().filter(|(_, x, ..)| *x == d).count() + 1 >= REPEATS {
+            return Err(Spam::Repeated);
+        }
+        if mine().map(|(.., l)| l).sum::<usize>() + links > limit {
+            return Err(Spam::TooManyLinks);
+        }
+        window.push((user, d, now, links));
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// Counting copies in a map decides exactly as reading the window.
+        #[test]
+        fn counted_copies_decide_as_reading_the_window(
+            steps in proptest::collection::vec(
+                (0usize..3, 0usize..4, 0usize..3, 0u64..40_000), 1..120)
+        ) {
+            let texts = ["hi", " HI", "buy now", "see https://x.y"];
+            let mut g = SpamGuard::new(4);
+            let mut window = Vec::new();
+            let mut now = Instant::now();
+            for (user, text, links, wait_ms) in steps {
+                now += Duration::from_millis(wait_ms);
+                let user_name = format!("u{user}");
+                proptest::prop_assert_eq!(
+                    g.check(&user_name, texts[text], links, now),
+                    model(&mut window, user, texts[text], links, 4, now)
+                );
+            }
+        }
     }
 }
