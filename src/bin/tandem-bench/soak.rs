@@ -221,6 +221,11 @@ async fn session(
         tokio::time::timeout(Duration::from_secs(15), async {
             while let Some((name, body)) = client.events.recv().await {
                 match name.as_str() {
+                    // A token used again within the grace after an abrupt
+                    // drop: the server first puts this socket back in the
+                    // chat it dropped from (`recovered`), which may end
+                    // before our match — that is not the new chat.
+                    "user:matched" if body["recovered"] == true => {}
                     "user:matched" => return Some(body),
                     "chat:message" => early.push(body),
                     _ => {}
@@ -273,7 +278,9 @@ async fn session(
                 () = &mut until => break,
                 ev = client.events.recv() => match ev {
                     Some((name, body)) => {
-                        if name == "partner:left" || name == "partner:reconnecting" {
+                        if (name == "partner:left" || name == "partner:reconnecting")
+                            && body["roomId"].as_str().is_none_or(|r| r == room)
+                        {
                             partner_gone = true;
                         }
                         note(&name, &body, &me, &room, rooms);
@@ -404,7 +411,8 @@ pub async fn run(s: Soak) -> Value {
     print_row(&after);
 
     let (mut lost, mut checked) = (0u64, 0u64);
-    for log in rooms.lock().unwrap().values() {
+    let rooms = rooms.lock().unwrap();
+    for (room, log) in rooms.iter() {
         for (to, id) in &log.acked {
             if log.dropped.contains(to) {
                 continue;
@@ -414,9 +422,19 @@ pub async fn run(s: Soak) -> Value {
                 lost += 1;
                 if lost <= 5 {
                     eprintln!(
-                        "  lost: message {id} to {to}; what they saw: {:?}",
+                        "  lost: message {id} to {to} in {room}; what they saw: {:?}",
                         log.story.get(to)
                     );
+                    // Where else the receiver was: a message noted under
+                    // another chat shows up there.
+                    for (other, o) in rooms.iter().filter(|(r, _)| *r != room) {
+                        if let Some(story) = o.story.get(to) {
+                            eprintln!("    {to} in {other}: {story:?}");
+                        }
+                        if o.received.contains(&(to.clone(), id.clone())) {
+                            eprintln!("    {to} got {id} while in {other}");
+                        }
+                    }
                 }
             }
         }
