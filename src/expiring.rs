@@ -4,7 +4,9 @@
 //! keys written lately, not every key ever seen. Time is passed in, so the
 //! owners' tests run on simulated time.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
+
+use rustc_hash::FxHashMap;
 
 use tokio::time::Instant;
 
@@ -12,7 +14,8 @@ use tokio::time::Instant;
 pub const SWEEP_MIN: usize = 1024;
 
 pub struct Expiring<V> {
-    map: HashMap<String, (V, Instant)>,
+    /// Keyed by ids the server made (users, rooms): Fx hashing.
+    map: FxHashMap<String, (V, Instant)>,
     ttl: Duration,
     sweep_at: usize,
     swept: Option<Instant>,
@@ -21,7 +24,7 @@ pub struct Expiring<V> {
 impl<V> Expiring<V> {
     pub fn new(ttl: Duration) -> Self {
         Expiring {
-            map: HashMap::new(),
+            map: FxHashMap::default(),
             ttl,
             sweep_at: SWEEP_MIN,
             swept: None,

@@ -238,7 +238,7 @@ async fn rooms_behaviour(r: &dyn ChatRooms) {
 
     // Delivery, the grace and what is kept meanwhile.
     assert_eq!(
-        r.hold_if_away("r1", "b", &json!(0)).await.unwrap(),
+        r.hold_if_away("r1", "b", &|| json!(0)).await.unwrap(),
         Hold::Deliver
     );
     let deadline = Utc::now() + chrono::Duration::seconds(30);
@@ -263,7 +263,7 @@ async fn rooms_behaviour(r: &dyn ChatRooms) {
     );
     for i in 0..25 {
         assert_eq!(
-            r.hold_if_away("r1", "b", &json!(i)).await.unwrap(),
+            r.hold_if_away("r1", "b", &|| json!(i)).await.unwrap(),
             Hold::Kept
         );
     }
@@ -298,7 +298,7 @@ async fn rooms_behaviour(r: &dyn ChatRooms) {
     assert!(r.room_of("a").await.unwrap().is_none());
     assert!(r.room_of("b").await.unwrap().is_none());
     assert_eq!(
-        r.hold_if_away("r1", "a", &json!(0)).await.unwrap(),
+        r.hold_if_away("r1", "a", &|| json!(0)).await.unwrap(),
         Hold::Gone
     );
     assert!(r.close("r1").await.unwrap().is_none(), "closed once");
@@ -452,7 +452,7 @@ async fn redis_chat_keys_expire_unless_refreshed() {
         .unwrap()
         .unwrap();
     rooms
-        .hold_if_away("r1", "b", &json!({"event": "chat:message"}))
+        .hold_if_away("r1", "b", &|| json!({"event": "chat:message"}))
         .await
         .unwrap();
     rooms.add_file("r1", "f1").await.unwrap();

@@ -6,7 +6,7 @@
 //! module holds the in-memory single-node implementation.
 
 use std::{
-    collections::{BTreeSet, HashMap, HashSet, VecDeque},
+    collections::{BTreeSet, HashSet, VecDeque},
     sync::Mutex,
     time::Duration,
 };
@@ -25,6 +25,8 @@ pub mod typing;
 
 pub use order::RoomOrder;
 use rules::{Outcome, Write};
+
+use rustc_hash::FxHashMap;
 
 use crate::expiring::Expiring;
 
@@ -131,7 +133,13 @@ pub trait ChatRooms: Send + Sync + 'static {
     fn graces_changed(&self) -> &tokio::sync::Notify;
     /// What to do with `event` for member `user_id`: keep it if they are
     /// away, deliver it now, or refuse it because the room is gone.
-    async fn hold_if_away(&self, room_id: &str, user_id: &str, event: &Value) -> RoomsResult<Hold>;
+    /// `event` is made only if it is kept (most are delivered at once).
+    async fn hold_if_away(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        event: &(dyn Fn() -> Value + Send + Sync),
+    ) -> RoomsResult<Hold>;
     /// The member came back: returns what was kept for them, or None if they
     /// were not away.
     async fn mark_back(&self, room_id: &str, user_id: &str) -> RoomsResult<Option<Vec<Value>>>;
@@ -150,14 +158,15 @@ pub trait ChatRooms: Send + Sync + 'static {
 }
 
 struct Inner {
-    rooms: HashMap<String, RoomInfo>,
-    user_room: HashMap<String, String>,
+    // Keys are ids the server made (rooms, users): Fx hashing, no SipHash.
+    rooms: FxHashMap<String, RoomInfo>,
+    user_room: FxHashMap<String, String>,
     /// room → user → (token, deadline). Nested, so the per-message lookup
     /// borrows its keys instead of building them.
-    away: HashMap<String, HashMap<String, (u64, DateTime<Utc>)>>,
+    away: FxHashMap<String, FxHashMap<String, (u64, DateTime<Utc>)>>,
     /// room → user → what is kept for them.
-    kept: HashMap<String, HashMap<String, VecDeque<Value>>>,
-    files: HashMap<String, Vec<String>>,
+    kept: FxHashMap<String, FxHashMap<String, VecDeque<Value>>>,
+    files: FxHashMap<String, Vec<String>>,
     /// The grace index: deadline, room, user.
     graces: BTreeSet<(DateTime<Utc>, String, String)>,
     last_partner: Expiring<String>,
@@ -167,11 +176,11 @@ struct Inner {
 impl Default for Inner {
     fn default() -> Self {
         Inner {
-            rooms: HashMap::new(),
-            user_room: HashMap::new(),
-            away: HashMap::new(),
-            kept: HashMap::new(),
-            files: HashMap::new(),
+            rooms: FxHashMap::default(),
+            user_room: FxHashMap::default(),
+            away: FxHashMap::default(),
+            kept: FxHashMap::default(),
+            files: FxHashMap::default(),
             graces: BTreeSet::new(),
             last_partner: Expiring::new(LAST_PARTNER_TTL),
             next_token: 0,
@@ -366,7 +375,12 @@ impl ChatRooms for MemoryRooms {
             .collect())
     }
 
-    async fn hold_if_away(&self, room_id: &str, user_id: &str, event: &Value) -> RoomsResult<Hold> {
+    async fn hold_if_away(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        event: &(dyn Fn() -> Value + Send + Sync),
+    ) -> RoomsResult<Hold> {
         Ok(self.lock().run(|v| rules::hold(v, room_id, user_id, event)))
     }
 
@@ -518,17 +532,17 @@ mod tests {
         let r = MemoryRooms::default();
         r.open(room("r1", "a", "b")).await.unwrap();
         assert_eq!(
-            r.hold_if_away("r1", "b", &json!(0)).await.unwrap(),
+            r.hold_if_away("r1", "b", &|| json!(0)).await.unwrap(),
             Hold::Deliver
         );
         assert_eq!(
-            r.hold_if_away("r9", "b", &json!(0)).await.unwrap(),
+            r.hold_if_away("r9", "b", &|| json!(0)).await.unwrap(),
             Hold::Gone
         );
         let t1 = r.mark_away("r1", "b", Utc::now()).await.unwrap().unwrap();
         for i in 0..25 {
             assert_eq!(
-                r.hold_if_away("r1", "b", &json!(i)).await.unwrap(),
+                r.hold_if_away("r1", "b", &|| json!(i)).await.unwrap(),
                 Hold::Kept
             );
         }
@@ -548,7 +562,7 @@ mod tests {
         assert!(r.expire_away("r1", "b", t3).await.unwrap().is_some());
         assert!(r.room_of("a").await.unwrap().is_none());
         assert_eq!(
-            r.hold_if_away("r1", "a", &json!(0)).await.unwrap(),
+            r.hold_if_away("r1", "a", &|| json!(0)).await.unwrap(),
             Hold::Gone
         );
         assert!(r.mark_away("r1", "zz", Utc::now()).await.unwrap().is_none());

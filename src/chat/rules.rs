@@ -228,8 +228,14 @@ pub fn mark_away(
 }
 
 /// Where an event for `user` goes: kept while they are away, delivered
-/// now, or refused because the room is closed.
-pub fn hold(v: &impl View, room_id: &str, user: &str, event: &Value) -> Read<Outcome<Hold>> {
+/// now, or refused because the room is closed. `event` is made only when
+/// it is kept.
+pub fn hold(
+    v: &impl View,
+    room_id: &str,
+    user: &str,
+    event: &dyn Fn() -> Value,
+) -> Read<Outcome<Hold>> {
     if !v.has_room(room_id)? {
         return Ok(answer(Hold::Gone));
     }
@@ -241,7 +247,7 @@ pub fn hold(v: &impl View, room_id: &str, user: &str, event: &Value) -> Read<Out
         writes: vec![Write::PushKept {
             room: room_id.to_string(),
             user: user.to_string(),
-            event: event.clone(),
+            event: event(),
         }],
     })
 }
@@ -402,12 +408,15 @@ mod tests {
         v.rooms.insert("gone".into(), None);
         v.away.insert(("r1".into(), "a".into()), None);
         v.away.insert(("r1".into(), "b".into()), Some(1));
-        assert_eq!(hold(&v, "gone", "a", &json!(1)).unwrap().value, Hold::Gone);
         assert_eq!(
-            hold(&v, "r1", "a", &json!(1)).unwrap(),
+            hold(&v, "gone", "a", &|| json!(1)).unwrap().value,
+            Hold::Gone
+        );
+        assert_eq!(
+            hold(&v, "r1", "a", &|| json!(1)).unwrap(),
             answer(Hold::Deliver)
         );
-        let kept = hold(&v, "r1", "b", &json!(1)).unwrap();
+        let kept = hold(&v, "r1", "b", &|| json!(1)).unwrap();
         assert_eq!(kept.value, Hold::Kept);
         assert_eq!(kept.writes.len(), 1);
         let mut buf = std::collections::VecDeque::new();

@@ -555,7 +555,12 @@ impl ChatRooms for RedisRooms {
         Ok(out)
     }
 
-    async fn hold_if_away(&self, room_id: &str, user_id: &str, event: &Value) -> RoomsResult<Hold> {
+    async fn hold_if_away(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        event: &(dyn Fn() -> Value + Send + Sync),
+    ) -> RoomsResult<Hold> {
         let keys = [room_key(room_id), away_key(room_id, user_id)];
         self.run(&keys, |v| rules::hold(v, room_id, user_id, event))
             .await

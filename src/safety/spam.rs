@@ -5,11 +5,7 @@
 //! Each check costs the same whatever the user sent before: copies are
 //! counted in a map kept beside the window's queue, not by reading it.
 
-use std::{
-    collections::VecDeque,
-    hash::{Hash, Hasher},
-    time::Duration,
-};
+use std::{collections::VecDeque, hash::Hasher, time::Duration};
 
 use tokio::time::Instant;
 
@@ -47,9 +43,13 @@ pub struct SpamGuard {
     links_per_minute: usize,
 }
 
+/// The text as the repeat rule compares it: trimmed, case folded. Hashed
+/// character by character, so no lower-case copy is made.
 fn digest(text: &str) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    text.trim().to_lowercase().hash(&mut h);
+    let mut h = rustc_hash::FxHasher::default();
+    for c in text.trim().chars().flat_map(char::to_lowercase) {
+        h.write_u32(c as u32);
+    }
     h.finish()
 }
 

@@ -196,7 +196,8 @@ pub fn event_frame<T: Serialize + ?Sized>(
     name: &str,
     data: &T,
 ) -> Result<String, serde_json::Error> {
-    let mut out = Vec::with_capacity(64);
+    // Room for a chat message's event without growing (64 grew three times).
+    let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"42");
     namespace(&mut out, ns);
     out.push(b'[');
@@ -214,7 +215,8 @@ pub fn ack_frame<T: Serialize + ?Sized>(
     id: u64,
     data: &T,
 ) -> Result<String, serde_json::Error> {
-    let mut out = Vec::with_capacity(64);
+    // A chat message's ack echoes its content: room for it too.
+    let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"43");
     namespace(&mut out, ns);
     // Every message's ack: the id written without a String of its own.
