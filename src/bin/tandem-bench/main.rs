@@ -910,6 +910,7 @@ async fn match_storm(args: &Args) -> Value {
             barrier.wait().await;
             let t0 = Instant::now();
             let _ack = c.request("user:match", &json!({}));
+            let sent = Instant::now();
             let got =
                 tokio::time::timeout(Duration::from_secs(30), c.wait_for("user:matched")).await;
             let took = t0.elapsed().as_micros() as u64;
@@ -918,6 +919,7 @@ async fn match_storm(args: &Args) -> Value {
                     .flatten()
                     .map(|m| m["roomId"].as_str().unwrap_or("").to_string()),
                 took,
+                sent,
                 c,
             )
         }));
@@ -926,9 +928,14 @@ async fn match_storm(args: &Args) -> Value {
     let mut rooms = std::collections::HashMap::new();
     // Clients stay connected until every result is in (dropping one closes it).
     let mut keep = Vec::new();
+    // When the generator had handed each request to its connection: how
+    // long the storm itself took to leave this process.
+    let (mut first_sent, mut last_sent) = (None::<Instant>, None::<Instant>);
     for t in tasks {
-        if let Ok((room, took, c)) = t.await {
+        if let Ok((room, took, sent, c)) = t.await {
             keep.push(c);
+            first_sent = Some(first_sent.map_or(sent, |f| f.min(sent)));
+            last_sent = Some(last_sent.map_or(sent, |l| l.max(sent)));
             if let Some(room) = room {
                 times.push(took);
                 *rooms.entry(room).or_insert(0u32) += 1;
@@ -937,11 +944,15 @@ async fn match_storm(args: &Args) -> Value {
     }
     let (_, cpu1) = proc_stats(args.server_pid);
     times.sort_unstable();
+    let spread_ms = match (first_sent, last_sent) {
+        (Some(f), Some(l)) => l.duration_since(f).as_secs_f64() * 1e3,
+        _ => 0.0,
+    };
     let pairs = rooms.values().filter(|n| **n == 2).count();
     // Each user matched once, into a room with exactly one other of ours.
     let exactly_once = rooms.values().all(|n| *n == 2) && pairs * 2 == users;
     println!(
-        "match-storm: {users} users over {} node(s), {pairs} pairs ({}); time to match p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; server CPU {:.2} s",
+        "match-storm: {users} users over {} node(s), {pairs} pairs ({}); time to match p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; server CPU {:.2} s; requests handed to their connections over {spread_ms:.1} ms",
         1 + args.also_url.len(),
         if exactly_once {
             "each paired exactly once"
@@ -955,7 +966,8 @@ async fn match_storm(args: &Args) -> Value {
     );
     json!({ "scenario": "match-storm", "users": users, "pairs": pairs, "exactlyOnce": exactly_once,
             "nodes": 1 + args.also_url.len(), "p50Ms": percentile(&times, 0.5),
-            "p99Ms": percentile(&times, 0.99), "maxMs": percentile(&times, 1.0), "serverCpuSec": cpu1 - cpu0 })
+            "p99Ms": percentile(&times, 0.99), "maxMs": percentile(&times, 1.0), "serverCpuSec": cpu1 - cpu0,
+            "sentOverMs": spread_ms })
 }
 
 #[tokio::main]
