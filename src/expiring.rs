@@ -67,10 +67,13 @@ impl<V> Expiring<V> {
     {
         self.sweep_if_due(key, now);
         let ttl = self.ttl;
-        let e = self
-            .map
-            .entry(key.to_string())
-            .or_insert_with(|| (V::default(), now));
+        // The key is copied only for a new entry (most touches find theirs).
+        if !self.map.contains_key(key) {
+            self.map.insert(key.to_string(), (V::default(), now));
+        }
+        let Some(e) = self.map.get_mut(key) else {
+            unreachable!("inserted above")
+        };
         if now.duration_since(e.1) >= ttl {
             e.0 = V::default();
         }
