@@ -394,11 +394,6 @@ async fn probe(io: &Io, s: &Session, ws: &mut Ws) -> bool {
 async fn run_ws(io: &Io, s: &Arc<Session>, ws: &mut Ws) -> DisconnectReason {
     let connect_by = Instant::now() + io.settings().connect_timeout;
     let mut out = std::collections::VecDeque::new();
-    // One timer for the connection's life, moved only when the deadline
-    // does (a new one each turn cost a timer-wheel insert and removal per
-    // message).
-    let timer = tokio::time::sleep_until(connect_by.into());
-    tokio::pin!(timer);
     loop {
         let (closing, deadline) = {
             let mut c = s.conn();
@@ -434,9 +429,6 @@ async fn run_ws(io: &Io, s: &Arc<Session>, ws: &mut Ws) -> DisconnectReason {
             let _ = ws.close(None).await;
             return reason;
         }
-        if timer.deadline() != deadline.into() {
-            timer.as_mut().reset(deadline.into());
-        }
         tokio::select! {
             biased;
             m = ws.next() => match m {
@@ -463,7 +455,7 @@ async fn run_ws(io: &Io, s: &Arc<Session>, ws: &mut Ws) -> DisconnectReason {
                 }
             },
             _ = s.wake.notified() => {}
-            _ = &mut timer => {
+            _ = tokio::time::sleep_until(deadline.into()) => {
                 let now = Instant::now();
                 let mut c = s.conn();
                 match c.heartbeat.tick(now) {
