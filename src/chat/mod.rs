@@ -497,6 +497,28 @@ mod tests {
         assert!(r.due_graces(t0 + grace).await.unwrap().is_empty());
     }
 
+    /// Guests who drop and never come back: their chats close when the
+    /// grace ends, after they went offline, and leave nothing behind.
+    #[tokio::test]
+    async fn members_who_left_for_good_leave_nothing_behind() {
+        let r = MemoryRooms::default();
+        for i in 0..100 {
+            let (id, a, b) = (format!("r{i}"), format!("a{i}"), format!("b{i}"));
+            r.open(room(&id, &a, &b)).await.unwrap();
+            // b drops: away, then offline (what `realtime::cleanup` does).
+            let token = r.mark_away(&id, &b, Utc::now()).await.unwrap().unwrap();
+            r.forget_user(&b).await.unwrap();
+            assert!(r.expire_away(&id, &b, token).await.unwrap().is_some());
+            assert!(r.avoid_set(&b).await.unwrap().is_empty());
+            assert!(r.avoid_set(&a).await.unwrap().contains(&b), "a avoids b");
+            r.forget_user(&a).await.unwrap();
+        }
+        let g = r.lock();
+        assert_eq!(g.last_partner.len(), 0);
+        assert!(g.rooms.is_empty() && g.user_room.is_empty());
+        assert!(g.away.is_empty() && g.kept.is_empty() && g.graces.is_empty());
+    }
+
     #[tokio::test(start_paused = true)]
     async fn last_partners_expire_and_are_swept() {
         let r = MemoryRooms::default();

@@ -133,9 +133,11 @@ pub fn open(v: &impl View, room: &RoomInfo) -> Read<Outcome<Result<(), RoomsErro
     })
 }
 
-/// Closes the room if it is open: both members are free, each is the
-/// other's last partner, what was kept or marked away goes, and the files
-/// are handed back for deletion.
+/// Closes the room if it is open: both members are free, each present
+/// member has the other as their last partner (a member still marked away
+/// is offline, and what only matters while online was forgotten when they
+/// left: recording it now would keep it for nobody), what was kept or
+/// marked away goes, and the files are handed back for deletion.
 pub fn close(v: &impl View, room_id: &str) -> Read<Outcome<Option<Closed>>> {
     let Some(info) = v.room(room_id)? else {
         return Ok(answer(None));
@@ -146,11 +148,13 @@ pub fn close(v: &impl View, room_id: &str) -> Read<Outcome<Option<Closed>>> {
         Write::DelRoom(room_id.to_string()),
         Write::DelFiles(room_id.to_string()),
     ];
-    for u in [&a, &b] {
+    let mut present = [true, true];
+    for (u, present) in [&a, &b].into_iter().zip(&mut present) {
         if v.user_room(u)?.as_deref() == Some(room_id) {
             writes.push(Write::DelUserRoom(u.clone()));
         }
         if v.away(room_id, u)?.is_some() {
+            *present = false;
             writes.push(Write::DelAway {
                 room: room_id.to_string(),
                 user: u.clone(),
@@ -161,14 +165,14 @@ pub fn close(v: &impl View, room_id: &str) -> Read<Outcome<Option<Closed>>> {
             user: u.clone(),
         });
     }
-    writes.push(Write::SetLastPartner {
-        user: a.clone(),
-        partner: b.clone(),
-    });
-    writes.push(Write::SetLastPartner {
-        user: b,
-        partner: a,
-    });
+    for (user, partner, present) in [(&a, &b, present[0]), (&b, &a, present[1])] {
+        if present {
+            writes.push(Write::SetLastPartner {
+                user: user.clone(),
+                partner: partner.clone(),
+            });
+        }
+    }
     Ok(Outcome {
         value: Some(Closed { info, files }),
         writes,
@@ -396,6 +400,25 @@ mod tests {
             user: "b".into(),
             partner: "a".into()
         }));
+        // a is away, so offline: nothing is kept for them (it would
+        // outlive their visit; the guest-churn soak found it after the load).
+        assert!(
+            !out.writes
+                .iter()
+                .any(|w| matches!(w, Write::SetLastPartner { user, .. } if user == "a"))
+        );
+        // With nobody away, both remember the other.
+        v.away.insert(("r1".into(), "a".into()), None);
+        let both = close(&v, "r1").unwrap().writes;
+        assert!(both.contains(&Write::SetLastPartner {
+            user: "a".into(),
+            partner: "b".into()
+        }));
+        assert!(both.contains(&Write::SetLastPartner {
+            user: "b".into(),
+            partner: "a".into()
+        }));
+        v.away.insert(("r1".into(), "a".into()), Some(7));
         // Expiring with a stale token closes nothing.
         assert_eq!(expire_away(&v, "r1", "a", 6).unwrap().value, None);
         assert!(expire_away(&v, "r1", "a", 7).unwrap().value.is_some());
