@@ -23,6 +23,25 @@ test('long-polling only works too', async () => {
   socket.close();
 });
 
+test('a long-polling session closed by the client: its last poll gets a noop, later polls 400 (unknown session)', async () => {
+  const open = await fetch(`${srv.url}/socket.io/?EIO=4&transport=polling`);
+  assert.equal(open.status, 200);
+  const { sid } = JSON.parse((await open.text()).slice(1));
+  const url = `${srv.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`;
+  // The GET and the closing POST at once, as socket.io-protocol's suite
+  // sends them: the GET ends with a noop whichever the server reads first
+  // (or finds the session already gone).
+  const [last, close] = await Promise.all([fetch(url), fetch(url, { method: 'POST', body: '1' })]);
+  assert.equal(close.status, 200);
+  assert.ok(last.status === 200 || last.status === 400, `last poll: ${last.status}`);
+  if (last.status === 200) assert.equal(await last.text(), '6');
+  // Whether or not the session's task has finished cleaning up, nothing
+  // more comes: a second noop would have the client poll on.
+  const poll = await fetch(url);
+  assert.equal(poll.status, 400);
+  assert.deepEqual(await poll.json(), { code: 1, message: 'Session ID unknown' });
+});
+
 test('missing, malformed, forged and expired tokens fail the handshake with "unauthorized"', async () => {
   const g = await guest(srv.url);
   const now = Math.floor(Date.now() / 1000);

@@ -209,6 +209,17 @@ async fn poll(s: &Session) -> Response<Body> {
             if c.transport != TransportType::Polling {
                 return refuse(RequestError::BadRequest);
             }
+            if c.closing.is_some() && c.queue.is_empty() {
+                // Closed with nothing left to say: one poll ends with a
+                // noop — the one pending at the close, or the first after
+                // it (a client's GET and its closing POST race on two
+                // connections) — and later ones find the session gone, as
+                // they will once its task has cleaned up.
+                if c.last_poll {
+                    return refuse(RequestError::UnknownSid);
+                }
+                c.last_poll = true;
+            }
             if !c.queue.is_empty() || c.closing.is_some() {
                 let mut body = String::new();
                 for f in c.queue.drain(..) {

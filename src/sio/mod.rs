@@ -295,6 +295,8 @@ struct Conn {
     joined: bool,
     /// Set once, when the session starts closing.
     closing: Option<DisconnectReason>,
+    /// A closed long-polling session has answered its last poll.
+    last_poll: bool,
     heartbeat: engine::Heartbeat,
     /// The namespaces' sockets (usually just the main one).
     sockets: Vec<SocketRef>,
@@ -593,6 +595,7 @@ impl Io {
                 upgrading: false,
                 polling: false,
                 posting: false,
+                last_poll: false,
                 joined: false,
                 closing: None,
                 heartbeat: engine::Heartbeat::new(
