@@ -148,30 +148,25 @@ pub fn close(v: &impl View, room_id: &str) -> Read<Outcome<Option<Closed>>> {
         Write::DelRoom(room_id.to_string()),
         Write::DelFiles(room_id.to_string()),
     ];
-    let mut present = [true, true];
-    for (u, present) in [&a, &b].into_iter().zip(&mut present) {
+    for (u, partner) in [(&a, &b), (&b, &a)] {
         if v.user_room(u)?.as_deref() == Some(room_id) {
             writes.push(Write::DelUserRoom(u.clone()));
         }
         if v.away(room_id, u)?.is_some() {
-            *present = false;
             writes.push(Write::DelAway {
                 room: room_id.to_string(),
                 user: u.clone(),
+            });
+        } else {
+            writes.push(Write::SetLastPartner {
+                user: u.clone(),
+                partner: partner.clone(),
             });
         }
         writes.push(Write::DelKept {
             room: room_id.to_string(),
             user: u.clone(),
         });
-    }
-    for (user, partner, present) in [(&a, &b, present[0]), (&b, &a, present[1])] {
-        if present {
-            writes.push(Write::SetLastPartner {
-                user: user.clone(),
-                partner: partner.clone(),
-            });
-        }
     }
     Ok(Outcome {
         value: Some(Closed { info, files }),
