@@ -11,13 +11,20 @@ pub enum TextError {
 
 /// Cleans a chat message; newlines and tabs are kept.
 pub fn sanitize(raw: &str) -> Result<String, TextError> {
-    let without_tags = strip_tags(raw);
-    let cleaned: String = without_tags
-        .replace("\r\n", "\n")
-        .chars()
-        .filter(|&c| c == '\n' || c == '\t' || !(c.is_control() || is_invisible_format(c)))
-        .collect();
-    let trimmed = cleaned.trim();
+    // Most messages have nothing to remove (no tag, no carriage return,
+    // nothing invisible): one pass over them, no copies before the last.
+    let cleaned;
+    let text = if raw.chars().all(|c| c != '<' && c != '\r' && kept(c)) {
+        raw
+    } else {
+        cleaned = strip_tags(raw)
+            .replace("\r\n", "\n")
+            .chars()
+            .filter(|&c| kept(c))
+            .collect::<String>();
+        &cleaned
+    };
+    let trimmed = text.trim();
     let len = trimmed.chars().count();
     if len == 0 {
         return Err(TextError::Empty);
@@ -26,6 +33,12 @@ pub fn sanitize(raw: &str) -> Result<String, TextError> {
         return Err(TextError::TooLong);
     }
     Ok(trimmed.to_string())
+}
+
+/// Newlines and tabs stay; other control characters and invisible
+/// formatting go.
+fn kept(c: char) -> bool {
+    c == '\n' || c == '\t' || !(c.is_control() || is_invisible_format(c))
 }
 
 /// Bidirectional controls, zero-width and other invisible formatting
@@ -96,6 +109,30 @@ mod tests {
             sanitize("line1\r\nline2\tend").unwrap(),
             "line1\nline2\tend"
         );
+    }
+
+    /// The rules as first written, every message copied three times.
+    fn model(raw: &str) -> Result<String, TextError> {
+        let cleaned: String = strip_tags(raw)
+            .replace("\r\n", "\n")
+            .chars()
+            .filter(|&c| c == '\n' || c == '\t' || !(c.is_control() || is_invisible_format(c)))
+            .collect();
+        let trimmed = cleaned.trim();
+        match trimmed.chars().count() {
+            0 => Err(TextError::Empty),
+            n if n > MAX_CHARS => Err(TextError::TooLong),
+            _ => Ok(trimmed.to_string()),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn clean_text_takes_the_short_way_to_the_same_result(
+            raw in "[ a-zA-Z<>/!?\r\n\t\u{0}\u{7f}\u{85}\u{200B}\u{202E}\u{FEFF}é😀]{0,40}"
+        ) {
+            proptest::prop_assert_eq!(sanitize(&raw), model(&raw));
+        }
     }
 
     #[test]

@@ -88,7 +88,10 @@ pub struct FileService {
 /// A new id for a file, room or message: 128 random bits as 32 lower-case
 /// hex digits (unguessable, and safe as a path).
 pub fn new_id() -> String {
-    hex::encode(rand::random::<[u8; 16]>())
+    // Every chat message gets one: encoded in place, not char by char.
+    let mut hex = [0u8; 32];
+    hex::encode_to_slice(rand::random::<[u8; 16]>(), &mut hex).expect("32 digits for 16 bytes");
+    String::from_utf8(hex.to_vec()).expect("hex digits are ASCII")
 }
 
 pub fn valid_id(id: &str) -> bool {

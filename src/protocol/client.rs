@@ -406,6 +406,28 @@ fn file_id(v: Option<Value>) -> Result<FileId, PayloadError> {
 }
 
 impl Command {
+    /// A text `chat:message` read straight from its JSON
+    /// (`{"content": "…"}`, `"type": "text"` or none); `None` for anything
+    /// else — another type, a mistake, a repeated key — which
+    /// [`Command::parse`] then reads and, if wrong, explains. Where this
+    /// gives a command, `parse` gives the same.
+    pub fn text_message(json: &str) -> Option<Command> {
+        #[derive(Deserialize)]
+        struct Text<'a> {
+            #[serde(default, rename = "type", borrow)]
+            kind: Option<std::borrow::Cow<'a, str>>,
+            #[serde(borrow)]
+            content: std::borrow::Cow<'a, str>,
+        }
+        // serde would also read a struct from an array: only an object.
+        if !json.starts_with('{') {
+            return None;
+        }
+        let t: Text = serde_json::from_str(json).ok()?;
+        matches!(t.kind.as_deref(), None | Some("text"))
+            .then(|| Command::Message(MessageBody::Text(t.content.into_owned())))
+    }
+
     /// Parses `event`'s first argument (None when sent with none).
     pub fn parse(event: ClientEvent, arg: Option<Value>) -> Result<Command, PayloadError> {
         let payload = match arg {
@@ -588,6 +610,67 @@ mod tests {
 
     fn parse(e: ClientEvent, v: Value) -> Result<Command, PayloadError> {
         Command::parse(e, Some(v))
+    }
+
+    fn json_values() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let leaf = prop::sample::select(vec![
+            r#""hi""#,
+            r#""text""#,
+            r#""file""#,
+            r#""voice""#,
+            r#"" a\"b\u00e9 ""#,
+            r#""""#,
+            "null",
+            "1",
+            "1e400",
+            "true",
+            "[]",
+            r#"["text","hi"]"#,
+            "{}",
+        ]);
+        let key = prop::sample::select(vec!["content", "type", "fileId", "x", "Content"]);
+        let object = prop::collection::vec((key, leaf.clone()), 0..4).prop_map(|kv| {
+            let fields: Vec<String> = kv.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+            format!("{{{}}}", fields.join(","))
+        });
+        prop_oneof![4 => object, 1 => leaf.prop_map(str::to_string)]
+    }
+
+    proptest::proptest! {
+        /// The short way agrees with the general one wherever it answers,
+        /// and answers the plain text message.
+        #[test]
+        fn a_text_message_read_straight_is_what_parse_reads(json in json_values()) {
+            // (JSON no `Value` holds, a number out of range in a field the
+            // message does not read, is unreadable only the general way.)
+            if let Some(cmd) = Command::text_message(&json)
+                && let Ok(v) = serde_json::from_str::<Value>(&json)
+            {
+                let general = Command::parse(ClientEvent::ChatMessage, Some(v));
+                proptest::prop_assert_eq!(general, Ok(cmd), "{}", json);
+            }
+        }
+    }
+
+    #[test]
+    fn a_text_message_takes_the_short_way() {
+        for json in [
+            r#"{"content":"hi"}"#,
+            r#"{"type":"text","content":"a\"b","x":[1]}"#,
+            r#"{"content":"x","type":null}"#,
+        ] {
+            assert!(Command::text_message(json).is_some(), "{json}");
+        }
+        for json in [
+            r#"["text","hi"]"#,
+            r#"{"content":"a","content":"b"}"#,
+            r#"{"content":1}"#,
+            r#"{"type":"file","content":"x"}"#,
+            "null",
+        ] {
+            assert!(Command::text_message(json).is_none(), "{json}");
+        }
     }
 
     #[test]

@@ -66,6 +66,18 @@ pub struct Member {
     pub username: String,
 }
 
+/// A time as every event writes it: RFC 3339 in UTC, `Z`, with as many
+/// fraction digits as it needs (0, 3, 6 or 9) — what chrono's `Serialize`
+/// writes, made in one go: serde_json's `collect_str`, which chrono's
+/// `Serialize` goes through, escapes each piece the formatter hands it.
+pub fn stamp(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+fn stamp_field<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&stamp(t))
+}
+
 /// A chat message as the partner receives it (also what recovery keeps).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ChatMessage {
@@ -73,6 +85,7 @@ pub struct ChatMessage {
     pub from: UserId,
     #[serde(rename = "type")]
     pub kind: &'static str,
+    #[serde(serialize_with = "stamp_field")]
     pub timestamp: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
@@ -271,6 +284,18 @@ impl ServerEvent {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_stamp_is_what_chrono_serializes() {
+        use chrono::TimeZone;
+        let second = Utc.with_ymd_and_hms(2026, 11, 24, 6, 5, 4).unwrap();
+        for nanos in [0, 7_000_000, 7_250_000, 123_456_789, 999_999_999, 1] {
+            let t = second + chrono::Duration::nanoseconds(nanos);
+            assert_eq!(json!(stamp(&t)), serde_json::to_value(t).unwrap(), "{t:?}");
+        }
+        let now = Utc::now();
+        assert_eq!(json!(stamp(&now)), serde_json::to_value(now).unwrap());
+    }
 
     #[test]
     fn payloads_keep_the_wire_shape() {

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::sio::{Io, SocketRef};
+use crate::sio::{Event, Io, SocketRef};
 use chrono::Utc;
 use serde_json::{Value, json};
 
@@ -22,7 +22,7 @@ use crate::{
     protocol::{
         ClientEvent, Command, ServerEvent, UserId,
         client::{MatchPrefs, MessageBody, PayloadError},
-        server::ChatMessage,
+        server::{self, ChatMessage},
     },
 };
 
@@ -32,34 +32,58 @@ pub(crate) type EventResult = Result<Value, EventError>;
 /// (unknown names too), its first argument (`None` when sent with none:
 /// `socket.emit('webrtc:hangup')` is `["webrtc:hangup"]` on the wire)
 /// parsed into a [`Command`], and the command run.
-pub async fn dispatch(
-    s: SocketRef,
-    state: AppState,
-    event: String,
-    data: Result<Option<Value>, &'static str>,
-    reply: Reply,
-) {
+pub async fn dispatch(s: SocketRef, state: AppState, event: Result<Event, String>, reply: Reply) {
     let io = s.io().clone();
-    let result = match begin(&s, &state) {
+    let command = match begin(&s, &state) {
         Err(e) => Err(e),
-        Ok(user) => match ClientEvent::from_name(&event) {
-            None => Err(EventError::new(
-                "unknown_event",
-                format!("unknown event '{event}'"),
-            )),
-            Some(ev) => match data {
-                Err(e) => Err(invalid(format!("unreadable payload: {e}"))),
-                Ok(arg) => match Command::parse(ev, arg) {
-                    Err(e) => Err(payload_error(e)),
-                    Ok(cmd) => run(s, io, state.clone(), user, cmd).await,
-                },
+        Ok(user) => match event {
+            Err(name) => ClientEvent::from_name(&name)
+                .ok_or_else(|| unknown_event(&name))
+                .and(Err(invalid(
+                    "unreadable payload: binary attachments are not supported",
+                ))),
+            Ok(event) => match ClientEvent::from_name(&event.name) {
+                None => Err(unknown_event(&event.name)),
+                Some(ev) => command(ev, &event).map(|cmd| (user, cmd)),
             },
         },
     };
+    match command {
+        // The most frequent event answers with a typed ack.
+        Ok((user, Command::Message(body))) => answer(
+            &state,
+            reply,
+            chat_message(io, state.clone(), user, body).await,
+        ),
+        Ok((user, cmd)) => answer(&state, reply, run(s, io, state.clone(), user, cmd).await),
+        Err(e) => answer(&state, reply, Err::<Value, _>(e)),
+    }
+}
+
+fn answer<T: serde::Serialize>(state: &AppState, reply: Reply, result: Result<T, EventError>) {
     if let Err(e) = &result {
         state.metrics.refused(e.code);
     }
     reply.send(result);
+}
+
+fn unknown_event(name: &str) -> EventError {
+    EventError::new("unknown_event", format!("unknown event '{name}'"))
+}
+
+/// The event's first argument as a [`Command`]. A text message is read
+/// straight into its type; whatever that way does not take (another
+/// shape, a mistake) is read the general way, which names the mistake.
+fn command(ev: ClientEvent, event: &Event) -> Result<Command, EventError> {
+    if ev == ClientEvent::ChatMessage
+        && let Some(cmd) = event.first_json().and_then(Command::text_message)
+    {
+        return Ok(cmd);
+    }
+    match event.first_value() {
+        Err(e) => Err(invalid(format!("unreadable payload: {e}"))),
+        Ok(arg) => Command::parse(ev, arg).map_err(payload_error),
+    }
 }
 
 /// Runs a command. The transport boxes this future per event, so its size
@@ -73,7 +97,10 @@ async fn run(
     cmd: Command,
 ) -> EventResult {
     match cmd {
-        Command::Message(body) => chat_message(io, state, user, body).await,
+        // Answered by `dispatch` itself, with a typed ack.
+        Command::Message(body) => chat_message(io, state, user, body)
+            .await
+            .map(|ack| serde_json::to_value(ack).unwrap_or_default()),
         Command::Typing(is_typing) => chat_typing(io, state, user, is_typing).await,
         Command::Match(prefs) => Box::pin(user_match(s, io, state, user, prefs)).await,
         Command::Cancel => Box::pin(user_cancel(state, user)).await,
@@ -541,12 +568,23 @@ async fn deliver(
     Ok(())
 }
 
+/// A sent chat message's ack: `{id, timestamp, file?, content?}`.
+#[derive(serde::Serialize)]
+struct MessageAck {
+    id: String,
+    timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<String>,
+}
+
 async fn chat_message(
     io: Io,
     state: AppState,
     user: Arc<SessionUser>,
     body: MessageBody,
-) -> EventResult {
+) -> Result<MessageAck, EventError> {
     let room = current_room(&state, &user.id).await?;
     let (partner, _) = room.seen_by(&user.id).ok_or_else(not_in_chat)?;
     let id = crate::files::new_id();
@@ -595,13 +633,12 @@ async fn chat_message(
             message.file = Some(meta.public_json());
         }
     }
-    let mut ack = json!({ "id": message.id, "timestamp": message.timestamp });
-    if let Some(file) = &message.file {
-        ack["file"] = file.clone();
-    }
-    if let Some(content) = &message.content {
-        ack["content"] = json!(content);
-    }
+    let ack = MessageAck {
+        id: message.id.clone(),
+        timestamp: server::stamp(&message.timestamp),
+        file: message.file.clone(),
+        content: message.content.clone(),
+    };
     let kind = message.kind;
     let evidence = message.content.clone().map(|text| crate::store::Evidence {
         from: user.id.clone(),

@@ -86,16 +86,15 @@ impl Handler for App {
 
     fn on_event(&self, socket: SocketRef, event: Event, ack: Ack) -> BoxFuture<'static, ()> {
         // No event of Tandem's takes binary data.
-        let arg = if event.attachments.is_empty() {
-            event.first
+        let event = if event.attachments.is_empty() {
+            Ok(event)
         } else {
-            Err("binary attachments are not supported")
+            Err(event.name)
         };
         Box::pin(events::dispatch(
             socket,
             self.0.clone(),
-            event.name,
-            arg,
+            event,
             Reply { ack },
         ))
     }
@@ -353,7 +352,9 @@ impl EventError {
 }
 
 impl Reply {
-    pub fn send(self, result: Result<Value, EventError>) {
+    /// `{success: true, data}` or `{success: false, error}`; a failed
+    /// event sent without an ack gets an `error` event instead.
+    pub fn send<T: serde::Serialize>(self, result: Result<T, EventError>) {
         // Typed envelopes: serialized straight away, no JSON map built per ack.
         #[derive(serde::Serialize)]
         #[serde(rename_all = "camelCase")]
@@ -364,10 +365,10 @@ impl Reply {
             reset_at: Option<chrono::DateTime<chrono::Utc>>,
         }
         #[derive(serde::Serialize)]
-        struct Answer<'a> {
+        struct Answer<'a, T> {
             success: bool,
             #[serde(skip_serializing_if = "Option::is_none")]
-            data: Option<&'a Value>,
+            data: Option<&'a T>,
             #[serde(skip_serializing_if = "Option::is_none")]
             error: Option<Failure<'a>>,
         }
@@ -388,7 +389,7 @@ impl Reply {
                     reset_at: e.reset_at,
                 };
                 if self.ack.wanted() {
-                    let _ = self.ack.send(&Answer {
+                    let _ = self.ack.send(&Answer::<T> {
                         success: false,
                         data: None,
                         error: Some(error),

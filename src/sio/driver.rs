@@ -24,7 +24,7 @@ use tokio_tungstenite::{
     },
 };
 
-use std::sync::Arc;
+use std::sync::{Arc, atomic::Ordering};
 
 use bytes::Bytes;
 
@@ -405,9 +405,17 @@ async fn probe(io: &Io, s: &Session, ws: &mut Ws) -> bool {
 async fn run_ws(io: &Io, s: &Arc<Session>, ws: &mut Ws) -> DisconnectReason {
     let connect_by = Instant::now() + io.settings().connect_timeout;
     let mut out = std::collections::VecDeque::new();
+    // One timer for the session, moved only when the deadline moves (a
+    // new one each turn of the loop would be registered and removed for
+    // every frame read or written); `None` once it has fired, so that it
+    // is set again even for the same time.
+    let mut armed = Some(connect_by);
+    let sleep = tokio::time::sleep_until(connect_by.into());
+    tokio::pin!(sleep);
     loop {
         let (closing, deadline) = {
             let mut c = s.conn();
+            s.writer_awake.store(false, Ordering::Relaxed);
             std::mem::swap(&mut c.queue, &mut out);
             let deadline = if c.joined {
                 c.heartbeat.deadline()
@@ -440,12 +448,19 @@ async fn run_ws(io: &Io, s: &Arc<Session>, ws: &mut Ws) -> DisconnectReason {
             let _ = ws.close(None).await;
             return reason;
         }
+        if armed != Some(deadline) {
+            armed = Some(deadline);
+            sleep.as_mut().reset(deadline.into());
+        }
         tokio::select! {
             biased;
             m = ws.next() => match m {
                 None | Some(Ok(Message::Close(_))) => return DisconnectReason::TransportClose,
                 Some(Err(_)) => return DisconnectReason::TransportError,
                 Some(Ok(Message::Text(t))) => {
+                    // The loop writes the queue out next: what the
+                    // handlers queue meanwhile needs no wake-up.
+                    s.writer_awake.store(true, Ordering::Relaxed);
                     // The same buffer as `t` (tungstenite checked its UTF-8):
                     // events are cut from it without a copy.
                     let owner = Bytes::from(t.clone());
@@ -454,6 +469,7 @@ async fn run_ws(io: &Io, s: &Arc<Session>, ws: &mut Ws) -> DisconnectReason {
                     }
                 }
                 Some(Ok(Message::Binary(b))) => {
+                    s.writer_awake.store(true, Ordering::Relaxed);
                     if let Err(r) = on_attachment(io, s, b).await {
                         s.close(r);
                     }
@@ -466,7 +482,8 @@ async fn run_ws(io: &Io, s: &Arc<Session>, ws: &mut Ws) -> DisconnectReason {
                 }
             },
             _ = s.wake.notified() => {}
-            _ = tokio::time::sleep_until(deadline.into()) => {
+            _ = &mut sleep => {
+                armed = None;
                 let now = Instant::now();
                 let mut c = s.conn();
                 match c.heartbeat.tick(now) {
@@ -583,7 +600,7 @@ async fn on_message(
             let args = packet::event_args(data).map_err(|_| DisconnectReason::ParseError)?;
             let event = Event {
                 name: args.name,
-                first: Ok(args.first),
+                first: args.first.map(|f| owner.slice_ref(f.as_bytes())),
                 data: owner.slice_ref(data.as_bytes()),
                 attachments: Vec::new(),
             };

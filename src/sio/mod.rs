@@ -222,9 +222,9 @@ pub trait Fanout: Send + Sync + 'static {
 /// A client event, as the handler gets it.
 pub struct Event {
     pub name: String,
-    /// The first argument: `Ok(None)` when sent with none, `Err` when the
-    /// arguments cannot be read.
-    pub first: Result<Option<Value>, &'static str>,
+    /// The first argument's JSON text (checked to be JSON, cut from
+    /// `data`); `None` when sent with none.
+    pub first: Option<bytes::Bytes>,
     /// The whole JSON array (name and arguments), as sent.
     pub data: bytes::Bytes,
     /// Binary attachments (the `{"_placeholder":true,"num":n}` in `data`).
@@ -235,6 +235,23 @@ impl Event {
     pub fn data(&self) -> &str {
         // Cut from a validated `&str`.
         std::str::from_utf8(&self.data).unwrap_or("")
+    }
+
+    /// The first argument's JSON text (`None` when sent with none).
+    pub fn first_json(&self) -> Option<&str> {
+        // Cut from a validated `&str` at a value's bounds.
+        self.first
+            .as_ref()
+            .map(|b| std::str::from_utf8(b).unwrap_or("null"))
+    }
+
+    /// The first argument as a JSON value: `Ok(None)` when sent with none,
+    /// `Err` when it is JSON no `Value` holds (a number out of range).
+    pub fn first_value(&self) -> Result<Option<Value>, &'static str> {
+        self.first_json()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|_| "not a JSON value this server can read")
     }
 }
 
@@ -317,6 +334,11 @@ pub(crate) struct Session {
     wake: Notify,
     /// Wakes the long-polling session's task (heartbeat, closing, upgrade).
     owner: Notify,
+    /// Set while the WebSocket task handles what it read: it writes the
+    /// queue out next, so frames queued meanwhile (the event's ack) need
+    /// no wake-up, which would only cost it an idle turn of its loop.
+    /// Cleared under `conn` before the queue is taken; read under it.
+    writer_awake: std::sync::atomic::AtomicBool,
     /// Held while a handler runs: one at a time per session, in order.
     handlers: tokio::sync::Mutex<()>,
     /// An event waiting for its binary attachments.
@@ -337,8 +359,11 @@ impl Session {
             return Err(EmitError::QueueFull);
         }
         c.queue.push_back(frame);
+        let awake = self.writer_awake.load(std::sync::atomic::Ordering::Relaxed);
         drop(c);
-        self.wake.notify_one();
+        if !awake {
+            self.wake.notify_one();
+        }
         Ok(())
     }
 
@@ -353,8 +378,11 @@ impl Session {
         }
         c.queue.push_back(Frame::Text(Utf8Bytes::from(text)));
         c.queue.extend(attachments.into_iter().map(Frame::Binary));
+        let awake = self.writer_awake.load(std::sync::atomic::Ordering::Relaxed);
         drop(c);
-        self.wake.notify_one();
+        if !awake {
+            self.wake.notify_one();
+        }
         Ok(())
     }
 
@@ -608,6 +636,7 @@ impl Io {
             }),
             wake: Notify::new(),
             owner: Notify::new(),
+            writer_awake: Default::default(),
             handlers: tokio::sync::Mutex::new(()),
             pending: Mutex::new(None),
         });

@@ -6,7 +6,6 @@
 //! `<type>[<attachments>-][<namespace>,][<ack id>][<JSON>]`
 
 use serde::Serialize;
-use serde_json::Value;
 
 /// Ack ids above this are refused (socket.io's own parser stops at the
 /// largest safe integer of JavaScript).
@@ -149,28 +148,32 @@ pub fn parse(text: &str) -> Result<Packet<'_>, ParseError> {
 
 /// An event's name and first argument: `["chat:message", {…}, …]`. An
 /// event sent with no argument has `first: None` (`["webrtc:hangup"]`).
+/// The argument is checked to be JSON and kept as its text, for the
+/// application to read into whatever type it expects.
 #[derive(Debug, Clone, PartialEq)]
-pub struct EventArgs {
+pub struct EventArgs<'a> {
     pub name: String,
-    pub first: Option<Value>,
+    pub first: Option<&'a str>,
 }
 
 /// Reads an event's data; further arguments are skipped.
-pub fn event_args(data: &str) -> Result<EventArgs, ParseError> {
+pub fn event_args(data: &str) -> Result<EventArgs<'_>, ParseError> {
     struct Args;
     impl<'de> serde::de::Visitor<'de> for Args {
-        type Value = EventArgs;
+        type Value = EventArgs<'de>;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("an array starting with the event's name")
         }
         fn visit_seq<S: serde::de::SeqAccess<'de>>(
             self,
             mut seq: S,
-        ) -> Result<EventArgs, S::Error> {
+        ) -> Result<EventArgs<'de>, S::Error> {
             let name: String = seq
                 .next_element()?
                 .ok_or_else(|| serde::de::Error::custom("no event name"))?;
-            let first = seq.next_element::<Value>()?;
+            let first = seq
+                .next_element::<&'de serde_json::value::RawValue>()?
+                .map(serde_json::value::RawValue::get);
             while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
             Ok(EventArgs { name, first })
         }
@@ -375,17 +378,26 @@ mod tests {
             event_args(r#"["a",null]"#),
             Ok(EventArgs {
                 name: "a".into(),
-                first: Some(Value::Null)
+                first: Some("null")
             })
         );
         assert_eq!(
-            event_args(r#"["a",{"x":1},2,[3]]"#),
+            event_args(r#"["a", {"x": [1]} ,2,[3]]"#),
             Ok(EventArgs {
                 name: "a".into(),
-                first: Some(json!({"x":1}))
+                first: Some(r#"{"x": [1]}"#)
             })
         );
-        for bad in ["[]", "[1]", "[\"a\"", "[\"a\"] x", "{}", "[\"a\",]"] {
+        for bad in [
+            "[]",
+            "[1]",
+            "[\"a\"",
+            "[\"a\"] x",
+            "{}",
+            "[\"a\",]",
+            "[\"a\",{x:1}]",
+            "[\"a\",1,{]",
+        ] {
             assert_eq!(event_args(bad), Err(ParseError::BadEvent), "{bad}");
         }
     }
