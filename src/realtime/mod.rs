@@ -30,7 +30,8 @@ const MAX_BINARIES: usize = 2;
 /// The room every socket of a user joins, so events reach a user on any
 /// socket (and, in a cluster, on any node).
 pub fn user_room(user_id: &str) -> String {
-    format!("user:{user_id}")
+    // Once per message delivered: without `format!`'s machinery.
+    ["user:", user_id].concat()
 }
 
 /// The transport's settings from the configuration.

@@ -469,10 +469,10 @@ impl Socket {
     }
 
     /// An event to everyone in `room`, on every node, except this socket.
-    pub fn to(&self, room: impl AsRef<str>) -> Broadcast {
+    pub fn to(&self, room: impl Into<String>) -> Broadcast {
         Broadcast {
             io: self.io().clone(),
-            room: Some(room.as_ref().to_string()),
+            room: Some(room.into()),
             except: Some(self.id),
             local: false,
         }
@@ -574,10 +574,10 @@ impl Io {
     }
 
     /// Everyone in `room`, on every node.
-    pub fn to(&self, room: impl AsRef<str>) -> Broadcast {
+    pub fn to(&self, room: impl Into<String>) -> Broadcast {
         Broadcast {
             io: self.clone(),
-            room: Some(room.as_ref().to_string()),
+            room: Some(room.into()),
             except: None,
             local: false,
         }
