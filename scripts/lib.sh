@@ -15,12 +15,13 @@ build_bins() { # sets BIN: release unless BENCH_PROFILE=debug; BENCH_BIN=dir use
 }
 
 start_tandem() { # port name [VAR=value ...]: limits off, files under $WORK/name, log $WORK/name.log; pid in $!
+  # (TANDEM_WRAP: a command to run the server under, such as valgrind)
   local port=$1 name=$2
   shift 2
   (cd "$WORK" && exec env PORT="$port" JWT_SECRET="$SECRET" TURN_MODE=off SFU_UDP_PORT=0 LOG_LEVEL=warn SOCKET_EVENT_LIMIT=1000000000 \
     RATE_LIMIT_API_MAX=1000000000 RATE_LIMIT_AUTH_MAX=1000000000 RATE_LIMIT_UPLOAD_MAX=1000000000 \
     ROOM_MESSAGE_RATE=1000000000 ROOM_MESSAGE_BURST=1000000000 \
-    DATA_DIR="$WORK/$name/data" LOG_DIR="$WORK/$name/logs" UPLOAD_DIR="$WORK/uploads" "$@" "$BIN/tandem" >"$WORK/$name.log" 2>&1) &
+    DATA_DIR="$WORK/$name/data" LOG_DIR="$WORK/$name/logs" UPLOAD_DIR="$WORK/uploads" "$@" ${TANDEM_WRAP:-} "$BIN/tandem" >"$WORK/$name.log" 2>&1) &
 }
 
 start_cluster() { # nodes name: a Redis and that many Tandem nodes on it, logs $WORK/<name><i>.log;
