@@ -92,6 +92,18 @@ test('scripts/bench-presence and scripts/bench-match-cluster run on a two-node c
   assert.equal(r.exactlyOnce, true);
 });
 
+test('scripts/bench-instructions counts instructions per message under callgrind', async () => {
+  const out = await new Promise((resolve, reject) => {
+    execFile(path.join(ROOT, 'scripts', 'bench-instructions'), [],
+      { timeout: 300000, env: { ...process.env, BENCH_BIN: path.join(ROOT, 'target', 'debug'), PAIRS: '2', RATE: '5', SHORT: '2', LONG: '4' } },
+      (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+  });
+  const r = JSON.parse(out.split('\n').find((l) => l.startsWith('RESULT ')).slice(7));
+  assert.equal(r.scenario, 'instructions');
+  assert.equal(r.pairs, 2);
+  assert.ok(r.instructionsPerMsg > 0, out);
+});
+
 test('tandem-bench connections --guest-accounts uses real accounts and reports the disconnect drain', async () => {
   const out = await new Promise((resolve, reject) => {
     execFile(BENCH, ['connections', '--url', tandem.url, '--jwt-secret', JWT_SECRET, '--server-pid', String(tandem.proc.pid),
