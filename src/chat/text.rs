@@ -14,7 +14,14 @@ pub fn sanitize(raw: &str) -> Result<String, TextError> {
     // Most messages have nothing to remove (no tag, no carriage return,
     // nothing invisible): one pass over them, no copies before the last.
     let cleaned;
-    let text = if raw.chars().all(|c| c != '<' && c != '\r' && kept(c)) {
+    let plain = if raw.is_ascii() {
+        // The same test on bytes: printable ASCII but `<`, newline, tab.
+        raw.bytes()
+            .all(|b| matches!(b, b' '..=b'~') && b != b'<' || b == b'\n' || b == b'\t')
+    } else {
+        raw.chars().all(|c| c != '<' && c != '\r' && kept(c))
+    };
+    let text = if plain {
         raw
     } else {
         cleaned = strip_tags(raw)
