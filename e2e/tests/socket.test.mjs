@@ -63,6 +63,23 @@ test('missing, malformed, forged and expired tokens fail the handshake with "una
   }
 });
 
+test('a payload holding JSON the server cannot read as a value is refused, and the connection stays', async () => {
+  const g = await guest(srv.url);
+  const { socket } = await connect(srv.url, g.token);
+  // JSON.stringify cannot write 1e400: the Socket.IO packet as is (write adds Engine.IO's 4).
+  for (const raw of ['2["user:cancel",{"x":1e400}]', '2["chat:message",{"content":"hi","x":-1e400}]']) {
+    const errEvent = once(socket, 'error');
+    socket.io.engine.write(raw);
+    const e = await errEvent;
+    assert.equal(e.code, raw.includes('chat:message') ? 'not_in_chat' : 'invalid_payload', `${raw}: ${JSON.stringify(e)}`);
+    if (e.code === 'invalid_payload') assert.match(e.message, /unreadable payload/);
+  }
+  const ok = await request(socket, 'user:cancel');
+  assert.equal(socket.connected, true);
+  assert.equal(typeof ok.success, 'boolean');
+  socket.close();
+});
+
 test('unknown events get an unknown_event error by ack, or an error event without one', async () => {
   const g = await guest(srv.url);
   const { socket } = await connect(srv.url, g.token);
