@@ -13,7 +13,6 @@ pub enum TextError {
 pub fn sanitize(raw: &str) -> Result<String, TextError> {
     // Most messages have nothing to remove (no tag, no carriage return,
     // nothing invisible): one pass over them, no copies before the last.
-    let cleaned;
     let plain = if raw.is_ascii() {
         // The same test on bytes: printable ASCII but `<`, newline, tab.
         raw.bytes()
@@ -21,16 +20,24 @@ pub fn sanitize(raw: &str) -> Result<String, TextError> {
     } else {
         raw.chars().all(|c| c != '<' && c != '\r' && kept(c))
     };
-    let text = if plain {
-        raw
+    if plain {
+        measured(raw)
     } else {
-        cleaned = strip_tags(raw)
-            .replace("\r\n", "\n")
-            .chars()
-            .filter(|&c| kept(c))
-            .collect::<String>();
-        &cleaned
-    };
+        measured(&cleaned(raw))
+    }
+}
+
+/// Tags, `\r` of `\r\n` and what [`kept`] refuses removed.
+fn cleaned(raw: &str) -> String {
+    strip_tags(raw)
+        .replace("\r\n", "\n")
+        .chars()
+        .filter(|&c| kept(c))
+        .collect()
+}
+
+/// Trimmed, and 1 to [`MAX_CHARS`] characters.
+fn measured(text: &str) -> Result<String, TextError> {
     let trimmed = text.trim();
     let len = trimmed.chars().count();
     if len == 0 {
@@ -118,19 +125,9 @@ mod tests {
         );
     }
 
-    /// The rules as first written, every message copied three times.
+    /// The rules as first written: every message cleaned the long way.
     fn model(raw: &str) -> Result<String, TextError> {
-        let cleaned: String = strip_tags(raw)
-            .replace("\r\n", "\n")
-            .chars()
-            .filter(|&c| c == '\n' || c == '\t' || !(c.is_control() || is_invisible_format(c)))
-            .collect();
-        let trimmed = cleaned.trim();
-        match trimmed.chars().count() {
-            0 => Err(TextError::Empty),
-            n if n > MAX_CHARS => Err(TextError::TooLong),
-            _ => Ok(trimmed.to_string()),
-        }
+        measured(&cleaned(raw))
     }
 
     proptest::proptest! {

@@ -46,35 +46,41 @@ pub struct SpamGuard {
 /// The text as the repeat rule compares it: trimmed, case folded. Hashed
 /// character by character, so no lower-case copy is made.
 fn digest(text: &str) -> u64 {
-    let mut h = rustc_hash::FxHasher::default();
     let text = text.trim();
     if text.is_ascii() {
         // The same characters as below, without Unicode's case tables.
-        for b in text.bytes() {
-            h.write_u32(u32::from(b.to_ascii_lowercase()));
-        }
+        digest_of(text.bytes().map(|b| u32::from(b.to_ascii_lowercase())))
     } else {
-        for c in text.chars().flat_map(char::to_lowercase) {
-            h.write_u32(c as u32);
-        }
+        digest_of(text.chars().flat_map(char::to_lowercase).map(u32::from))
+    }
+}
+
+fn digest_of(chars: impl Iterator<Item = u32>) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    for c in chars {
+        h.write_u32(c);
     }
     h.finish()
 }
 
+/// The longest run of one character, white space aside.
 fn longest_run(text: &str) -> usize {
     if text.is_ascii() {
         // The same rule on bytes: ASCII's white space is 9 to 13 and 32.
-        let (mut best, mut run, mut prev) = (0, 0, None);
-        for b in text.bytes().filter(|b| !matches!(b, 9..=13 | 32)) {
-            run = if Some(b) == prev { run + 1 } else { 1 };
-            prev = Some(b);
-            best = best.max(run);
-        }
-        return best;
+        longest_run_of(text.bytes().filter(|b| !matches!(b, 9..=13 | 32)))
+    } else {
+        longest_run_of(text.chars().filter(|c| !c.is_whitespace()))
     }
+}
+
+fn longest_run_of<T: PartialEq>(items: impl Iterator<Item = T>) -> usize {
     let (mut best, mut run, mut prev) = (0, 0, None);
-    for c in text.chars().filter(|c| !c.is_whitespace()) {
-        run = if Some(c) == prev { run + 1 } else { 1 };
+    for c in items {
+        run = if prev.as_ref() == Some(&c) {
+            run + 1
+        } else {
+            1
+        };
         prev = Some(c);
         best = best.max(run);
     }
@@ -171,28 +177,15 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn ascii_runs_are_counted_as_characters_are(text in "[ -~\t\n\r\u{b}\u{c}\u{1c}-\u{1f}]{0,40}") {
-            let by_chars = {
-                let (mut best, mut run, mut prev) = (0, 0, None);
-                for c in text.chars().filter(|c| !c.is_whitespace()) {
-                    run = if Some(c) == prev { run + 1 } else { 1 };
-                    prev = Some(c);
-                    best = best.max(run);
-                }
-                best
-            };
+            let by_chars = longest_run_of(text.chars().filter(|c| !c.is_whitespace()));
             proptest::prop_assert_eq!(longest_run(&text), by_chars);
         }
     }
 
     #[test]
     fn ascii_text_digests_as_its_characters_do() {
-        let by_chars = |t: &str| {
-            let mut h = rustc_hash::FxHasher::default();
-            for c in t.trim().chars().flat_map(char::to_lowercase) {
-                h.write_u32(c as u32);
-            }
-            h.finish()
-        };
+        let by_chars =
+            |t: &str| digest_of(t.trim().chars().flat_map(char::to_lowercase).map(u32::from));
         for t in [
             "Buy NOW ",
             " hello\tWorld\n",
