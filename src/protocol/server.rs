@@ -71,7 +71,10 @@ pub struct Member {
 /// writes, made in one go: serde_json's `collect_str`, which chrono's
 /// `Serialize` goes through, escapes each piece the formatter hands it.
 pub fn stamp(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    let mut out = Vec::with_capacity(30);
+    super::json::stamp(&mut out, t);
+    String::from_utf8(out)
+        .unwrap_or_else(|_| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
 }
 
 fn stamp_field<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
@@ -92,6 +95,33 @@ pub struct ChatMessage {
     /// The shared file's public JSON.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<Value>,
+}
+
+impl ChatMessage {
+    /// Its JSON, byte for byte what its `Serialize` writes (tested), with
+    /// the keys written as constants: every relayed message is one.
+    pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        use super::json::string;
+        out.extend_from_slice(b"{\"id\":");
+        string(out, &self.id);
+        out.extend_from_slice(b",\"from\":");
+        string(out, self.from.as_str());
+        out.extend_from_slice(b",\"type\":");
+        string(out, self.kind);
+        out.extend_from_slice(b",\"timestamp\":\"");
+        super::json::stamp(out, &self.timestamp);
+        out.push(b'"');
+        if let Some(content) = &self.content {
+            out.extend_from_slice(b",\"content\":");
+            string(out, content);
+        }
+        if let Some(file) = &self.file {
+            out.extend_from_slice(b",\"file\":");
+            serde_json::to_writer(&mut *out, file)?;
+        }
+        out.push(b'}');
+        Ok(())
+    }
 }
 
 /// Every server event with its payload.
@@ -278,6 +308,14 @@ impl ServerEvent {
     pub fn name(&self) -> &'static str {
         self.kind().name()
     }
+
+    /// Its JSON: what its `Serialize` writes, the chat message by hand.
+    pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        match self {
+            ServerEvent::ChatMessage(m) => m.write_json(out),
+            other => serde_json::to_writer(out, other),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -295,6 +333,43 @@ mod tests {
         }
         let now = Utc::now();
         assert_eq!(json!(stamp(&now)), serde_json::to_value(now).unwrap());
+    }
+
+    proptest::proptest! {
+        /// The hand-written chat message is its `Serialize`, byte for byte.
+        #[test]
+        fn a_chat_message_is_written_as_serde_writes_it(
+            id in ".{0,40}",
+            from in ".{0,30}",
+            kind in proptest::sample::select(vec!["text", "file", "voice"]),
+            secs in 0i64..4_000_000_000,
+            nanos in 0u32..1_000_000_000,
+            content in proptest::option::of(proptest::prelude::any::<String>()),
+            file in proptest::option::of(".{0,20}"),
+        ) {
+            let message = ChatMessage {
+                id,
+                from: UserId(from),
+                kind,
+                timestamp: DateTime::from_timestamp(secs, nanos).unwrap(),
+                content,
+                file: file.map(|name| json!({"id": "f", "name": name, "size": 3, "duration": 1.5, "nested": {"z": [1, null]}})),
+            };
+            let mut out = Vec::new();
+            ServerEvent::ChatMessage(message.clone()).write_json(&mut out).unwrap();
+            proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&message).unwrap());
+        }
+    }
+
+    #[test]
+    fn other_events_are_written_by_serde() {
+        let ev = ServerEvent::PartnerLeft {
+            reason: "left",
+            room_id: "r\"1".into(),
+        };
+        let mut out = Vec::new();
+        ev.write_json(&mut out).unwrap();
+        assert_eq!(out, serde_json::to_vec(&ev).unwrap());
     }
 
     #[test]

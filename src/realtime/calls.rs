@@ -19,7 +19,11 @@ use crate::{
 /// Sends `event` to every socket of a user (on any node).
 pub async fn emit_to_user(io: &Io, user_id: &str, event: &ServerEvent) {
     let name = event.name();
-    if let Err(e) = io.to(user_room(user_id)).emit(name, event).await {
+    let emitted = io
+        .to(user_room(user_id))
+        .emit_with(name, |out| event.write_json(out))
+        .await;
+    if let Err(e) = emitted {
         tracing::debug!(error = %e, event = name, "emit to user failed");
     }
 }

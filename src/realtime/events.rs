@@ -50,10 +50,12 @@ pub async fn dispatch(s: SocketRef, state: AppState, event: Result<Event, String
     };
     match command {
         // The most frequent event answers with a typed ack.
-        Ok((user, Command::Message(body))) => answer(
+        Ok((user, Command::Message(body))) => answer_with(
             &state,
             reply,
-            chat_message(io, state.clone(), user, body).await,
+            chat_message(io, state.clone(), user, body)
+                .await
+                .map(|ack| move |out: &mut Vec<u8>| ack.write_json(out)),
         ),
         Ok((user, cmd)) => answer(&state, reply, run(s, io, state.clone(), user, cmd).await),
         Err(e) => answer(&state, reply, Err::<Value, _>(e)),
@@ -61,10 +63,22 @@ pub async fn dispatch(s: SocketRef, state: AppState, event: Result<Event, String
 }
 
 fn answer<T: serde::Serialize>(state: &AppState, reply: Reply, result: Result<T, EventError>) {
+    answer_with(
+        state,
+        reply,
+        result.map(|data| move |out: &mut Vec<u8>| serde_json::to_writer(out, &data)),
+    );
+}
+
+/// [`answer`] with the data written by the given function.
+fn answer_with<W>(state: &AppState, reply: Reply, result: Result<W, EventError>)
+where
+    W: FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+{
     if let Err(e) = &result {
         state.metrics.refused(e.code);
     }
-    reply.send(result);
+    reply.send_with(result);
 }
 
 fn unknown_event(name: &str) -> EventError {
@@ -579,6 +593,27 @@ struct MessageAck {
     content: Option<String>,
 }
 
+impl MessageAck {
+    /// Its JSON, byte for byte what its `Serialize` writes (tested).
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        use crate::protocol::json::string;
+        out.extend_from_slice(b"{\"id\":");
+        string(out, &self.id);
+        out.extend_from_slice(b",\"timestamp\":");
+        string(out, &self.timestamp);
+        if let Some(file) = &self.file {
+            out.extend_from_slice(b",\"file\":");
+            serde_json::to_writer(&mut *out, file)?;
+        }
+        if let Some(content) = &self.content {
+            out.extend_from_slice(b",\"content\":");
+            string(out, content);
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
 async fn chat_message(
     io: Io,
     state: AppState,
@@ -792,4 +827,31 @@ async fn signal(
     let (partner, _) = room.seen_by(&user.id).ok_or_else(not_in_chat)?;
     calls::emit_to_user(io, &partner.id, &event(UserId(user.id.clone()))).await;
     Ok(json!({ "delivered": true }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MessageAck;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The hand-written ack is its `Serialize`, byte for byte.
+        #[test]
+        fn a_message_ack_is_written_as_serde_writes_it(
+            id in ".{0,40}",
+            timestamp in ".{0,30}",
+            content in proptest::option::of(any::<String>()),
+            file in proptest::option::of(".{0,20}"),
+        ) {
+            let ack = MessageAck {
+                id,
+                timestamp,
+                file: file.map(|name| serde_json::json!({"id": "f", "name": name, "size": 3})),
+                content,
+            };
+            let mut out = Vec::new();
+            ack.write_json(&mut out).unwrap();
+            prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&ack).unwrap());
+        }
+    }
 }

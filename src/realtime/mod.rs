@@ -356,6 +356,17 @@ impl Reply {
     /// `{success: true, data}` or `{success: false, error}`; a failed
     /// event sent without an ack gets an `error` event instead.
     pub fn send<T: serde::Serialize>(self, result: Result<T, EventError>) {
+        self.send_with(
+            result.map(|data| move |out: &mut Vec<u8>| serde_json::to_writer(out, &data)),
+        )
+    }
+
+    /// [`Self::send`] with the data written by the given function (which
+    /// writes JSON).
+    pub fn send_with<W>(self, result: Result<W, EventError>)
+    where
+        W: FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+    {
         // Typed envelopes: serialized straight away, no JSON map built per ack.
         #[derive(serde::Serialize)]
         #[serde(rename_all = "camelCase")]
@@ -366,22 +377,19 @@ impl Reply {
             reset_at: Option<chrono::DateTime<chrono::Utc>>,
         }
         #[derive(serde::Serialize)]
-        struct Answer<'a, T> {
+        struct Refused<'a> {
             success: bool,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            data: Option<&'a T>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            error: Option<Failure<'a>>,
+            error: Failure<'a>,
         }
         match result {
-            Ok(data) => {
-                if self.ack.wanted() {
-                    let _ = self.ack.send(&Answer {
-                        success: true,
-                        data: Some(&data),
-                        error: None,
-                    });
-                }
+            Ok(write) => {
+                // `{"success":true,"data":…}`
+                let _ = self.ack.send_with(|out| {
+                    out.extend_from_slice(b"{\"success\":true,\"data\":");
+                    write(out)?;
+                    out.push(b'}');
+                    Ok(())
+                });
             }
             Err(e) => {
                 let error = Failure {
@@ -390,10 +398,9 @@ impl Reply {
                     reset_at: e.reset_at,
                 };
                 if self.ack.wanted() {
-                    let _ = self.ack.send(&Answer::<T> {
+                    let _ = self.ack.send(&Refused {
                         success: false,
-                        data: None,
-                        error: Some(error),
+                        error,
                     });
                 } else {
                     let _ = self

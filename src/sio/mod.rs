@@ -273,8 +273,17 @@ impl Ack {
 
     /// Sends the answer (nothing when the client asked for none).
     pub fn send<T: Serialize + ?Sized>(self, data: &T) -> Result<(), EmitError> {
+        self.send_with(|out| serde_json::to_writer(out, data))
+    }
+
+    /// Sends the answer written by `write` (which writes JSON).
+    pub fn send_with(
+        self,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+    ) -> Result<(), EmitError> {
         let Some(id) = self.id else { return Ok(()) };
-        let frame = packet::ack_frame(&self.socket.ns, id, data).map_err(EmitError::Serialize)?;
+        let frame =
+            packet::ack_frame_with(&self.socket.ns, id, write).map_err(EmitError::Serialize)?;
         self.socket
             .session
             .push(Frame::Text(Utf8Bytes::from(frame)))
@@ -733,7 +742,17 @@ impl Broadcast {
         event: &str,
         data: &T,
     ) -> Result<(), EmitError> {
-        let frame = packet::event_frame("/", event, data).map_err(EmitError::Serialize)?;
+        self.emit_with(event, |out| serde_json::to_writer(out, data))
+            .await
+    }
+
+    /// [`Self::emit`] with the data written by `write` (which writes JSON).
+    pub async fn emit_with(
+        &self,
+        event: &str,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+    ) -> Result<(), EmitError> {
+        let frame = packet::event_frame_with("/", event, write).map_err(EmitError::Serialize)?;
         let except = self.except.as_ref().map(Sid::as_str);
         let room = self.room.as_deref();
         // Serialized once: these sockets and the other nodes get the same text.

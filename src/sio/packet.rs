@@ -199,6 +199,15 @@ pub fn event_frame<T: Serialize + ?Sized>(
     name: &str,
     data: &T,
 ) -> Result<String, serde_json::Error> {
+    event_frame_with(ns, name, |out| serde_json::to_writer(out, data))
+}
+
+/// [`event_frame`] with `data` written by `write` (which writes JSON).
+pub fn event_frame_with(
+    ns: &str,
+    name: &str,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+) -> Result<String, serde_json::Error> {
     // Room for a chat message's event without growing (64 grew three times).
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"42");
@@ -206,10 +215,10 @@ pub fn event_frame<T: Serialize + ?Sized>(
     out.push(b'[');
     serde_json::to_writer(&mut out, name)?;
     out.push(b',');
-    serde_json::to_writer(&mut out, data)?;
+    write(&mut out)?;
     out.push(b']');
-    // serde_json writes UTF-8 only.
-    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
+    // serde_json and the hand-written events write UTF-8 only.
+    String::from_utf8(out).map_err(<serde_json::Error as serde::ser::Error>::custom)
 }
 
 /// `43<id>[data]`: the answer to a client's event.
@@ -218,6 +227,15 @@ pub fn ack_frame<T: Serialize + ?Sized>(
     id: u64,
     data: &T,
 ) -> Result<String, serde_json::Error> {
+    ack_frame_with(ns, id, |out| serde_json::to_writer(out, data))
+}
+
+/// [`ack_frame`] with `data` written by `write` (which writes JSON).
+pub fn ack_frame_with(
+    ns: &str,
+    id: u64,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+) -> Result<String, serde_json::Error> {
     // A chat message's ack echoes its content: room for it too.
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"43");
@@ -225,9 +243,9 @@ pub fn ack_frame<T: Serialize + ?Sized>(
     // Every message's ack: the id written without a String of its own.
     std::io::Write::write_fmt(&mut out, format_args!("{id}")).expect("writing to a Vec");
     out.push(b'[');
-    serde_json::to_writer(&mut out, data)?;
+    write(&mut out)?;
     out.push(b']');
-    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
+    String::from_utf8(out).map_err(<serde_json::Error as serde::ser::Error>::custom)
 }
 
 /// An event (`kind` `2`) or ack (`3`) whose JSON array is given as is;

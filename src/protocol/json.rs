@@ -1,0 +1,157 @@
+//! Writing the hot events' JSON by hand: the chat message, its ack, their
+//! time stamps. serde_json escapes every key and every string a byte at a
+//! time (a tenth of a relayed message's instructions went there); here the
+//! keys are written as the constants they are, and a string is checked for
+//! anything to escape in blocks the compiler turns into vector compares.
+//! Whatever needs escaping is still escaped by serde_json, so there is one
+//! rule for escaping; the types' derived `Serialize` stays what the wire
+//! means, and tests hold each writer to it byte for byte.
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+
+/// `s` as a JSON string, exactly as serde_json writes it.
+pub fn string(out: &mut Vec<u8>, s: &str) {
+    if plain(s.as_bytes()) {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing a `str` into a `Vec` cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+/// Nothing in `bytes` that JSON escapes: no control character, `"` or `\`.
+/// Each block is folded without an early exit, so it is compared 16 bytes
+/// at a time.
+fn plain(bytes: &[u8]) -> bool {
+    bytes.chunks(16).all(|block| {
+        block
+            .iter()
+            .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'))
+    })
+}
+
+/// A time as every event writes it (see [`super::server::stamp`]): RFC 3339
+/// in UTC with `Z` and as many fraction digits as it needs (0, 3, 6 or 9),
+/// what chrono's `to_rfc3339_opts(AutoSi, true)` writes. Written digit by
+/// digit for years 0–9999; chrono writes the rest (and leap seconds).
+pub fn stamp(out: &mut Vec<u8>, t: &DateTime<Utc>) {
+    let n = t.naive_utc();
+    let (year, nano) = (n.year(), n.nanosecond());
+    if !(0..=9999).contains(&year) || nano >= 1_000_000_000 {
+        out.extend_from_slice(
+            t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                .as_bytes(),
+        );
+        return;
+    }
+    let year = year as u32;
+    let mut b = [0u8; 30];
+    digits(&mut b[0..4], year);
+    b[4] = b'-';
+    digits(&mut b[5..7], n.month());
+    b[7] = b'-';
+    digits(&mut b[8..10], n.day());
+    b[10] = b'T';
+    digits(&mut b[11..13], n.hour());
+    b[13] = b':';
+    digits(&mut b[14..16], n.minute());
+    b[16] = b':';
+    digits(&mut b[17..19], n.second());
+    let mut len = 19;
+    let fraction = match nano {
+        0 => None,
+        _ if nano % 1_000_000 == 0 => Some((nano / 1_000_000, 3)),
+        _ if nano % 1_000 == 0 => Some((nano / 1_000, 6)),
+        _ => Some((nano, 9)),
+    };
+    if let Some((value, width)) = fraction {
+        b[19] = b'.';
+        digits(&mut b[20..20 + width], value);
+        len = 20 + width;
+    }
+    b[len] = b'Z';
+    out.extend_from_slice(&b[..=len]);
+}
+
+/// `value` in decimal, zero-padded to fill `into`.
+fn digits(into: &mut [u8], mut value: u32) {
+    for d in into.iter_mut().rev() {
+        *d = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn written(f: impl FnOnce(&mut Vec<u8>)) -> String {
+        let mut out = Vec::new();
+        f(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn strings_escape_as_serde_json_does() {
+        for s in [
+            "",
+            "hello",
+            "a\"b",
+            "back\\slash",
+            "tab\there",
+            "\u{0}\u{1f}\u{7f}",
+            "héllo 👋 </script>",
+            "exactly sixteen!",
+            "seventeen bytes!!\n",
+        ] {
+            assert_eq!(written(|o| string(o, s)), serde_json::to_string(s).unwrap());
+        }
+    }
+
+    #[test]
+    fn stamps_are_chronos() {
+        let at = |y, mo, d, h, mi, s, ns| {
+            Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap() + chrono::Duration::nanoseconds(ns)
+        };
+        for t in [
+            at(2026, 11, 24, 9, 5, 7, 0),
+            at(2026, 1, 2, 3, 4, 5, 120_000_000),
+            at(1999, 12, 31, 23, 59, 59, 123_456_000),
+            at(2000, 2, 29, 0, 0, 0, 1),
+            at(0, 1, 1, 0, 0, 0, 999_999_999),
+            at(9999, 12, 31, 23, 59, 59, 5),
+            at(10000, 1, 1, 0, 0, 0, 0),
+            at(-1, 6, 1, 0, 0, 0, 0),
+        ] {
+            assert_eq!(
+                written(|o| stamp(o, &t)),
+                t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_string_is_written_as_serde_json_writes_it(s in any::<String>(), ascii in "[ -~\t\n\"\\\\]{0,40}") {
+            prop_assert_eq!(written(|o| string(o, &s)), serde_json::to_string(&s).unwrap());
+            prop_assert_eq!(written(|o| string(o, &ascii)), serde_json::to_string(&ascii).unwrap());
+        }
+
+        #[test]
+        fn any_time_is_written_as_chrono_writes_it(
+            secs in -62_167_219_200i64..253_402_300_800i64 + 86_400 * 400,
+            nanos in prop_oneof![Just(0u32), (0u32..1000).prop_map(|m| m * 1_000_000), (0u32..1_000_000).prop_map(|u| u * 1000), 0u32..1_000_000_000],
+        ) {
+            let t = DateTime::from_timestamp(secs, nanos).unwrap();
+            prop_assert_eq!(
+                written(|o| stamp(o, &t)),
+                t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            );
+        }
+    }
+}
