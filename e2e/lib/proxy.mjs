@@ -23,6 +23,10 @@ export async function startProxy(targetPort) {
     url: `http://127.0.0.1:${server.address().port}`,
     /** Stops forwarding on every open connection; refuses new ones. */
     freeze() { frozen = true; for (const p of conns) p.frozen = true; },
+    /** Stops reading what the server sends, so it backs up into the server's socket. */
+    hold() { for (const p of conns) p.upstream.pause(); },
+    /** Reads (and forwards) again after hold(). */
+    release() { for (const p of conns) p.upstream.resume(); },
     /** Drops the frozen connections and lets new ones through again. */
     thaw() {
       frozen = false;
