@@ -1,5 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import crypto from 'node:crypto';
 import { io } from 'socket.io-client';
 import { startServer, JWT_SECRET } from '../lib/server.mjs';
 import { api, register, guest, connect, once, request, signJwt, uniqueUser } from '../lib/client.mjs';
@@ -120,4 +122,54 @@ test('shutdown tells clients before closing', async () => {
   assert.deepEqual(await told, { reconnect: true });
   await gone;
   assert.equal((await exited).code, 0);
+});
+
+// A client may send its first WebSocket frame right behind the upgrade
+// request, before the 101: hyper has read it already, and the session
+// must read it first.
+test('a WebSocket frame sent in the same write as the upgrade request is read', async () => {
+  const g = await guest(srv.url);
+  const masked = (text) => {
+    const p = Buffer.from(text);
+    const mask = crypto.randomBytes(4);
+    const head = p.length < 126
+      ? Buffer.from([0x81, 0x80 | p.length])
+      : Buffer.from([0x81, 0x80 | 126, p.length >> 8, p.length & 255]);
+    return Buffer.concat([head, mask, Buffer.from(p.map((b, i) => b ^ mask[i % 4]))]);
+  };
+  const request = Buffer.from('GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n'
+    + 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
+    + 'Sec-WebSocket-Version: 13\r\n\r\n');
+  const s = net.connect(srv.port, '127.0.0.1', () => s.write(Buffer.concat([request, masked(`40${JSON.stringify({ token: g.token })}`)])));
+  let got = Buffer.alloc(0);
+  const texts = () => {
+    const at = got.indexOf('\r\n\r\n');
+    if (at < 0) return [];
+    const out = [];
+    let i = at + 4;
+    while (i + 2 <= got.length) {
+      let len = got[i + 1] & 127, off = 2;
+      if (len === 126) { if (i + 4 > got.length) break; len = got.readUInt16BE(i + 2); off = 4; }
+      if (i + off + len > got.length) break;
+      out.push(got.subarray(i + off, i + off + len).toString());
+      i += off + len;
+    }
+    return out;
+  };
+  try {
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no connection:established in ${JSON.stringify(texts())}`)), 5000);
+      s.on('data', (d) => {
+        got = Buffer.concat([got, d]);
+        if (texts().some((t) => t.startsWith('42["connection:established"'))) { clearTimeout(timer); resolve(); }
+      });
+      s.on('error', reject);
+    });
+    assert.match(got.toString('latin1'), /^HTTP\/1\.1 101/);
+    const [open, connected] = texts();
+    assert.match(open, /^0\{"sid":/);
+    assert.match(connected, /^40\{"sid":/);
+  } finally {
+    s.destroy();
+  }
 });

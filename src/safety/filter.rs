@@ -121,32 +121,36 @@ impl Clues {
     fn of(text: &str) -> Clues {
         let b = text.as_bytes();
         let mut digits = 0;
-        let (mut at_sign, mut link, mut handle) = (false, false, false);
-        for (i, &c) in b.iter().enumerate() {
+        let (mut at_sign, mut handle) = (false, false);
+        for &c in b {
             match c {
                 b'0'..=b'9' => digits += 1,
                 b'@' => at_sign = true,
-                b':' => {
-                    handle = true;
-                    link |= b[i..].starts_with(b"://");
-                }
-                b'=' | b'-' => handle = true,
-                b'.' => {
-                    link |= text[i + 1..]
-                        .chars()
-                        .next()
-                        .is_some_and(|n| !n.is_whitespace())
-                }
+                b':' | b'=' | b'-' => handle = true,
                 _ => {}
             }
         }
         Clues {
             email: at_sign || at_word(text),
             phone: digits >= 7,
-            link,
+            link: link_clue(text),
             handle: handle || at_sign,
         }
     }
+}
+
+/// [`Clues::link`] alone: what the spam rule's link count needs for
+/// every message.
+fn link_clue(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| match c {
+        b':' => b[i..].starts_with(b"://"),
+        b'.' => text[i + 1..]
+            .chars()
+            .next()
+            .is_some_and(|n| !n.is_whitespace()),
+        _ => false,
+    })
 }
 
 /// Whether `text` holds "at" in either case as a word between whitespace,
@@ -173,7 +177,7 @@ fn at_word(text: &str) -> bool {
 
 /// How many links `text` holds (for the spam rules).
 pub fn count_links(text: &str) -> usize {
-    if !Clues::of(text).link {
+    if !link_clue(text) {
         return 0;
     }
     LINK.find_iter(text).count()

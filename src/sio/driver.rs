@@ -14,7 +14,6 @@ use axum::{
     http::{HeaderValue, Method, Request, Response, StatusCode, header},
 };
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use hyper_util::rt::TokioIo;
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
@@ -34,7 +33,7 @@ use super::{
     packet,
 };
 
-type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+type Ws = WebSocketStream<super::socket::Upgraded>;
 
 /// A WebSocket's writing half (see `Session::writer`).
 pub(super) type WsSink = futures_util::stream::SplitSink<Ws, Message>;
@@ -338,8 +337,7 @@ fn websocket(io: Io, req: Request<Body>, session: Option<Arc<Session>>) -> Respo
             return;
         };
         let mut ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
+            WebSocketStream::from_raw_socket(upgraded.into(), Role::Server, Some(config)).await;
         let s = match session {
             Some(s) => {
                 drop(head);

@@ -22,6 +22,7 @@ pub mod driver;
 pub mod engine;
 pub mod fanout;
 pub mod packet;
+mod socket;
 
 use std::{
     any::{Any, TypeId},

@@ -1,0 +1,103 @@
+//! A WebSocket's connection after the HTTP upgrade. hyper hands it over as
+//! its `Upgraded`, whose reads and writes go through a boxed stream and a
+//! rewind buffer; taken back as the TCP socket it is (with whatever hyper
+//! read past the request, read first), every read and write is the
+//! socket's own.
+
+use std::{
+    io,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::{Buf, Bytes};
+use hyper_util::rt::TokioIo;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
+};
+
+pub enum Upgraded {
+    /// The server's own TCP connection.
+    Tcp { early: Bytes, tcp: TcpStream },
+    /// Anything else hyper was serving (kept as hyper gave it).
+    Other(TokioIo<hyper::upgrade::Upgraded>),
+}
+
+impl From<hyper::upgrade::Upgraded> for Upgraded {
+    fn from(upgraded: hyper::upgrade::Upgraded) -> Self {
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => Upgraded::Tcp {
+                early: parts.read_buf,
+                tcp: parts.io.into_inner(),
+            },
+            Err(other) => Upgraded::Other(TokioIo::new(other)),
+        }
+    }
+}
+
+impl AsyncRead for Upgraded {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Upgraded::Tcp { early, tcp } => {
+                if early.is_empty() {
+                    return Pin::new(tcp).poll_read(cx, buf);
+                }
+                let n = early.len().min(buf.remaining());
+                buf.put_slice(&early[..n]);
+                early.advance(n);
+                Poll::Ready(Ok(()))
+            }
+            Upgraded::Other(io) => Pin::new(io).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Upgraded {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Upgraded::Tcp { tcp, .. } => Pin::new(tcp).poll_write(cx, data),
+            Upgraded::Other(io) => Pin::new(io).poll_write(cx, data),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Upgraded::Tcp { tcp, .. } => Pin::new(tcp).poll_write_vectored(cx, bufs),
+            Upgraded::Other(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Upgraded::Tcp { tcp, .. } => tcp.is_write_vectored(),
+            Upgraded::Other(io) => io.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Upgraded::Tcp { tcp, .. } => Pin::new(tcp).poll_flush(cx),
+            Upgraded::Other(io) => Pin::new(io).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Upgraded::Tcp { tcp, .. } => Pin::new(tcp).poll_shutdown(cx),
+            Upgraded::Other(io) => Pin::new(io).poll_shutdown(cx),
+        }
+    }
+}
