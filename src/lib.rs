@@ -21,6 +21,7 @@ pub mod error;
 pub mod expiring;
 pub mod files;
 pub mod http;
+pub mod json;
 pub mod lounges;
 pub mod matching;
 pub mod memory;

@@ -22,7 +22,8 @@ const STRIPES: usize = 256;
 
 pub struct RoomOrder {
     stripes: Box<[RwLock<()>]>,
-    hasher: std::collections::hash_map::RandomState,
+    /// Room ids are the server's: Fx hashing (one per message).
+    hasher: rustc_hash::FxBuildHasher,
 }
 
 impl Default for RoomOrder {

@@ -9,9 +9,6 @@
 //!   [`server::ServerEventKind`], and each one a typed value
 //!   ([`server::ServerEvent`]) serialized in one place.
 //!
-//! - [`json`]: the hot events' JSON written by hand, held to their
-//!   `Serialize` byte for byte.
-//!
 //! - [`asyncapi`]: both tables as an AsyncAPI 3.0 document.
 //!
 //! A test checks both tables against `docs/API.md`.
@@ -19,7 +16,6 @@
 pub mod asyncapi;
 pub mod client;
 pub mod ids;
-pub mod json;
 pub mod server;
 
 pub use client::{ClientEvent, Command};

@@ -71,10 +71,9 @@ pub struct Member {
 /// writes, made in one go: serde_json's `collect_str`, which chrono's
 /// `Serialize` goes through, escapes each piece the formatter hands it.
 pub fn stamp(t: &DateTime<Utc>) -> String {
-    let mut out = Vec::with_capacity(30);
-    super::json::stamp(&mut out, t);
-    String::from_utf8(out)
-        .unwrap_or_else(|_| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+    let mut out = String::with_capacity(30);
+    crate::json::stamp(&mut out, t);
+    out
 }
 
 fn stamp_field<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
@@ -100,26 +99,26 @@ pub struct ChatMessage {
 impl ChatMessage {
     /// Its JSON, byte for byte what its `Serialize` writes (tested), with
     /// the keys written as constants: every relayed message is one.
-    pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-        use super::json::string;
-        out.extend_from_slice(b"{\"id\":");
+    pub fn write_json(&self, out: &mut String) -> Result<(), serde_json::Error> {
+        use crate::json::string;
+        out.push_str("{\"id\":");
         string(out, &self.id);
-        out.extend_from_slice(b",\"from\":");
+        out.push_str(",\"from\":");
         string(out, self.from.as_str());
-        out.extend_from_slice(b",\"type\":");
+        out.push_str(",\"type\":");
         string(out, self.kind);
-        out.extend_from_slice(b",\"timestamp\":\"");
-        super::json::stamp(out, &self.timestamp);
-        out.push(b'"');
+        out.push_str(",\"timestamp\":\"");
+        crate::json::stamp(out, &self.timestamp);
+        out.push('"');
         if let Some(content) = &self.content {
-            out.extend_from_slice(b",\"content\":");
+            out.push_str(",\"content\":");
             string(out, content);
         }
         if let Some(file) = &self.file {
-            out.extend_from_slice(b",\"file\":");
-            serde_json::to_writer(&mut *out, file)?;
+            out.push_str(",\"file\":");
+            crate::json::value(out, file)?;
         }
-        out.push(b'}');
+        out.push('}');
         Ok(())
     }
 }
@@ -310,10 +309,10 @@ impl ServerEvent {
     }
 
     /// Its JSON: what its `Serialize` writes, the chat message by hand.
-    pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    pub fn write_json(&self, out: &mut String) -> Result<(), serde_json::Error> {
         match self {
             ServerEvent::ChatMessage(m) => m.write_json(out),
-            other => serde_json::to_writer(out, other),
+            other => crate::json::value(out, other),
         }
     }
 }
@@ -355,9 +354,9 @@ mod tests {
                 content,
                 file: file.map(|name| json!({"id": "f", "name": name, "size": 3, "duration": 1.5, "nested": {"z": [1, null]}})),
             };
-            let mut out = Vec::new();
+            let mut out = String::new();
             ServerEvent::ChatMessage(message.clone()).write_json(&mut out).unwrap();
-            proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&message).unwrap());
+            proptest::prop_assert_eq!(out, serde_json::to_string(&message).unwrap());
         }
     }
 
@@ -367,9 +366,9 @@ mod tests {
             reason: "left",
             room_id: "r\"1".into(),
         };
-        let mut out = Vec::new();
+        let mut out = String::new();
         ev.write_json(&mut out).unwrap();
-        assert_eq!(out, serde_json::to_vec(&ev).unwrap());
+        assert_eq!(out, serde_json::to_string(&ev).unwrap());
     }
 
     #[test]

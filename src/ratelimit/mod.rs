@@ -93,7 +93,8 @@ pub struct TokenBuckets {
 }
 
 struct Buckets {
-    map: HashMap<String, Bucket>,
+    /// Keyed by user ids (the server's): Fx hashing.
+    map: rustc_hash::FxHashMap<String, Bucket>,
     sweep_at: usize,
 }
 
@@ -110,7 +111,7 @@ impl TokenBuckets {
     pub fn new(per_minute: u32, burst: u32) -> Self {
         TokenBuckets {
             inner: Mutex::new(Buckets {
-                map: HashMap::new(),
+                map: Default::default(),
                 sweep_at: SWEEP_MIN,
             }),
             per_sec: (per_minute.max(1)) as f64 / 60.0,
@@ -133,10 +134,17 @@ impl TokenBuckets {
             g.sweep_at = (g.map.len() * 2).max(SWEEP_MIN);
             crate::memory::shrink_sparse(&mut g.map);
         }
-        let b = g.map.entry(key.to_string()).or_insert(Bucket {
-            tokens: self.burst,
-            last: now,
-        });
+        // The key is copied only for a new bucket (every event takes one).
+        if !g.map.contains_key(key) {
+            let full = Bucket {
+                tokens: self.burst,
+                last: now,
+            };
+            g.map.insert(key.to_string(), full);
+        }
+        let Some(b) = g.map.get_mut(key) else {
+            unreachable!("inserted above")
+        };
         let elapsed = now.duration_since(b.last).as_secs_f64();
         b.tokens = (b.tokens + elapsed * self.per_sec).min(self.burst);
         b.last = now;

@@ -55,7 +55,7 @@ pub async fn dispatch(s: SocketRef, state: AppState, event: Result<Event, String
             reply,
             chat_message(io, state.clone(), user, body)
                 .await
-                .map(|ack| move |out: &mut Vec<u8>| ack.write_json(out)),
+                .map(|ack| move |out: &mut String| ack.write_json(out)),
         ),
         Ok((user, cmd)) => answer(&state, reply, run(s, io, state.clone(), user, cmd).await),
         Err(e) => answer(&state, reply, Err::<Value, _>(e)),
@@ -66,14 +66,14 @@ fn answer<T: serde::Serialize>(state: &AppState, reply: Reply, result: Result<T,
     answer_with(
         state,
         reply,
-        result.map(|data| move |out: &mut Vec<u8>| serde_json::to_writer(out, &data)),
+        result.map(|data| move |out: &mut String| crate::json::value(out, &data)),
     );
 }
 
 /// [`answer`] with the data written by the given function.
 fn answer_with<W>(state: &AppState, reply: Reply, result: Result<W, EventError>)
 where
-    W: FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+    W: FnOnce(&mut String) -> Result<(), serde_json::Error>,
 {
     if let Err(e) = &result {
         state.metrics.refused(e.code);
@@ -595,21 +595,21 @@ struct MessageAck {
 
 impl MessageAck {
     /// Its JSON, byte for byte what its `Serialize` writes (tested).
-    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-        use crate::protocol::json::string;
-        out.extend_from_slice(b"{\"id\":");
+    fn write_json(&self, out: &mut String) -> Result<(), serde_json::Error> {
+        use crate::json::string;
+        out.push_str("{\"id\":");
         string(out, &self.id);
-        out.extend_from_slice(b",\"timestamp\":");
+        out.push_str(",\"timestamp\":");
         string(out, &self.timestamp);
         if let Some(file) = &self.file {
-            out.extend_from_slice(b",\"file\":");
-            serde_json::to_writer(&mut *out, file)?;
+            out.push_str(",\"file\":");
+            crate::json::value(out, file)?;
         }
         if let Some(content) = &self.content {
-            out.extend_from_slice(b",\"content\":");
+            out.push_str(",\"content\":");
             string(out, content);
         }
-        out.push(b'}');
+        out.push('}');
         Ok(())
     }
 }
@@ -849,9 +849,9 @@ mod tests {
                 file: file.map(|name| serde_json::json!({"id": "f", "name": name, "size": 3})),
                 content,
             };
-            let mut out = Vec::new();
+            let mut out = String::new();
             ack.write_json(&mut out).unwrap();
-            prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&ack).unwrap());
+            prop_assert_eq!(out, serde_json::to_string(&ack).unwrap());
         }
     }
 }

@@ -356,16 +356,14 @@ impl Reply {
     /// `{success: true, data}` or `{success: false, error}`; a failed
     /// event sent without an ack gets an `error` event instead.
     pub fn send<T: serde::Serialize>(self, result: Result<T, EventError>) {
-        self.send_with(
-            result.map(|data| move |out: &mut Vec<u8>| serde_json::to_writer(out, &data)),
-        )
+        self.send_with(result.map(|data| move |out: &mut String| crate::json::value(out, &data)))
     }
 
     /// [`Self::send`] with the data written by the given function (which
     /// writes JSON).
     pub fn send_with<W>(self, result: Result<W, EventError>)
     where
-        W: FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+        W: FnOnce(&mut String) -> Result<(), serde_json::Error>,
     {
         // Typed envelopes: serialized straight away, no JSON map built per ack.
         #[derive(serde::Serialize)]
@@ -385,9 +383,9 @@ impl Reply {
             Ok(write) => {
                 // `{"success":true,"data":…}`
                 let _ = self.ack.send_with(|out| {
-                    out.extend_from_slice(b"{\"success\":true,\"data\":");
+                    out.push_str("{\"success\":true,\"data\":");
                     write(out)?;
-                    out.push(b'}');
+                    out.push('}');
                     Ok(())
                 });
             }

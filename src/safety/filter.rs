@@ -143,13 +143,12 @@ impl Clues {
 /// every message.
 fn link_clue(text: &str) -> bool {
     let b = text.as_bytes();
-    b.iter().enumerate().any(|(i, &c)| match c {
+    memchr::memchr2_iter(b':', b'.', b).any(|i| match b[i] {
         b':' => b[i..].starts_with(b"://"),
-        b'.' => text[i + 1..]
+        _ => text[i + 1..]
             .chars()
             .next()
             .is_some_and(|n| !n.is_whitespace()),
-        _ => false,
     })
 }
 

@@ -274,13 +274,13 @@ impl Ack {
 
     /// Sends the answer (nothing when the client asked for none).
     pub fn send<T: Serialize + ?Sized>(self, data: &T) -> Result<(), EmitError> {
-        self.send_with(|out| serde_json::to_writer(out, data))
+        self.send_with(|out| crate::json::value(out, data))
     }
 
     /// Sends the answer written by `write` (which writes JSON).
     pub fn send_with(
         self,
-        write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+        write: impl FnOnce(&mut String) -> Result<(), serde_json::Error>,
     ) -> Result<(), EmitError> {
         let Some(id) = self.id else { return Ok(()) };
         let frame =
@@ -794,7 +794,7 @@ impl Broadcast {
         event: &str,
         data: &T,
     ) -> Result<(), EmitError> {
-        self.emit_with(event, |out| serde_json::to_writer(out, data))
+        self.emit_with(event, |out| crate::json::value(out, data))
             .await
     }
 
@@ -802,7 +802,7 @@ impl Broadcast {
     pub async fn emit_with(
         &self,
         event: &str,
-        write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+        write: impl FnOnce(&mut String) -> Result<(), serde_json::Error>,
     ) -> Result<(), EmitError> {
         let frame = packet::event_frame_with("/", event, write).map_err(EmitError::Serialize)?;
         let except = self.except.as_ref().map(Sid::as_str);

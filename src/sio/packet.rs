@@ -185,10 +185,10 @@ pub fn event_args(data: &str) -> Result<EventArgs<'_>, ParseError> {
     Ok(args)
 }
 
-fn namespace(out: &mut Vec<u8>, ns: &str) {
+fn namespace(out: &mut String, ns: &str) {
     if ns != "/" {
-        out.extend_from_slice(ns.as_bytes());
-        out.push(b',');
+        out.push_str(ns);
+        out.push(',');
     }
 }
 
@@ -199,26 +199,25 @@ pub fn event_frame<T: Serialize + ?Sized>(
     name: &str,
     data: &T,
 ) -> Result<String, serde_json::Error> {
-    event_frame_with(ns, name, |out| serde_json::to_writer(out, data))
+    event_frame_with(ns, name, |out| crate::json::value(out, data))
 }
 
 /// [`event_frame`] with `data` written by `write` (which writes JSON).
 pub fn event_frame_with(
     ns: &str,
     name: &str,
-    write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+    write: impl FnOnce(&mut String) -> Result<(), serde_json::Error>,
 ) -> Result<String, serde_json::Error> {
     // Room for a chat message's event without growing (64 grew three times).
-    let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(b"42");
+    let mut out = String::with_capacity(256);
+    out.push_str("42");
     namespace(&mut out, ns);
-    out.push(b'[');
-    serde_json::to_writer(&mut out, name)?;
-    out.push(b',');
+    out.push('[');
+    crate::json::string(&mut out, name);
+    out.push(',');
     write(&mut out)?;
-    out.push(b']');
-    // serde_json and the hand-written events write UTF-8 only.
-    String::from_utf8(out).map_err(<serde_json::Error as serde::ser::Error>::custom)
+    out.push(']');
+    Ok(out)
 }
 
 /// `43<id>[data]`: the answer to a client's event.
@@ -227,25 +226,24 @@ pub fn ack_frame<T: Serialize + ?Sized>(
     id: u64,
     data: &T,
 ) -> Result<String, serde_json::Error> {
-    ack_frame_with(ns, id, |out| serde_json::to_writer(out, data))
+    ack_frame_with(ns, id, |out| crate::json::value(out, data))
 }
 
 /// [`ack_frame`] with `data` written by `write` (which writes JSON).
 pub fn ack_frame_with(
     ns: &str,
     id: u64,
-    write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+    write: impl FnOnce(&mut String) -> Result<(), serde_json::Error>,
 ) -> Result<String, serde_json::Error> {
     // A chat message's ack echoes its content: room for it too.
-    let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(b"43");
+    let mut out = String::with_capacity(256);
+    out.push_str("43");
     namespace(&mut out, ns);
-    // Every message's ack: the id written without a String of its own.
-    std::io::Write::write_fmt(&mut out, format_args!("{id}")).expect("writing to a Vec");
-    out.push(b'[');
+    out.push_str(itoa::Buffer::new().format(id));
+    out.push('[');
     write(&mut out)?;
-    out.push(b']');
-    String::from_utf8(out).map_err(<serde_json::Error as serde::ser::Error>::custom)
+    out.push(']');
+    Ok(out)
 }
 
 /// An event (`kind` `2`) or ack (`3`) whose JSON array is given as is;

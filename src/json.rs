@@ -1,5 +1,6 @@
-//! Writing the hot events' JSON by hand: the chat message, its ack, their
-//! time stamps. serde_json escapes every key and every string a byte at a
+//! Writing the hot frames' JSON by hand: the chat message, its ack, their
+//! time stamps, event names. Written into a `String` as `str` pieces, so
+//! the frame needs no UTF-8 check after. serde_json escapes every key and every string a byte at a
 //! time (a tenth of a relayed message's instructions went there); here the
 //! keys are written as the constants they are, and a string is checked for
 //! anything to escape in blocks the compiler turns into vector compares.
@@ -10,41 +11,54 @@
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
 /// `s` as a JSON string, exactly as serde_json writes it.
-pub fn string(out: &mut Vec<u8>, s: &str) {
+pub fn string(out: &mut String, s: &str) {
     if plain(s.as_bytes()) {
         out.reserve(s.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
-        // Writing a `str` into a `Vec` cannot fail.
-        let _ = serde_json::to_writer(&mut *out, s);
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else if let Ok(escaped) = serde_json::to_string(s) {
+        // (Writing a `str` cannot fail.)
+        out.push_str(&escaped);
     }
 }
 
+/// `value` as serde_json writes it (for what is not written by hand).
+pub fn value<T: serde::Serialize + ?Sized>(
+    out: &mut String,
+    value: &T,
+) -> Result<(), serde_json::Error> {
+    out.push_str(&serde_json::to_string(value)?);
+    Ok(())
+}
+
 /// Nothing in `bytes` that JSON escapes: no control character, `"` or `\`.
-/// Each block is folded without an early exit, so it is compared 16 bytes
-/// at a time.
+/// Checked 16 bytes at a time (the last block padded with spaces), each
+/// block folded without an early exit so that it is one vector compare.
 fn plain(bytes: &[u8]) -> bool {
-    bytes.chunks(16).all(|block| {
+    let clean = |block: &[u8; 16]| {
         block
             .iter()
             .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'))
-    })
+    };
+    let mut blocks = bytes.chunks_exact(16);
+    let whole = blocks
+        .by_ref()
+        .all(|b| b.try_into().is_ok_and(|b: &[u8; 16]| clean(b)));
+    let mut last = [b' '; 16];
+    last[..blocks.remainder().len()].copy_from_slice(blocks.remainder());
+    whole && clean(&last)
 }
 
 /// A time as every event writes it (see [`super::server::stamp`]): RFC 3339
 /// in UTC with `Z` and as many fraction digits as it needs (0, 3, 6 or 9),
 /// what chrono's `to_rfc3339_opts(AutoSi, true)` writes. Written digit by
 /// digit for years 0–9999; chrono writes the rest (and leap seconds).
-pub fn stamp(out: &mut Vec<u8>, t: &DateTime<Utc>) {
+pub fn stamp(out: &mut String, t: &DateTime<Utc>) {
     let n = t.naive_utc();
     let (year, nano) = (n.year(), n.nanosecond());
     if !(0..=9999).contains(&year) || nano >= 1_000_000_000 {
-        out.extend_from_slice(
-            t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-                .as_bytes(),
-        );
+        out.push_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
         return;
     }
     let year = year as u32;
@@ -73,7 +87,8 @@ pub fn stamp(out: &mut Vec<u8>, t: &DateTime<Utc>) {
         len = 20 + width;
     }
     b[len] = b'Z';
-    out.extend_from_slice(&b[..=len]);
+    // ASCII digits and signs only.
+    out.push_str(std::str::from_utf8(&b[..=len]).unwrap_or_default());
 }
 
 /// `value` in decimal, zero-padded to fill `into`.
@@ -90,10 +105,10 @@ mod tests {
     use chrono::TimeZone;
     use proptest::prelude::*;
 
-    fn written(f: impl FnOnce(&mut Vec<u8>)) -> String {
-        let mut out = Vec::new();
+    fn written(f: impl FnOnce(&mut String)) -> String {
+        let mut out = String::new();
         f(&mut out);
-        String::from_utf8(out).unwrap()
+        out
     }
 
     #[test]
