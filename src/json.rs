@@ -33,21 +33,34 @@ pub fn value<T: serde::Serialize + ?Sized>(
 }
 
 /// Nothing in `bytes` that JSON escapes: no control character, `"` or `\`.
-/// Checked 16 bytes at a time (the last block padded with spaces), each
-/// block folded without an early exit so that it is one vector compare.
+/// Checked 16 bytes at a time (the last block overlapping the one before),
+/// each block folded without an early exit so that it is one vector
+/// compare; a shorter text as two overlapping words, or byte by byte.
 fn plain(bytes: &[u8]) -> bool {
     let clean = |block: &[u8; 16]| {
         block
             .iter()
             .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'))
     };
-    let mut blocks = bytes.chunks_exact(16);
-    let whole = blocks
-        .by_ref()
-        .all(|b| b.try_into().is_ok_and(|b: &[u8; 16]| clean(b)));
-    let mut last = [b' '; 16];
-    last[..blocks.remainder().len()].copy_from_slice(blocks.remainder());
-    whole && clean(&last)
+    if let Some(last) = bytes.last_chunk::<16>() {
+        let (blocks, _) = bytes.as_chunks::<16>();
+        blocks.iter().all(clean) && clean(last)
+    } else if let (Some(first), Some(last)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+        word_plain(u64::from_le_bytes(*first)) && word_plain(u64::from_le_bytes(*last))
+    } else {
+        bytes.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
+    }
+}
+
+/// [`plain`] for 8 bytes at once: none below 0x20, none `"` or `\`.
+fn word_plain(w: u64) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // A byte below `n` (n <= 0x80) sets its high bit here; a borrow only
+    // carries past a byte that already did.
+    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH;
+    let zero = |w: u64| below(w, 1);
+    below(w, 0x20) | zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) == 0
 }
 
 /// A time as every event writes it (see [`super::server::stamp`]): RFC 3339
@@ -126,6 +139,24 @@ mod tests {
         ] {
             assert_eq!(written(|o| string(o, s)), serde_json::to_string(s).unwrap());
         }
+    }
+
+    #[test]
+    fn one_byte_to_escape_is_found_wherever_it_is() {
+        for len in 0..40 {
+            let clean: String = (0..len).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+            assert!(plain(clean.as_bytes()), "{clean:?}");
+            for at in 0..len {
+                for bad in ['"', '\\', '\n', '\u{0}', '\u{1f}'] {
+                    let mut s: Vec<char> = clean.chars().collect();
+                    s[at] = bad;
+                    let s: String = s.into_iter().collect();
+                    assert!(!plain(s.as_bytes()), "{s:?}");
+                }
+            }
+        }
+        // Bytes above 0x7f (UTF-8) and 0x7f itself need no escape.
+        assert!(plain("é€👋\u{7f} ~".as_bytes()));
     }
 
     #[test]

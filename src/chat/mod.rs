@@ -7,7 +7,7 @@
 
 use std::{
     collections::{BTreeSet, HashSet, VecDeque},
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -105,7 +105,7 @@ pub type RoomsResult<T> = Result<T, RoomsError>;
 pub trait ChatRooms: Send + Sync + 'static {
     /// Opens a room; fails if either member is already in one (atomic).
     async fn open(&self, room: RoomInfo) -> RoomsResult<()>;
-    async fn room_of(&self, user_id: &str) -> RoomsResult<Option<RoomInfo>>;
+    async fn room_of(&self, user_id: &str) -> RoomsResult<Option<Arc<RoomInfo>>>;
     /// Closes the room (if still open) and records each member as the
     /// other's last partner.
     async fn close(&self, room_id: &str) -> RoomsResult<Option<Closed>>;
@@ -159,7 +159,8 @@ pub trait ChatRooms: Send + Sync + 'static {
 
 struct Inner {
     // Keys are ids the server made (rooms, users): Fx hashing, no SipHash.
-    rooms: FxHashMap<String, RoomInfo>,
+    /// Shared with whoever asked [`ChatRooms::room_of`] (every message does).
+    rooms: FxHashMap<String, Arc<RoomInfo>>,
     user_room: FxHashMap<String, String>,
     /// room → user → (token, deadline). Nested, so the per-message lookup
     /// borrows its keys instead of building them.
@@ -191,7 +192,7 @@ impl Default for Inner {
 /// Everything is at hand: the view never misses.
 impl rules::View for Inner {
     fn room(&self, id: &str) -> rules::Read<Option<RoomInfo>> {
-        Ok(self.rooms.get(id).cloned())
+        Ok(self.rooms.get(id).map(|r| RoomInfo::clone(r)))
     }
     fn has_room(&self, id: &str) -> rules::Read<bool> {
         Ok(self.rooms.contains_key(id))
@@ -224,7 +225,7 @@ impl Inner {
         for w in writes {
             match w {
                 Write::PutRoom(room) => {
-                    self.rooms.insert(room.id.clone(), room);
+                    self.rooms.insert(room.id.clone(), Arc::new(room));
                 }
                 Write::DelRoom(id) => {
                     self.rooms.remove(&id);
@@ -318,7 +319,7 @@ impl ChatRooms for MemoryRooms {
         self.lock().run(|v| rules::open(v, &room))
     }
 
-    async fn room_of(&self, user_id: &str) -> RoomsResult<Option<RoomInfo>> {
+    async fn room_of(&self, user_id: &str) -> RoomsResult<Option<Arc<RoomInfo>>> {
         let g = self.lock();
         Ok(g.user_room
             .get(user_id)

@@ -444,7 +444,7 @@ impl ChatRooms for RedisRooms {
         self.run(&keys, |v| rules::open(v, &room)).await?
     }
 
-    async fn room_of(&self, user_id: &str) -> RoomsResult<Option<RoomInfo>> {
+    async fn room_of(&self, user_id: &str) -> RoomsResult<Option<std::sync::Arc<RoomInfo>>> {
         let mut c = self.c();
         let Some(room_id): Option<String> = c
             .get(redis_key(&Key::UserRoom(user_id.into())))
@@ -457,7 +457,9 @@ impl ChatRooms for RedisRooms {
             .get(redis_key(&room_key(&room_id)))
             .await
             .map_err(unavailable)?;
-        Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
+        Ok(raw
+            .and_then(|r| serde_json::from_str::<RoomInfo>(&r).ok())
+            .map(std::sync::Arc::new))
     }
 
     async fn close(&self, room_id: &str) -> RoomsResult<Option<Closed>> {

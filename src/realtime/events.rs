@@ -237,12 +237,12 @@ fn begin(s: &SocketRef, state: &AppState) -> Result<Arc<SessionUser>, EventError
 }
 
 /// The user's chat, if any (`service_unavailable` if chat state cannot say).
-async fn room_of(state: &AppState, user_id: &str) -> Result<Option<RoomInfo>, EventError> {
+async fn room_of(state: &AppState, user_id: &str) -> Result<Option<Arc<RoomInfo>>, EventError> {
     state.call.rooms.room_of(user_id).await.map_err(unavailable)
 }
 
 /// The user's chat, or `not_in_chat`.
-async fn current_room(state: &AppState, user_id: &str) -> Result<RoomInfo, EventError> {
+async fn current_room(state: &AppState, user_id: &str) -> Result<Arc<RoomInfo>, EventError> {
     room_of(state, user_id).await?.ok_or_else(not_in_chat)
 }
 
@@ -312,7 +312,7 @@ async fn enqueue(io: &Io, state: &AppState, user: &SessionUser, prefs: MatchPref
         Joined::Waiting => Ok(json!({ "status": "waiting" })),
         Joined::Matched(_) => {
             let room = room_of(state, &user.id).await?;
-            Ok(json!({ "status": "matched", "roomId": room.map(|r| r.id) }))
+            Ok(json!({ "status": "matched", "roomId": room.map(|r| r.id.clone()) }))
         }
     }
 }
