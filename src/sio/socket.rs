@@ -28,7 +28,13 @@ impl From<hyper::upgrade::Upgraded> for Upgraded {
     fn from(upgraded: hyper::upgrade::Upgraded) -> Self {
         match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => Upgraded::Tcp {
-                early: parts.read_buf,
+                // An empty slice of hyper's read buffer would keep all of
+                // it for as long as the connection lives.
+                early: if parts.read_buf.is_empty() {
+                    Bytes::new()
+                } else {
+                    Bytes::copy_from_slice(&parts.read_buf)
+                },
                 tcp: parts.io.into_inner(),
             },
             Err(other) => Upgraded::Other(TokioIo::new(other)),
@@ -50,6 +56,9 @@ impl AsyncRead for Upgraded {
                 let n = early.len().min(buf.remaining());
                 buf.put_slice(&early[..n]);
                 early.advance(n);
+                if early.is_empty() {
+                    *early = Bytes::new();
+                }
                 Poll::Ready(Ok(()))
             }
             Upgraded::Other(io) => Pin::new(io).poll_read(cx, buf),
