@@ -63,7 +63,7 @@ fn word_plain(w: u64) -> bool {
     below(w, 0x20) | zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) == 0
 }
 
-/// A time as every event writes it (see [`super::server::stamp`]): RFC 3339
+/// A time as every event writes it (see [`crate::protocol::server::stamp`]): RFC 3339
 /// in UTC with `Z` and as many fraction digits as it needs (0, 3, 6 or 9),
 /// what chrono's `to_rfc3339_opts(AutoSi, true)` writes. Written digit by
 /// digit for years 0–9999; chrono writes the rest (and leap seconds).

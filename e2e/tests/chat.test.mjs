@@ -140,9 +140,9 @@ test('each user has an event budget: rate_limited past it', async () => {
   }
 });
 
-// A message for an idle receiver is written by the sender's task, the rest
-// by the receiver's own: whichever writes, each side gets the other's
-// messages once and in order, and every ack comes back.
+// Each side's socket writes its partner's messages and its own acks from
+// one queue: both sending at once, each gets the other's messages once and
+// in order, and every ack comes back.
 test('both partners sending at once: every message arrives once, in order, with its ack', async () => {
   const { a, b } = await matchedPair(srv.url);
   const n = 300;
@@ -162,9 +162,9 @@ test('both partners sending at once: every message arrives once, in order, with 
   a.close(); b.close();
 });
 
-// A receiver that stops reading: the server's writes back up (a write
-// from the sender's task is left half done, later ones queue), and all of
-// it comes out in order once it reads again.
+// A receiver that stops reading: the server's writes back up (a write is
+// left half done, later frames queue), and all of it comes out in order
+// once it reads again.
 test('a receiver that stops reading gets every message, in order, when it reads again', async () => {
   const proxy = await startProxy(srv.port);
   try {
@@ -179,8 +179,8 @@ test('a receiver that stops reading gets every message, in order, when it reads 
     const got = [];
     b.on('chat:message', (m) => got.push(m.content));
     proxy.hold();
-    // ~900 KB: more than loopback takes in while nobody reads (a write is
-    // left half done: checked by hand), fewer frames than a session queues.
+    // ~900 KB: more than loopback takes in while nobody reads, fewer
+    // frames than a session queues.
     const n = 900;
     const text = (i) => `${i} ${'abcdefghij'.repeat(99)}`;
     const acks = await Promise.all(Array.from({ length: n }, (_, i) => request(a, 'chat:message', { content: text(i) }, 20000)));

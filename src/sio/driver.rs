@@ -35,43 +35,6 @@ use super::{
 
 type Ws = WebSocketStream<super::socket::Upgraded>;
 
-/// A WebSocket's writing half (see `Session::writer`).
-pub(super) type WsSink = futures_util::stream::SplitSink<Ws, Message>;
-
-/// How [`write_now`] went.
-pub(super) enum Written {
-    /// Out to the socket.
-    Out,
-    /// Taken, but not all of it is out yet: a flush must finish it.
-    Partly,
-    /// Not taken (the writer was busy): to be written after all.
-    NotTaken(Utf8Bytes),
-    Failed,
-}
-
-/// Writes a text frame now if the socket takes it without waiting, from
-/// whichever task sends it. Polled once with a waker that does nothing:
-/// what it leaves is the WebSocket task's to finish.
-pub(super) fn write_now(sink: &mut WsSink, text: Utf8Bytes) -> Written {
-    use futures_util::Sink;
-    use std::task::{Context, Poll, Waker};
-    let mut cx = Context::from_waker(Waker::noop());
-    let mut sink = std::pin::Pin::new(sink);
-    match sink.as_mut().poll_ready(&mut cx) {
-        Poll::Ready(Ok(())) => {}
-        Poll::Ready(Err(_)) => return Written::Failed,
-        Poll::Pending => return Written::NotTaken(text),
-    }
-    if sink.as_mut().start_send(Message::Text(text)).is_err() {
-        return Written::Failed;
-    }
-    match sink.poll_flush(&mut cx) {
-        Poll::Ready(Ok(())) => Written::Out,
-        Poll::Ready(Err(_)) => Written::Failed,
-        Poll::Pending => Written::Partly,
-    }
-}
-
 /// Serves one request to `/socket.io/`.
 pub async fn serve(io: Io, req: Request<Body>) -> Response<Body> {
     let query = req.uri().query().unwrap_or("").to_string();
@@ -358,7 +321,7 @@ fn websocket(io: Io, req: Request<Body>, session: Option<Arc<Session>>) -> Respo
                 s
             }
         };
-        let reason = run_ws(&io, &s, ws).await;
+        let reason = run_ws(&io, &s, &mut ws).await;
         s.close(reason);
         finish(&io, &s, reason).await;
     });
@@ -436,23 +399,8 @@ async fn probe(io: &Io, s: &Session, ws: &mut Ws) -> bool {
 }
 
 /// A WebSocket session until it closes: write what is queued, read and
-/// handle what comes, ping on time. The writing half is the session's
-/// (`Session::writer`): a frame for an idle session is written by its
-/// sender, the rest here.
-async fn run_ws(io: &Io, s: &Arc<Session>, ws: Ws) -> DisconnectReason {
-    let (sink, mut stream) = ws.split();
-    *s.writer.lock().await = Some(sink);
-    let reason = ws_loop(io, s, &mut stream).await;
-    // The socket closes when both halves are gone, whoever holds the session.
-    drop(s.writer.lock().await.take());
-    reason
-}
-
-async fn ws_loop(
-    io: &Io,
-    s: &Arc<Session>,
-    stream: &mut futures_util::stream::SplitStream<Ws>,
-) -> DisconnectReason {
+/// handle what comes, ping on time.
+async fn run_ws(io: &Io, s: &Arc<Session>, ws: &mut Ws) -> DisconnectReason {
     let connect_by = Instant::now() + io.settings().connect_timeout;
     let mut out = std::collections::VecDeque::new();
     // One timer for the session, moved only when the deadline moves (a
@@ -463,56 +411,48 @@ async fn ws_loop(
     let sleep = tokio::time::sleep_until(connect_by.into());
     tokio::pin!(sleep);
     loop {
-        {
-            // The writer first, then the queue: a sender that finds the
-            // queue empty and the writer free writes itself, in order.
-            let mut writer = s.writer.lock().await;
-            let Some(sink) = writer.as_mut() else {
-                return DisconnectReason::TransportError;
+        let (closing, deadline) = {
+            let mut c = s.conn();
+            s.writer_awake.store(false, Ordering::Relaxed);
+            std::mem::swap(&mut c.queue, &mut out);
+            let deadline = if c.joined {
+                c.heartbeat.deadline()
+            } else {
+                c.heartbeat.deadline().min(connect_by)
             };
-            let (closing, deadline, flush) = {
-                let mut c = s.conn();
-                s.writer_awake.store(false, Ordering::Relaxed);
-                std::mem::swap(&mut c.queue, &mut out);
-                let deadline = if c.joined {
-                    c.heartbeat.deadline()
-                } else {
-                    c.heartbeat.deadline().min(connect_by)
-                };
-                (c.closing, deadline, std::mem::take(&mut c.flush_pending))
-            };
-            if !out.is_empty() || flush {
-                for frame in out.drain(..) {
-                    let m = match frame {
-                        Frame::Text(t) => Message::Text(t),
-                        Frame::Binary(b) => Message::Binary(b),
-                        Frame::Flush => {
-                            if sink.flush().await.is_err() {
-                                return DisconnectReason::TransportError;
-                            }
-                            continue;
+            (c.closing, deadline)
+        };
+        if !out.is_empty() {
+            for frame in out.drain(..) {
+                let m = match frame {
+                    Frame::Text(t) => Message::Text(t),
+                    Frame::Binary(b) => Message::Binary(b),
+                    Frame::Flush => {
+                        if ws.flush().await.is_err() {
+                            return DisconnectReason::TransportError;
                         }
-                    };
-                    if sink.feed(m).await.is_err() {
-                        return DisconnectReason::TransportError;
+                        continue;
                     }
-                }
-                if sink.flush().await.is_err() {
+                };
+                if ws.feed(m).await.is_err() {
                     return DisconnectReason::TransportError;
                 }
             }
-            if let Some(reason) = closing {
-                let _ = sink.close().await;
-                return reason;
+            if ws.flush().await.is_err() {
+                return DisconnectReason::TransportError;
             }
-            if armed != Some(deadline) {
-                armed = Some(deadline);
-                sleep.as_mut().reset(deadline.into());
-            }
+        }
+        if let Some(reason) = closing {
+            let _ = ws.close(None).await;
+            return reason;
+        }
+        if armed != Some(deadline) {
+            armed = Some(deadline);
+            sleep.as_mut().reset(deadline.into());
         }
         tokio::select! {
             biased;
-            m = stream.next() => match m {
+            m = ws.next() => match m {
                 None | Some(Ok(Message::Close(_))) => return DisconnectReason::TransportClose,
                 Some(Err(_)) => return DisconnectReason::TransportError,
                 Some(Ok(Message::Text(t))) => {
@@ -533,7 +473,11 @@ async fn ws_loop(
                     }
                 }
                 // tungstenite answers a ping on the next write.
-                Some(Ok(_)) => s.conn().flush_pending = true,
+                Some(Ok(_)) => {
+                    if ws.flush().await.is_err() {
+                        return DisconnectReason::TransportError;
+                    }
+                }
             },
             _ = s.wake.notified() => {}
             _ = &mut sleep => {

@@ -324,9 +324,6 @@ struct Conn {
     closing: Option<DisconnectReason>,
     /// A closed long-polling session has answered its last poll.
     last_poll: bool,
-    /// A frame written by its sender (see [`Session::push`]) did not all
-    /// go out: the WebSocket task flushes the rest before anything else.
-    flush_pending: bool,
     heartbeat: engine::Heartbeat,
     /// The namespaces' sockets (usually just the main one).
     sockets: Vec<SocketRef>,
@@ -352,10 +349,6 @@ pub(crate) struct Session {
     /// no wake-up, which would only cost it an idle turn of its loop.
     /// Cleared under `conn` before the queue is taken; read under it.
     writer_awake: std::sync::atomic::AtomicBool,
-    /// The WebSocket's writing half, while the session is on a WebSocket.
-    /// Whoever holds it writes; the WebSocket task takes it before it
-    /// takes the queue, so frames go out in the order they were pushed.
-    writer: tokio::sync::Mutex<Option<driver::WsSink>>,
     /// Held while a handler runs: one at a time per session, in order.
     handlers: tokio::sync::Mutex<()>,
     /// An event waiting for its binary attachments.
@@ -367,10 +360,6 @@ impl Session {
         lock(&self.conn)
     }
 
-    /// Queues a frame for the session's writer, or, when its WebSocket
-    /// task is idle with nothing queued, writes it at once from the
-    /// caller's task: a relayed message then costs its receiver's task no
-    /// wake-up and no turn of its loop.
     fn push(&self, frame: Frame) -> Result<(), EmitError> {
         let mut c = self.conn();
         if c.closing.is_some() {
@@ -379,56 +368,11 @@ impl Session {
         if c.queue.len() >= self.io.0.settings.max_queue {
             return Err(EmitError::QueueFull);
         }
-        let awake = self.writer_awake.load(std::sync::atomic::Ordering::Relaxed);
-        let frame = match frame {
-            Frame::Text(text)
-                if !awake
-                    && c.transport == TransportType::Websocket
-                    && c.queue.is_empty()
-                    && !c.flush_pending =>
-            {
-                match self.writer.try_lock() {
-                    // Held: frames pushed from now on queue behind this one.
-                    Ok(mut writer) if writer.is_some() => {
-                        drop(c);
-                        return self.write_now(&mut writer, text);
-                    }
-                    _ => Frame::Text(text),
-                }
-            }
-            frame => frame,
-        };
         c.queue.push_back(frame);
+        let awake = self.writer_awake.load(std::sync::atomic::Ordering::Relaxed);
         drop(c);
         if !awake {
             self.wake.notify_one();
-        }
-        Ok(())
-    }
-
-    /// [`Self::push`]'s write from the sender's task, with the writer held.
-    fn write_now(
-        &self,
-        writer: &mut Option<driver::WsSink>,
-        text: Utf8Bytes,
-    ) -> Result<(), EmitError> {
-        let Some(sink) = writer.as_mut() else {
-            return Err(EmitError::Closed);
-        };
-        match driver::write_now(sink, text) {
-            driver::Written::Out => {}
-            driver::Written::Failed => self.close(DisconnectReason::TransportError),
-            // The socket took part of it, or could not be written now: the
-            // WebSocket task finishes, first of all (the writer is still
-            // held, so nothing was written or taken after it).
-            driver::Written::Partly => {
-                self.conn().flush_pending = true;
-                self.wake.notify_one();
-            }
-            driver::Written::NotTaken(text) => {
-                self.conn().queue.push_front(Frame::Text(text));
-                self.wake.notify_one();
-            }
         }
         Ok(())
     }
@@ -690,7 +634,6 @@ impl Io {
                 polling: false,
                 posting: false,
                 last_poll: false,
-                flush_pending: false,
                 joined: false,
                 closing: None,
                 heartbeat: engine::Heartbeat::new(
@@ -704,7 +647,6 @@ impl Io {
             wake: Notify::new(),
             owner: Notify::new(),
             writer_awake: Default::default(),
-            writer: tokio::sync::Mutex::new(None),
             handlers: tokio::sync::Mutex::new(()),
             pending: Mutex::new(None),
         });
@@ -724,8 +666,15 @@ impl Io {
                 let _ = s.session.push(Frame::Text(frame.clone()));
             }
         };
-        // Taken out of the rooms' lock: a push may write to the socket.
-        self.targets(room).iter().for_each(send);
+        match room {
+            Some(room) => {
+                let rooms = lock(&self.0.rooms);
+                if let Some(members) = rooms.get(room) {
+                    members.iter().for_each(send);
+                }
+            }
+            None => self.sockets().iter().for_each(send),
+        }
     }
 
     fn targets(&self, room: Option<&str>) -> Vec<SocketRef> {
