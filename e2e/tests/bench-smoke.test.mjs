@@ -55,7 +55,13 @@ for (const scenario of Object.keys(SMALL)) {
       const r = await bench(scenario, url, pid);
       assert.equal(r.scenario, scenario, name);
       if (scenario === 'connections') assert.equal(r.connections, 50, name);
-      if (scenario === 'relay') { assert.equal(r.pairs, 5, name); assert.ok(r.msgPerSec > 0, name); }
+      if (scenario === 'relay') {
+        assert.equal(r.pairs, 5, name);
+        assert.ok(r.msgPerSec > 0, name);
+        // Both latencies are read off the frames as the connection's task reads them.
+        assert.ok(r.p50Ms > 0 && r.p99Ms >= r.p50Ms, `${name}: ${JSON.stringify(r)}`);
+        assert.ok(r.ackP50Ms > 0 && r.ackP99Ms >= r.ackP50Ms, `${name}: ${JSON.stringify(r)}`);
+      }
       if (scenario === 'match-storm') assert.equal(r.pairs, 20, name);
       if (scenario === 'login-storm') { assert.equal(r.pairs, 2, name); assert.ok(r.loginsPerSec > 0, name); }
       if (scenario === 'upload') { assert.equal(r.uploads, 2, name); assert.equal(r.failed, 0, name); }

@@ -471,10 +471,21 @@ async fn pair_up(clients: &mut [sio::Client]) -> usize {
     pairs
 }
 
+/// The clients' WebSockets, for [`relay_phase`] to drive itself.
+async fn into_ws(clients: Vec<sio::Client>) -> Vec<sio::Ws> {
+    let mut conns = Vec::with_capacity(clients.len());
+    for c in clients {
+        conns.extend(c.into_ws().await);
+    }
+    conns
+}
+
 struct RelayRun {
     /// Delivery latencies in µs, sorted (of the messages whose stamp a
     /// content filter left readable).
     latencies: Vec<u64>,
+    /// Ack latencies in µs (send to ack), sorted.
+    acks: Vec<u64>,
     /// Messages delivered in the measurement, stamp readable or not.
     delivered: u64,
     /// Server CPU seconds spent during the measurement.
@@ -497,17 +508,18 @@ impl RelayRun {
 }
 
 /// Every client sends text to its partner for `duration` seconds (after
-/// half a second to fill the windows); the clients come back for more.
-async fn relay_phase(
-    args: &Args,
-    clients: Vec<sio::Client>,
-    duration: f64,
-) -> (Vec<sio::Client>, RelayRun) {
+/// half a second to fill the windows); the connections come back for more.
+///
+/// Each connection is driven by one task that owns its WebSocket: it sends
+/// while its window and pace allow, answers pings, counts acks and times
+/// the partner's messages as their frames are read. No channel or second
+/// task stands between the socket and the figures, so the generator's own
+/// scheduling adds as little as it can to the latencies (a task per role,
+/// as before, doubled the 1,000-pair tail when the generator saturated).
+async fn relay_phase(args: &Args, conns: Vec<sio::Ws>, duration: f64) -> (Vec<sio::Ws>, RelayRun) {
     let start = Instant::now();
     let measure_from = start + Duration::from_millis(500); // let windows fill
     let end = measure_from + Duration::from_secs_f64(duration);
-    let mut receivers = Vec::new();
-    let mut senders = Vec::new();
     let delivered = Arc::new(AtomicU64::new(0));
     let lines = text_lines(args);
     let progress = {
@@ -526,109 +538,187 @@ async fn relay_phase(
             }
         })
     };
-    for mut c in clients {
-        let mut events = std::mem::replace(&mut c.events, tokio::sync::mpsc::unbounded_channel().1);
-        let delivered = delivered.clone();
-        receivers.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            while let Ok(Some((ev, data))) =
-                tokio::time::timeout_at((end + Duration::from_secs(2)).into(), events.recv()).await
-            {
-                if ev != "chat:message" {
-                    continue;
-                }
-                let now = Instant::now();
-                if now < measure_from || now > end {
-                    continue;
-                }
-                // Counted even when a filter masked the stamp away: the
-                // server relayed it all the same.
-                delivered.fetch_add(1, Ordering::Relaxed);
-                if let Some(sent) = data["content"].as_str().and_then(decode_stamp) {
-                    let at = start + Duration::from_nanos(sent);
-                    lat.push(now.saturating_duration_since(at).as_micros() as u64);
-                }
-            }
-            (events, lat)
-        }));
-        let (window, rate) = (args.window, args.rate);
-        let lines = lines.clone();
-        let mut line = senders.len();
-        senders.push(tokio::spawn(async move {
-            let mut inflight = std::collections::VecDeque::new();
-            let gap = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
-            // Paced senders start at random phases: all starting together
-            // would send in bursts of every sender at once (queueing that
-            // light load should not have).
-            let mut next =
-                Instant::now() + gap.map_or(Duration::ZERO, |g| g.mul_f64(rand::random::<f64>()));
-            while Instant::now() < end {
-                if inflight.len() >= window {
-                    let rx: tokio::sync::oneshot::Receiver<Value> = inflight.pop_front().unwrap();
-                    // An ack that never comes (the server dropped it) must not stall the run.
-                    let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
-                }
-                if let Some(g) = gap {
-                    next += g;
-                    tokio::time::sleep_until(next.into()).await;
-                }
-                line += 1;
-                let content = encode_stamp(
-                    start.elapsed().as_nanos() as u64,
-                    &lines[line % lines.len()],
-                );
-                inflight.push_back(c.request(
-                    "chat:message",
-                    &json!({ "type": "text", "content": content }),
-                ));
-            }
-            c
-        }));
-    }
+    let plan = RelayPlan {
+        start,
+        measure_from,
+        end,
+        window: args.window.max(1),
+        gap: (args.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / args.rate)),
+    };
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(i, ws)| {
+            let (delivered, lines) = (delivered.clone(), lines.clone());
+            tokio::spawn(relay_conn(ws, plan, lines, i, delivered))
+        })
+        .collect();
     tokio::time::sleep_until(measure_from.into()).await;
     let (_, cpu0) = proc_stats(args.server_pid);
     tokio::time::sleep_until(end.into()).await;
     let (rss, cpu1) = proc_stats(args.server_pid);
     progress.abort();
-    let mut latencies = Vec::new();
-    let mut clients = Vec::new();
-    for (r, s) in receivers.into_iter().zip(senders) {
-        let (Ok((events, lat)), Ok(mut c)) = (r.await, s.await) else {
-            continue;
-        };
-        latencies.extend(lat);
-        c.events = events;
-        clients.push(c);
+    let (mut latencies, mut acks) = (Vec::new(), Vec::new());
+    let mut conns = Vec::new();
+    for t in tasks {
+        if let Ok((ws, lat, ack)) = t.await {
+            latencies.extend(lat);
+            acks.extend(ack);
+            conns.extend(ws);
+        }
     }
     latencies.sort_unstable();
+    acks.sort_unstable();
     let run = RelayRun {
         latencies,
+        acks,
         delivered: delivered.load(Ordering::Relaxed),
         cpu: cpu1 - cpu0,
         rss,
     };
-    (clients, run)
+    (conns, run)
+}
+
+#[derive(Clone, Copy)]
+struct RelayPlan {
+    start: Instant,
+    measure_from: Instant,
+    end: Instant,
+    window: usize,
+    /// Between one sender's messages; none: as fast as acks allow.
+    gap: Option<Duration>,
+}
+
+/// One connection of [`relay_phase`]: returns its WebSocket (none if it
+/// failed), the latencies of the messages it received in the measurement
+/// and those of the acks of its own, in µs.
+async fn relay_conn(
+    mut ws: sio::Ws,
+    plan: RelayPlan,
+    lines: Arc<Vec<String>>,
+    mut line: usize,
+    delivered: Arc<AtomicU64>,
+) -> (Option<sio::Ws>, Vec<u64>, Vec<u64>) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    /// An ack that never comes (the server dropped it) must not stall the run.
+    const ACK_WAIT: Duration = Duration::from_secs(5);
+    let mut lat = Vec::new();
+    let mut acks = Vec::new();
+    // Send times of the messages awaiting their ack, oldest first.
+    let mut inflight = std::collections::VecDeque::new();
+    // Paced senders start at random phases: all starting together would
+    // send in bursts of every sender at once (queueing that light load
+    // should not have).
+    let mut next = Instant::now()
+        + plan
+            .gap
+            .map_or(Duration::ZERO, |g| g.mul_f64(rand::random::<f64>()));
+    let mut ack_id = 0u64;
+    let drain_until = plan.end + Duration::from_secs(2);
+    loop {
+        let now = Instant::now();
+        while inflight
+            .front()
+            .is_some_and(|t: &Instant| now.duration_since(*t) >= ACK_WAIT)
+        {
+            inflight.pop_front();
+        }
+        let sending = now < plan.end;
+        if sending && inflight.len() < plan.window && now >= next {
+            if let Some(g) = plan.gap {
+                next += g;
+            }
+            line += 1;
+            let content = encode_stamp(
+                now.duration_since(plan.start).as_nanos() as u64,
+                &lines[line % lines.len()],
+            );
+            ack_id += 1;
+            let frame = format!(
+                r#"42{ack_id}["chat:message",{{"type":"text","content":{}}}]"#,
+                Value::from(content)
+            );
+            if ws.send(Message::text(frame)).await.is_err() {
+                return (None, lat, acks);
+            }
+            inflight.push_back(now);
+            continue;
+        }
+        if !sending && (inflight.is_empty() || now >= drain_until) {
+            return (Some(ws), lat, acks);
+        }
+        // Wake for the next frame, or for whatever comes first of: the
+        // next send, the oldest ack's give-up time, the end.
+        let mut wake = if sending { plan.end } else { drain_until };
+        if sending && inflight.len() < plan.window {
+            wake = wake.min(next);
+        }
+        if let Some(t) = inflight.front() {
+            wake = wake.min(*t + ACK_WAIT);
+        }
+        let frame = match tokio::time::timeout_at(wake.into(), ws.next()).await {
+            Err(_) => continue,
+            Ok(Some(Ok(Message::Text(text)))) => text,
+            Ok(Some(Ok(_))) => continue,
+            Ok(_) => return (None, lat, acks),
+        };
+        let t = frame.as_str();
+        if t == "2" {
+            if ws.send(Message::text("3")).await.is_err() {
+                return (None, lat, acks);
+            }
+        } else if let Some(ack) = t.strip_prefix("43") {
+            if ack.starts_with(|c: char| c.is_ascii_digit())
+                && let Some(sent) = inflight.pop_front()
+            {
+                let at = Instant::now();
+                if at >= plan.measure_from && at <= plan.end {
+                    acks.push(at.duration_since(sent).as_micros() as u64);
+                }
+            }
+        } else if let Some(event) = t.strip_prefix("42[\"chat:message\",") {
+            let at = Instant::now();
+            if at < plan.measure_from || at > plan.end {
+                continue;
+            }
+            // Counted even when a filter masked the stamp away: the server
+            // relayed it all the same.
+            delivered.fetch_add(1, Ordering::Relaxed);
+            let data = event.strip_suffix(']').unwrap_or(event);
+            let sent = serde_json::from_str::<Value>(data)
+                .ok()
+                .and_then(|v| v["content"].as_str().and_then(decode_stamp));
+            if let Some(sent) = sent {
+                let sent = plan.start + Duration::from_nanos(sent);
+                lat.push(at.saturating_duration_since(sent).as_micros() as u64);
+            }
+        }
+    }
 }
 
 async fn relay(args: &Args) -> Value {
     let mut clients = connect_many(args, args.pairs * 2, 0).await;
     let pairs = pair_up(&mut clients).await;
     eprintln!("  {pairs} pairs matched");
-    let (_clients, run) = relay_phase(args, clients, args.duration).await;
+    let conns = into_ws(clients).await;
+    let (_conns, run) = relay_phase(args, conns, args.duration).await;
     let all = &run.latencies;
     let rate = run.msg_per_sec(args.duration);
     println!(
-        "relay: {pairs} pairs, {:.0} msg/s delivered; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; server CPU {:.2} s = {:.1} us/msg; RSS {:.1} MB",
+        "relay: {pairs} pairs, {:.0} msg/s delivered; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; ack p50 {:.2} ms, p99 {:.2} ms; server CPU {:.2} s = {:.1} us/msg; RSS {:.1} MB",
         rate,
         percentile(all, 0.5),
         percentile(all, 0.99),
         percentile(all, 1.0),
+        percentile(&run.acks, 0.5),
+        percentile(&run.acks, 0.99),
         run.cpu,
         run.cpu_us_per_msg(),
         run.rss as f64 / 1e6
     );
     json!({ "scenario": "relay", "pairs": pairs, "msgPerSec": rate, "p50Ms": percentile(all, 0.5), "p99Ms": percentile(all, 0.99),
-            "maxMs": percentile(all, 1.0), "serverCpuSec": run.cpu, "cpuUsPerMsg": run.cpu_us_per_msg(), "rss": run.rss })
+            "maxMs": percentile(all, 1.0), "ackP50Ms": percentile(&run.acks, 0.5), "ackP99Ms": percentile(&run.acks, 0.99), "serverCpuSec": run.cpu, "cpuUsPerMsg": run.cpu_us_per_msg(), "rss": run.rss })
 }
 
 /// `members` clients join one room; `senders` of them send stamped messages
@@ -774,7 +864,8 @@ async fn login_storm(args: &Args) -> Value {
     let mut clients = connect_many(args, args.pairs * 2, 0).await;
     let pairs = pair_up(&mut clients).await;
     eprintln!("  {pairs} pairs matched; relay alone");
-    let (clients, quiet) = relay_phase(args, clients, args.duration).await;
+    let conns = into_ws(clients).await;
+    let (conns, quiet) = relay_phase(args, conns, args.duration).await;
 
     eprintln!("  relay with {} clients logging in", args.login_concurrency);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -799,7 +890,7 @@ async fn login_storm(args: &Args) -> Value {
         }));
     }
     let t0 = Instant::now();
-    let (_clients, busy) = relay_phase(args, clients, args.duration).await;
+    let (_conns, busy) = relay_phase(args, conns, args.duration).await;
     stop.store(true, Ordering::Relaxed);
     let elapsed = t0.elapsed().as_secs_f64();
     let (mut ok, mut failed, mut times) = (0, 0, Vec::new());

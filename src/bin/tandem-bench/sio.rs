@@ -13,20 +13,32 @@ use tokio_tungstenite::tungstenite::Message;
 
 pub type Event = (String, Value);
 
+/// A connection's WebSocket, once taken back from a [`Client`].
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
 /// A connected client: `emit`/`request` send; `events` receives server events.
 pub struct Client {
     out: mpsc::UnboundedSender<String>,
     acks: Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>,
     next_ack: u64,
     pub events: mpsc::UnboundedReceiver<Event>,
-    /// The reader and writer tasks: dropping the client closes the connection.
-    tasks: [tokio::task::AbortHandle; 2],
+    /// The reader and writer tasks: dropping the client closes the
+    /// connection; [`Client::into_ws`] takes the WebSocket back from them.
+    tasks: Option<Tasks>,
+}
+
+struct Tasks {
+    /// Tells the reader to stop and hand its half back.
+    stop: oneshot::Sender<()>,
+    reader: tokio::task::JoinHandle<Option<futures_util::stream::SplitStream<Ws>>>,
+    writer: tokio::task::JoinHandle<futures_util::stream::SplitSink<Ws, Message>>,
 }
 
 impl Drop for Client {
     fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
+        if let Some(t) = &self.tasks {
+            t.reader.abort();
+            t.writer.abort();
         }
     }
 }
@@ -74,17 +86,26 @@ pub async fn connect(
     let (ready_tx, ready_rx) = oneshot::channel::<Result<(), String>>();
     let auth = serde_json::json!({ "token": token }).to_string();
     let writer = tokio::spawn(async move {
+        // Ends once every sender is gone: the client's and the reader's.
         while let Some(m) = out_rx.recv().await {
             if sink.send(Message::text(m)).await.is_err() {
                 break;
             }
         }
+        sink
     });
     let out = out_tx.clone();
     let acks_rx = acks.clone();
+    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
     let reader = tokio::spawn(async move {
         let mut ready = Some(ready_tx);
-        while let Some(Ok(msg)) = stream.next().await {
+        loop {
+            let msg = tokio::select! {
+                biased;
+                _ = &mut stop_rx => return Some(stream),
+                m = stream.next() => m,
+            };
+            let Some(Ok(msg)) = msg else { break };
             let Message::Text(text) = msg else { continue };
             let t = text.as_str();
             match t.as_bytes().first() {
@@ -136,6 +157,7 @@ pub async fn connect(
         if let Some(r) = ready.take() {
             let _ = r.send(Err("closed during handshake".into()));
         }
+        None
     });
     ready_rx.await.map_err(|_| "handshake lost".to_string())??;
     Ok(Client {
@@ -143,11 +165,29 @@ pub async fn connect(
         acks,
         next_ack: 1,
         events: ev_rx,
-        tasks: [writer.abort_handle(), reader.abort_handle()],
+        tasks: Some(Tasks {
+            stop: stop_tx,
+            reader,
+            writer,
+        }),
     })
 }
 
 impl Client {
+    /// Stops the client's tasks and returns its WebSocket, for a load that
+    /// drives the connection itself (no task or channel between the socket
+    /// and the figures). Events not yet read stay in the socket.
+    pub async fn into_ws(mut self) -> Option<Ws> {
+        let t = self.tasks.take()?;
+        let _ = t.stop.send(());
+        let stream = t.reader.await.ok()??;
+        // The writer ends once the reader's sender and ours are gone.
+        let (tx, _) = mpsc::unbounded_channel();
+        drop(std::mem::replace(&mut self.out, tx));
+        let sink = t.writer.await.ok()?;
+        stream.reunite(sink).ok()
+    }
+
     /// Emits with an ack; the receiver yields the ack payload.
     pub fn request(&mut self, event: &str, data: &Value) -> oneshot::Receiver<Value> {
         let id = self.next_ack;
