@@ -200,15 +200,22 @@ fn proc_stats(pid: Option<u32>) -> (u64, f64) {
         })
         .map(|kb| kb * 1024)
         .unwrap_or(0);
-    let cpu = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+    let (user, kernel) = cpu_split(Some(pid));
+    (rss, user + kernel)
+}
+
+/// (user, kernel) CPU seconds of a process.
+fn cpu_split(pid: Option<u32>) -> (f64, f64) {
+    let Some(pid) = pid else { return (0.0, 0.0) };
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {
             let rest = s.rsplit_once(')')?.1.to_string();
             let f: Vec<&str> = rest.split_whitespace().collect();
-            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
+            let ticks = |i: usize| Some(f.get(i)?.parse::<f64>().ok()? / 100.0);
+            Some((ticks(11)?, ticks(12)?))
         })
-        .unwrap_or(0.0);
-    (rss, cpu)
+        .unwrap_or((0.0, 0.0))
 }
 
 /// A token for user `i`: a real guest account where the server has the
@@ -490,6 +497,8 @@ struct RelayRun {
     delivered: u64,
     /// Server CPU seconds spent during the measurement.
     cpu: f64,
+    /// Of which in the kernel (system time: sends, receives, wake-ups).
+    kernel: f64,
     /// Server RSS at the end.
     rss: u64,
 }
@@ -499,10 +508,16 @@ impl RelayRun {
         self.delivered as f64 / duration
     }
     fn cpu_us_per_msg(&self) -> f64 {
+        self.per_msg_us(self.cpu)
+    }
+    fn kernel_us_per_msg(&self) -> f64 {
+        self.per_msg_us(self.kernel)
+    }
+    fn per_msg_us(&self, seconds: f64) -> f64 {
         if self.delivered == 0 {
             f64::NAN
         } else {
-            self.cpu * 1e6 / self.delivered as f64
+            seconds * 1e6 / self.delivered as f64
         }
     }
 }
@@ -554,9 +569,10 @@ async fn relay_phase(args: &Args, conns: Vec<sio::Ws>, duration: f64) -> (Vec<si
         })
         .collect();
     tokio::time::sleep_until(measure_from.into()).await;
-    let (_, cpu0) = proc_stats(args.server_pid);
+    let (user0, kernel0) = cpu_split(args.server_pid);
     tokio::time::sleep_until(end.into()).await;
-    let (rss, cpu1) = proc_stats(args.server_pid);
+    let (rss, _) = proc_stats(args.server_pid);
+    let (user1, kernel1) = cpu_split(args.server_pid);
     progress.abort();
     let (mut latencies, mut acks) = (Vec::new(), Vec::new());
     let mut conns = Vec::new();
@@ -573,7 +589,8 @@ async fn relay_phase(args: &Args, conns: Vec<sio::Ws>, duration: f64) -> (Vec<si
         latencies,
         acks,
         delivered: delivered.load(Ordering::Relaxed),
-        cpu: cpu1 - cpu0,
+        cpu: (user1 - user0) + (kernel1 - kernel0),
+        kernel: kernel1 - kernel0,
         rss,
     };
     (conns, run)
@@ -706,7 +723,7 @@ async fn relay(args: &Args) -> Value {
     let all = &run.latencies;
     let rate = run.msg_per_sec(args.duration);
     println!(
-        "relay: {pairs} pairs, {:.0} msg/s delivered; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; ack p50 {:.2} ms, p99 {:.2} ms; server CPU {:.2} s = {:.1} us/msg; RSS {:.1} MB",
+        "relay: {pairs} pairs, {:.0} msg/s delivered; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; ack p50 {:.2} ms, p99 {:.2} ms; server CPU {:.2} s = {:.1} us/msg ({:.1} in the kernel); RSS {:.1} MB",
         rate,
         percentile(all, 0.5),
         percentile(all, 0.99),
@@ -715,10 +732,11 @@ async fn relay(args: &Args) -> Value {
         percentile(&run.acks, 0.99),
         run.cpu,
         run.cpu_us_per_msg(),
+        run.kernel_us_per_msg(),
         run.rss as f64 / 1e6
     );
     json!({ "scenario": "relay", "pairs": pairs, "msgPerSec": rate, "p50Ms": percentile(all, 0.5), "p99Ms": percentile(all, 0.99),
-            "maxMs": percentile(all, 1.0), "ackP50Ms": percentile(&run.acks, 0.5), "ackP99Ms": percentile(&run.acks, 0.99), "serverCpuSec": run.cpu, "cpuUsPerMsg": run.cpu_us_per_msg(), "rss": run.rss })
+            "maxMs": percentile(all, 1.0), "ackP50Ms": percentile(&run.acks, 0.5), "ackP99Ms": percentile(&run.acks, 0.99), "serverCpuSec": run.cpu, "cpuUsPerMsg": run.cpu_us_per_msg(), "kernelCpuUsPerMsg": run.kernel_us_per_msg(), "rss": run.rss })
 }
 
 /// `members` clients join one room; `senders` of them send stamped messages
