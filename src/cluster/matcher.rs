@@ -5,7 +5,7 @@
 //! - A node asks by appending a request (join or leave) to a Redis stream
 //!   and waits for the answer on its own pub/sub channel.
 //! - The holder reads the stream in batches, applies each request to its
-//!   queue ([`Desk`]: plain data, unit-tested), pairs whoever waited past the
+//!   queue (`Desk`: plain data, unit-tested), pairs whoever waited past the
 //!   fallback when that deadline comes, and commits the batch in one
 //!   MULTI/EXEC under WATCH of the lease: the tickets hash, the stream
 //!   cursor, the lease's renewal and the answers go together or not at all.

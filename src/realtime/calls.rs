@@ -208,7 +208,7 @@ pub async fn step_away(io: &Io, state: &AppState, room_id: &str, user_id: &str) 
 }
 
 /// Ends the chats whose away member's grace ran out, until the task is
-/// aborted. Deadlines live in the chat state ([`ChatRooms::mark_away`]),
+/// aborted. Deadlines live in the chat state ([`ChatRooms::mark_away`](crate::chat::ChatRooms::mark_away)),
 /// not in a timer of the process that saw the disconnect: in a cluster
 /// every node runs this, so a grace is honoured even when the node that
 /// started it dies. Wakes at the next deadline, when this process adds one,

@@ -153,7 +153,7 @@ fn link_clue(text: &str) -> bool {
 }
 
 /// Whether `text` holds "at" in either case as a word between whitespace,
-/// or as "(at)" or "[at]".
+/// or as `(at)` or `[at]`.
 fn at_word(text: &str) -> bool {
     let b = text.as_bytes();
     let mut from = 0;

@@ -26,7 +26,7 @@
 //! The matcher is a function from its state between two characters (the
 //! matches in flight, positions relative to the last character) and a
 //! byte to the next state and the words completed, so it is remembered as
-//! a lazy DFA ([`Dfa`], the technique of the `regex` crate's hybrid
+//! a lazy DFA (`Dfa`, the technique of the `regex` crate's hybrid
 //! engine): a transition is computed the first time it is taken and read
 //! from a table afterwards. Words that recur cost a lookup per character;
 //! the table is bounded, starts again when full, and steps aside for a
@@ -204,7 +204,7 @@ impl Lasts {
 
 /// One in-flight match; counts are lower bounds of rustrict's. Positions
 /// are relative, so that the same text leaves the same state wherever it
-/// lies in a line (what lets [`Dfa`] remember transitions).
+/// lies in a line (what lets `Dfa` remember transitions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Entry {
     node: u32,
