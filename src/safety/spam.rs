@@ -2,10 +2,12 @@
 //! minute, a long run of one character, or more than a set number of links
 //! a minute is refused. State is per user and forgets a user a minute
 //! after their last message, so it is bounded by users chatting now.
-//! Each check costs the same whatever the user sent before: copies are
-//! counted in a map kept beside the window's queue, not by reading it.
+//! Each check costs the same whatever the user sent before: one look-up in
+//! a map from a text's digest to the times of its last `REPEATS - 1`
+//! copies (the repeat rule needs no more), swept of texts older than the
+//! window each time the map has doubled since its last sweep.
 
-use std::{collections::VecDeque, hash::Hasher, time::Duration};
+use std::{collections::VecDeque, hash::Hasher, num::NonZeroU64, time::Duration};
 
 use tokio::time::Instant;
 
@@ -28,19 +30,59 @@ pub enum Spam {
     TooManyLinks,
 }
 
+/// Texts are never swept below this many (a sweep of a small map costs
+/// more than the memory it frees).
+const SWEEP_FLOOR: usize = 64;
+
 #[derive(Default)]
 struct Recent {
-    /// The window's texts (digests), oldest first.
-    texts: VecDeque<(u64, Instant)>,
-    /// How many times each digest is in `texts`.
-    copies: FxHashMap<u64, usize>,
+    /// A text's digest → when its last accepted copies were sent (see
+    /// [`Copies`]). Texts whose
+    /// newest copy left the window stay until the next sweep: they decide
+    /// nothing, as their copies are too old.
+    texts: FxHashMap<u64, Copies>,
+    /// Sweep the texts once they are this many.
+    sweep_at: usize,
     links: VecDeque<Instant>,
+}
+
+/// The send times of a text's last `REPEATS - 1` accepted copies, newest
+/// first, as [`Stamp`]s: 8 bytes each.
+type Copies = [Option<Stamp>; REPEATS - 1];
+
+/// A send time: nanoseconds since the guard's epoch, plus one (so that
+/// "no copy" costs no space).
+type Stamp = NonZeroU64;
+
+/// The window holds `REPEATS - 1` copies already: the newest ones are those.
+fn repeated(copies: &Copies, now: Stamp) -> bool {
+    copies[REPEATS - 2].is_some_and(|t| in_window(t, now))
+}
+
+impl Recent {
+    /// Drops the texts whose newest copy left the window, once they have
+    /// doubled since the last sweep (so each text costs one visit).
+    fn sweep(&mut self, now: Stamp) {
+        if self.texts.len() < self.sweep_at.max(SWEEP_FLOOR) {
+            return;
+        }
+        self.texts
+            .retain(|_, copies| copies[0].is_some_and(|t| in_window(t, now)));
+        self.sweep_at = self.texts.len() * 2;
+        shrink_sparse(&mut self.texts);
+    }
+}
+
+fn in_window(t: Stamp, now: Stamp) -> bool {
+    now.get().saturating_sub(t.get()) < WINDOW.as_nanos() as u64
 }
 
 pub struct SpamGuard {
     /// A user is forgotten a window after their last message.
     users: Expiring<Recent>,
     links_per_minute: usize,
+    /// Times in `Recent` count from here.
+    epoch: Instant,
 }
 
 /// The text as the repeat rule compares it: trimmed, case folded. Hashed
@@ -92,6 +134,7 @@ impl SpamGuard {
         SpamGuard {
             users: Expiring::new(WINDOW),
             links_per_minute,
+            epoch: Instant::now(),
         }
     }
 
@@ -107,21 +150,10 @@ impl SpamGuard {
         if longest_run(text) >= RUN {
             return Err(Spam::LongRun);
         }
+        let since = now.saturating_duration_since(self.epoch).as_nanos() as u64;
+        let at = NonZeroU64::MIN.saturating_add(since);
         let r = self.users.touch(user, now);
-        while let Some(&(d, _)) = r
-            .texts
-            .front()
-            .filter(|(_, t)| now.duration_since(*t) >= WINDOW)
-        {
-            r.texts.pop_front();
-            if let Some(n) = r.copies.get_mut(&d) {
-                *n -= 1;
-                if *n == 0 {
-                    r.copies.remove(&d);
-                }
-            }
-        }
-        shrink_sparse(&mut r.copies);
+        r.sweep(at);
         while r
             .links
             .front()
@@ -130,14 +162,21 @@ impl SpamGuard {
             r.links.pop_front();
         }
         let d = digest(text);
-        if r.copies.get(&d).copied().unwrap_or(0) + 1 >= REPEATS {
+        if r.links.len() + links > self.links_per_minute {
+            // Refused either way: a look-up that adds no entry.
+            let copies = r.texts.get(&d);
+            return Err(if copies.is_some_and(|c| repeated(c, at)) {
+                Spam::Repeated
+            } else {
+                Spam::TooManyLinks
+            });
+        }
+        let copies = r.texts.entry(d).or_default();
+        if repeated(copies, at) {
             return Err(Spam::Repeated);
         }
-        if r.links.len() + links > self.links_per_minute {
-            return Err(Spam::TooManyLinks);
-        }
-        r.texts.push_back((d, now));
-        *r.copies.entry(d).or_default() += 1;
+        copies.rotate_right(1);
+        copies[0] = Some(at);
         r.links.extend(std::iter::repeat_n(now, links));
         Ok(())
     }
@@ -248,6 +287,55 @@ mod tests {
         }
         window.push((user, d, now, links));
         Ok(())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        /// With enough distinct texts for the map to be swept again and
+        /// again, it still decides exactly as reading the window.
+        #[test]
+        fn swept_texts_decide_as_reading_the_window(
+            steps in proptest::collection::vec(
+                (0usize..2, 0usize..150, 0u64..3_000), 1..600)
+        ) {
+            let mut g = SpamGuard::new(4);
+            let mut window = Vec::new();
+            let mut now = Instant::now();
+            for (user, text, wait_ms) in steps {
+                now += Duration::from_millis(wait_ms);
+                let text = format!("text {text}");
+                proptest::prop_assert_eq!(
+                    g.check(&format!("u{user}"), &text, 0, now),
+                    model(&mut window, user, &text, 0, 4, now)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_users_texts_are_swept_once_they_leave_the_window() {
+        let mut g = SpamGuard::new(5);
+        let t0 = Instant::now();
+        for i in 0..1000 {
+            g.check("a", &format!("m{i}"), 0, t0).unwrap();
+        }
+        g.check("a", "again", 0, t0).unwrap();
+        g.check("a", "again", 0, t0).unwrap();
+        let t1 = t0 + WINDOW / 2;
+        for i in 0..1000 {
+            g.check("a", &format!("n{i}"), 0, t1).unwrap();
+        }
+        let t2 = t0 + WINDOW;
+        assert!(g.check("a", "again", 0, t2).is_ok(), "t0's copies left");
+        for i in 0..2000 {
+            g.check("a", &format!("p{i}"), 0, t2).unwrap();
+        }
+        let held = g.users.get("a", t2).unwrap().texts.len();
+        // The window's 3,001 texts stay; t0's 1,000 went in a sweep.
+        assert!((3001..4001).contains(&held), "{held} texts held");
+        assert!(g.check("a", "m5", 0, t2).is_ok());
+        assert!(g.check("a", "n5", 0, t2).is_ok());
+        assert_eq!(g.check("a", "n5", 0, t2), Err(Spam::Repeated));
     }
 
     proptest::proptest! {
