@@ -37,9 +37,8 @@ const SWEEP_FLOOR: usize = 64;
 #[derive(Default)]
 struct Recent {
     /// A text's digest → when its last accepted copies were sent (see
-    /// [`Copies`]). Texts whose
-    /// newest copy left the window stay until the next sweep: they decide
-    /// nothing, as their copies are too old.
+    /// [`Copies`]). Texts whose newest copy left the window stay until the
+    /// next sweep: they decide nothing, as their copies are too old.
     texts: FxHashMap<u64, Copies>,
     /// Sweep the texts once they are this many.
     sweep_at: usize,

@@ -17,7 +17,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 
-use crate::{Args, connect_many, http, proc_stats, sio};
+use crate::{Args, connect_many, http, proc_stats, rss_of, sio};
 
 /// The server's live heap (jemalloc's allocated bytes), if it tells.
 async fn heap(url: &str, token: &Option<String>) -> Option<f64> {
@@ -209,7 +209,7 @@ pub async fn call(args: &Args) -> Value {
         _ => None,
     };
     let heap_before = heap(&args.url, &stats_token).await;
-    let (rss_before, _) = proc_stats(args.server_pid);
+    let rss_before = rss_of(args.server_pid);
     let counters = Arc::new(Counters {
         frames: AtomicU64::new(0),
         bytes: AtomicU64::new(0),

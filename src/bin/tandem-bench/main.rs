@@ -185,8 +185,14 @@ fn token(secret: &str, i: usize) -> String {
 
 /// (RSS bytes, CPU seconds) of a process.
 fn proc_stats(pid: Option<u32>) -> (u64, f64) {
-    let Some(pid) = pid else { return (0, 0.0) };
-    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+    let (user, kernel) = cpu_split(pid);
+    (rss_of(pid), user + kernel)
+}
+
+/// RSS bytes of a process.
+fn rss_of(pid: Option<u32>) -> u64 {
+    let Some(pid) = pid else { return 0 };
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
@@ -199,9 +205,7 @@ fn proc_stats(pid: Option<u32>) -> (u64, f64) {
                 .and_then(|k| k.parse::<u64>().ok())
         })
         .map(|kb| kb * 1024)
-        .unwrap_or(0);
-    let (user, kernel) = cpu_split(Some(pid));
-    (rss, user + kernel)
+        .unwrap_or(0)
 }
 
 /// (user, kernel) CPU seconds of a process.
@@ -252,7 +256,7 @@ async fn settled_rss(pid: Option<u32>) -> u64 {
     let start = Instant::now();
     let mut window: std::collections::VecDeque<u64> = Default::default();
     loop {
-        let (rss, _) = proc_stats(pid);
+        let rss = rss_of(pid);
         window.push_back(rss);
         if window.len() > 8 {
             window.pop_front();
@@ -571,7 +575,7 @@ async fn relay_phase(args: &Args, conns: Vec<sio::Ws>, duration: f64) -> (Vec<si
     tokio::time::sleep_until(measure_from.into()).await;
     let (user0, kernel0) = cpu_split(args.server_pid);
     tokio::time::sleep_until(end.into()).await;
-    let (rss, _) = proc_stats(args.server_pid);
+    let rss = rss_of(args.server_pid);
     let (user1, kernel1) = cpu_split(args.server_pid);
     progress.abort();
     let (mut latencies, mut acks) = (Vec::new(), Vec::new());
@@ -652,9 +656,10 @@ async fn relay_conn(
                 &lines[line % lines.len()],
             );
             ack_id += 1;
-            let frame = format!(
-                r#"42{ack_id}["chat:message",{{"type":"text","content":{}}}]"#,
-                Value::from(content)
+            let frame = sio::event_frame(
+                ack_id,
+                "chat:message",
+                &json!({ "type": "text", "content": content }),
             );
             if ws.send(Message::text(frame)).await.is_err() {
                 return (None, lat, acks);
@@ -680,36 +685,33 @@ async fn relay_conn(
             Ok(Some(Ok(_))) => continue,
             Ok(_) => return (None, lat, acks),
         };
-        let t = frame.as_str();
-        if t == "2" {
-            if ws.send(Message::text("3")).await.is_err() {
+        match sio::parse(frame.as_str()) {
+            // A ping is answered here; only a failed answer ends the run.
+            sio::Incoming::Ping if ws.send(Message::text("3")).await.is_err() => {
                 return (None, lat, acks);
             }
-        } else if let Some(ack) = t.strip_prefix("43") {
-            if ack.starts_with(|c: char| c.is_ascii_digit())
-                && let Some(sent) = inflight.pop_front()
-            {
-                let at = Instant::now();
-                if at >= plan.measure_from && at <= plan.end {
-                    acks.push(at.duration_since(sent).as_micros() as u64);
+            sio::Incoming::Ack(Some(_), _) => {
+                if let Some(sent) = inflight.pop_front() {
+                    let at = Instant::now();
+                    if at >= plan.measure_from && at <= plan.end {
+                        acks.push(at.duration_since(sent).as_micros() as u64);
+                    }
                 }
             }
-        } else if let Some(event) = t.strip_prefix("42[\"chat:message\",") {
-            let at = Instant::now();
-            if at < plan.measure_from || at > plan.end {
-                continue;
+            sio::Incoming::Event(name, data) if name == "chat:message" => {
+                let at = Instant::now();
+                if at < plan.measure_from || at > plan.end {
+                    continue;
+                }
+                // Counted even when a filter masked the stamp away: the
+                // server relayed it all the same.
+                delivered.fetch_add(1, Ordering::Relaxed);
+                if let Some(sent) = data["content"].as_str().and_then(decode_stamp) {
+                    let sent = plan.start + Duration::from_nanos(sent);
+                    lat.push(at.saturating_duration_since(sent).as_micros() as u64);
+                }
             }
-            // Counted even when a filter masked the stamp away: the server
-            // relayed it all the same.
-            delivered.fetch_add(1, Ordering::Relaxed);
-            let data = event.strip_suffix(']').unwrap_or(event);
-            let sent = serde_json::from_str::<Value>(data)
-                .ok()
-                .and_then(|v| v["content"].as_str().and_then(decode_stamp));
-            if let Some(sent) = sent {
-                let sent = plan.start + Duration::from_nanos(sent);
-                lat.push(at.saturating_duration_since(sent).as_micros() as u64);
-            }
+            _ => {}
         }
     }
 }
@@ -948,7 +950,7 @@ async fn upload(args: &Args) -> Value {
         let (peak, done, pid) = (peak.clone(), done.clone(), args.server_pid);
         tokio::spawn(async move {
             while !done.load(Ordering::Relaxed) {
-                peak.fetch_max(proc_stats(pid).0, Ordering::Relaxed);
+                peak.fetch_max(rss_of(pid), Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         })
@@ -1192,7 +1194,7 @@ fn screen(args: &Args) {
         profanity: FilterMode::Mask,
         ..Filters::default()
     };
-    let rss = || proc_stats(Some(std::process::id())).0 as f64 / (1024.0 * 1024.0);
+    let rss = || rss_of(Some(std::process::id())) as f64 / (1024.0 * 1024.0);
     let rss_start = rss();
     std::hint::black_box(rustrict::Censor::from_str("warm up").analyze());
     let rss_rustrict = rss();

@@ -107,51 +107,33 @@ pub async fn connect(
             };
             let Some(Ok(msg)) = msg else { break };
             let Message::Text(text) = msg else { continue };
-            let t = text.as_str();
-            match t.as_bytes().first() {
-                Some(b'0') => {
+            match parse(text.as_str()) {
+                Incoming::Open => {
                     let _ = out.send(format!("40{auth}"));
                 }
-                Some(b'2') => {
+                Incoming::Ping => {
                     let _ = out.send("3".into());
                 }
-                Some(b'4') => {
-                    let p = &t[1..];
-                    match p.as_bytes().first() {
-                        Some(b'0') => {
-                            if let Some(r) = ready.take() {
-                                let _ = r.send(Ok(()));
-                            }
-                        }
-                        Some(b'4') => {
-                            if let Some(r) = ready.take() {
-                                let _ = r.send(Err(format!("connect_error {}", &p[1..])));
-                            }
-                        }
-                        Some(b'2') | Some(b'3') => {
-                            let body = &p[1..];
-                            let digits = body.bytes().take_while(u8::is_ascii_digit).count();
-                            let id: Option<u64> = body[..digits].parse().ok();
-                            let Ok(Value::Array(mut args)) =
-                                serde_json::from_str::<Value>(&body[digits..])
-                            else {
-                                continue;
-                            };
-                            if p.as_bytes()[0] == b'3' {
-                                let tx = id.and_then(|id| acks_rx.lock().unwrap().remove(&id));
-                                if let Some(tx) = tx {
-                                    let _ = tx.send(args.into_iter().next().unwrap_or(Value::Null));
-                                }
-                            } else if !args.is_empty() {
-                                let name = args.remove(0);
-                                let data = args.into_iter().next().unwrap_or(Value::Null);
-                                let _ = ev_tx.send((name.as_str().unwrap_or("").to_string(), data));
-                            }
-                        }
-                        _ => {}
+                Incoming::Connected => {
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(Ok(()));
                     }
                 }
-                _ => {}
+                Incoming::ConnectError(e) => {
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(Err(format!("connect_error {e}")));
+                    }
+                }
+                Incoming::Ack(id, data) => {
+                    let tx = id.and_then(|id| acks_rx.lock().unwrap().remove(&id));
+                    if let Some(tx) = tx {
+                        let _ = tx.send(data);
+                    }
+                }
+                Incoming::Event(name, data) => {
+                    let _ = ev_tx.send((name, data));
+                }
+                Incoming::Other => {}
             }
         }
         if let Some(r) = ready.take() {
@@ -194,9 +176,7 @@ impl Client {
         self.next_ack += 1;
         let (tx, rx) = oneshot::channel();
         self.acks.lock().unwrap().insert(id, tx);
-        let _ = self
-            .out
-            .send(format!("42{id}{}", serde_json::json!([event, data])));
+        let _ = self.out.send(event_frame(id, event, data));
         rx
     }
 
@@ -209,4 +189,62 @@ impl Client {
         }
         None
     }
+}
+
+/// A server's frame, as a load needs it.
+pub enum Incoming {
+    /// Engine.IO's open packet.
+    Open,
+    /// Engine.IO's ping (answered with `3`).
+    Ping,
+    /// The main namespace's CONNECT answer.
+    Connected,
+    ConnectError(String),
+    /// An event: its name and first argument (`null` if none).
+    Event(String, Value),
+    /// An ack: its id and first argument.
+    Ack(Option<u64>, Value),
+    Other,
+}
+
+/// Reads one text frame from the server.
+pub fn parse(t: &str) -> Incoming {
+    match t.as_bytes().first() {
+        Some(b'0') => Incoming::Open,
+        Some(b'2') => Incoming::Ping,
+        Some(b'4') => {
+            let p = &t[1..];
+            match p.as_bytes().first() {
+                Some(b'0') => Incoming::Connected,
+                Some(b'4') => Incoming::ConnectError(p[1..].to_string()),
+                Some(&kind @ (b'2' | b'3')) => {
+                    let body = &p[1..];
+                    let digits = body.bytes().take_while(u8::is_ascii_digit).count();
+                    let id: Option<u64> = body[..digits].parse().ok();
+                    let Ok(Value::Array(args)) = serde_json::from_str::<Value>(&body[digits..])
+                    else {
+                        return Incoming::Other;
+                    };
+                    let mut args = args.into_iter();
+                    if kind == b'3' {
+                        return Incoming::Ack(id, args.next().unwrap_or(Value::Null));
+                    }
+                    match args.next() {
+                        Some(name) => Incoming::Event(
+                            name.as_str().unwrap_or("").to_string(),
+                            args.next().unwrap_or(Value::Null),
+                        ),
+                        None => Incoming::Other,
+                    }
+                }
+                _ => Incoming::Other,
+            }
+        }
+        _ => Incoming::Other,
+    }
+}
+
+/// An event with ack id `id`, as the client sends it.
+pub fn event_frame(id: u64, event: &str, data: &Value) -> String {
+    format!("42{id}{}", serde_json::json!([event, data]))
 }
