@@ -345,6 +345,11 @@ pub struct Config {
     #[arg(long, env = "HTTP_HEADER_TIMEOUT", default_value = "10s")]
     pub http_header_timeout: DurationArg,
 
+    /// Threads that serve HTTP and Socket.IO connections, each an event
+    /// loop of its own taking connections in turn; 0: one per core.
+    #[arg(long, env = "SOCKET_THREADS", default_value_t = 0)]
+    pub socket_threads: usize,
+
     /// How long one REST request may take, body included (uploads excepted);
     /// past it: 408 `request_timeout`.
     #[arg(long, env = "HTTP_REQUEST_TIMEOUT", default_value = "30s")]

@@ -34,6 +34,7 @@ pub mod realtime;
 pub mod relay;
 pub mod safety;
 pub mod sfu;
+pub mod shards;
 pub mod sio;
 pub mod store;
 pub mod telemetry;
@@ -525,7 +526,16 @@ async fn serve(
         started.notify_one();
         realtime::shutdown(&io).await;
     };
-    let server = http::server::serve(listener, app, state.config.http_header_timeout.0, graceful);
+    let n = shards::count(state.config.socket_threads);
+    // The blocking pool's threads shared out, so more shards add none.
+    let shards = shards::Shards::start(n, (memory::BLOCKING_THREADS / n).max(2))?;
+    let server = http::server::serve(
+        listener,
+        app,
+        &shards,
+        state.config.http_header_timeout.0,
+        graceful,
+    );
     tokio::select! {
         () = server => {},
         _ = async { draining.notified().await; tokio::time::sleep(grace).await } => {

@@ -25,12 +25,15 @@ use hyper_util::{
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
+use crate::shards::Shards;
+
 /// Serves `app` on `listener` until `shutdown` resolves, then stops
 /// accepting and waits for open connections to finish (the caller bounds
 /// that wait).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    shards: &Shards,
     header_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -75,11 +78,26 @@ pub async fn serve(
                 req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
                 req
             });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc))
-            .with_upgrades();
-        let (mut stopping, open) = (stop.subscribe(), open.clone());
-        tokio::spawn(async move {
+        // Taken off this runtime's reactor and put on the shard's.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, %peer, "connection lost before it was served");
+                continue;
+            }
+        };
+        let (mut stopping, open, builder) = (stop.subscribe(), open.clone(), builder.clone());
+        shards.spawn(async move {
+            let stream = match tokio::net::TcpStream::from_std(stream) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(error = %e, %peer, "connection lost before it was served");
+                    return;
+                }
+            };
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc))
+                .with_upgrades();
             tokio::pin!(conn);
             let res = tokio::select! {
                 res = conn.as_mut() => res,

@@ -1,0 +1,151 @@
+//! Connection shards: HTTP and Socket.IO connections are served on a few
+//! threads of their own, each running a single-threaded tokio runtime, as
+//! Node runs each process's connections on one event loop.
+//!
+//! Why not tokio's multi-threaded scheduler for them: under a closed loop
+//! of thousands of chat users its bounded per-worker queues overflow into a
+//! global queue that is read less often, its LIFO slot lets a pair of
+//! sessions that wake each other cut in line, and idle workers are woken to
+//! steal work that is not there. The tail latency of a relayed message was
+//! 2–4× its median and above Node's (BENCHMARKS.md, eighteenth session). A
+//! current-thread runtime takes ready tasks first in, first out.
+//!
+//! A connection lives on one shard from its accept to its close: its
+//! HTTP connection, its WebSocket's or long-polling session's task, and
+//! what its handlers spawn. Sessions on different shards reach each other
+//! through the same queues and wake-ups as before (`sio::Session::push`),
+//! which work across runtimes. Everything else (background tasks, the TURN
+//! relay, the SFU) stays on the main runtime.
+
+use std::{
+    future::Future,
+    io,
+    sync::atomic::{AtomicUsize, Ordering},
+};
+
+use tokio::{runtime::Handle, sync::oneshot};
+
+/// Every how many turns a shard takes a task woken from another thread
+/// first, when there is one.
+const REMOTE_EVERY: u32 = 2;
+
+/// The shards' runtimes; dropping it stops them (their tasks are dropped).
+pub struct Shards {
+    handles: Vec<Handle>,
+    next: AtomicUsize,
+    _stop: Vec<oneshot::Sender<()>>,
+}
+
+impl Shards {
+    /// Starts `n` shards (at least one), named `tandem-conn-K`, each with
+    /// at most `blocking_threads` threads in its blocking pool.
+    pub fn start(n: usize, blocking_threads: usize) -> io::Result<Shards> {
+        let n = n.max(1);
+        let mut handles = Vec::with_capacity(n);
+        let mut stops = Vec::with_capacity(n);
+        for k in 0..n {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                // Tasks woken from another shard (a partner's message)
+                // wait in the runtime's remote queue; tokio reads it once
+                // in 31 turns by default, which starved them behind this
+                // shard's own under load (1,000 pairs: p99 338 ms against
+                // 79 with every other turn).
+                .global_queue_interval(REMOTE_EVERY)
+                .enable_all()
+                .max_blocking_threads(blocking_threads.max(1))
+                .thread_name(format!("tandem-conn-{k}-blocking"))
+                .build()?;
+            let (stop, stopped) = oneshot::channel::<()>();
+            handles.push(rt.handle().clone());
+            stops.push(stop);
+            std::thread::Builder::new()
+                .name(format!("tandem-conn-{k}"))
+                .spawn(move || {
+                    // Drives the shard's tasks until the `Shards` is
+                    // dropped; dropping the runtime then drops them.
+                    rt.block_on(async {
+                        let _ = stopped.await;
+                    });
+                })?;
+        }
+        Ok(Shards {
+            handles,
+            next: AtomicUsize::new(0),
+            _stop: stops,
+        })
+    }
+
+    /// How many shards there are.
+    pub fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// Never: there is at least one shard.
+    pub fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+
+    /// The shard the next connection goes to: each in turn.
+    pub fn pick(&self) -> &Handle {
+        let k = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
+        &self.handles[k]
+    }
+
+    /// Runs `task` on the next shard.
+    pub fn spawn<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        drop(self.pick().spawn(task));
+    }
+}
+
+/// How many shards to start for `configured` (0: one per core).
+pub fn count(configured: usize) -> usize {
+    if configured > 0 {
+        return configured;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_means_one_per_core_and_a_number_is_taken_as_given() {
+        assert!(count(0) >= 1);
+        assert_eq!(count(3), 3);
+    }
+
+    #[tokio::test]
+    async fn tasks_run_on_the_shards_in_turn_and_stop_with_them() {
+        let shards = Shards::start(2, 1).unwrap();
+        assert_eq!(shards.len(), 2);
+        let mut names = Vec::new();
+        for _ in 0..4 {
+            let (tx, rx) = oneshot::channel();
+            shards.spawn(async move {
+                let _ = tx.send(std::thread::current().name().map(str::to_owned));
+            });
+            names.push(rx.await.unwrap().unwrap());
+        }
+        assert_eq!(
+            names,
+            [
+                "tandem-conn-0",
+                "tandem-conn-1",
+                "tandem-conn-0",
+                "tandem-conn-1"
+            ]
+        );
+        // A task still running when the shards stop is dropped.
+        let (tx, rx) = oneshot::channel::<()>();
+        shards.spawn(async move {
+            let _tx = tx;
+            std::future::pending::<()>().await
+        });
+        drop(shards);
+        assert!(rx.await.is_err());
+    }
+}
