@@ -518,6 +518,10 @@ async fn serve(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, store = state.accounts.store.kind(), node = %state.node.id, "listening");
 
+    let n = shards::count(state.config.socket_threads);
+    // The blocking pool's threads shared out, so more shards add none.
+    let shards = shards::Shards::start(n, (memory::BLOCKING_THREADS / n).max(2))?;
+    io.set_shards(shards.handles());
     let draining = Arc::new(Notify::new());
     let started = draining.clone();
     let graceful = async move {
@@ -526,9 +530,7 @@ async fn serve(
         started.notify_one();
         realtime::shutdown(&io).await;
     };
-    let n = shards::count(state.config.socket_threads);
-    // The blocking pool's threads shared out, so more shards add none.
-    let shards = shards::Shards::start(n, (memory::BLOCKING_THREADS / n).max(2))?;
+
     let server = http::server::serve(
         listener,
         app,

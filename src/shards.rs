@@ -10,14 +10,20 @@
 //! 2–4× its median and above Node's (BENCHMARKS.md, eighteenth session). A
 //! current-thread runtime takes ready tasks first in, first out.
 //!
-//! A connection lives on one shard from its accept to its close: its
-//! HTTP connection, its WebSocket's or long-polling session's task, and
-//! what its handlers spawn. Sessions on different shards reach each other
-//! through the same queues and wake-ups as before (`sio::Session::push`),
-//! which work across runtimes. Everything else (background tasks, the TURN
-//! relay, the SFU) stays on the main runtime.
+//! A connection starts on the next shard in turn and keeps there its HTTP
+//! connection, its long-polling session's task and what its handlers
+//! spawn. Sessions on different shards reach each other through the same
+//! queues and wake-ups as on one (`sio::Session::push`), which work across
+//! runtimes, but each such wake-up costs the other thread a system call and
+//! waits in its remote queue. So when two people are matched into a chat,
+//! one's WebSocket task moves to the other's shard (`sio::Io::colocate`):
+//! between two turns of its loop the TCP socket is taken off one shard's
+//! reactor and put on the other's, and the task goes on there with the
+//! same WebSocket state. Everything else (background tasks, the TURN relay,
+//! the SFU) stays on the main runtime.
 
 use std::{
+    cell::Cell,
     future::Future,
     io,
     sync::atomic::{AtomicUsize, Ordering},
@@ -28,6 +34,16 @@ use tokio::{runtime::Handle, sync::oneshot};
 /// Every how many turns a shard takes a task woken from another thread
 /// first, when there is one.
 const REMOTE_EVERY: u32 = 2;
+
+thread_local! {
+    /// The shard this thread runs, on a shard's thread.
+    static CURRENT: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// The shard the calling thread runs (None off the shards).
+pub fn current() -> Option<usize> {
+    CURRENT.with(Cell::get)
+}
 
 /// The shards' runtimes; dropping it stops them (their tasks are dropped).
 pub struct Shards {
@@ -61,6 +77,7 @@ impl Shards {
             std::thread::Builder::new()
                 .name(format!("tandem-conn-{k}"))
                 .spawn(move || {
+                    CURRENT.with(|c| c.set(Some(k)));
                     // Drives the shard's tasks until the `Shards` is
                     // dropped; dropping the runtime then drops them.
                     rt.block_on(async {
@@ -73,6 +90,11 @@ impl Shards {
             next: AtomicUsize::new(0),
             _stop: stops,
         })
+    }
+
+    /// The shards' runtimes, by index.
+    pub fn handles(&self) -> &[Handle] {
+        &self.handles
     }
 
     /// How many shards there are.
@@ -126,19 +148,14 @@ mod tests {
         for _ in 0..4 {
             let (tx, rx) = oneshot::channel();
             shards.spawn(async move {
-                let _ = tx.send(std::thread::current().name().map(str::to_owned));
+                let name = std::thread::current().name().map(str::to_owned);
+                let _ = tx.send((name.unwrap(), current()));
             });
-            names.push(rx.await.unwrap().unwrap());
+            names.push(rx.await.unwrap());
         }
-        assert_eq!(
-            names,
-            [
-                "tandem-conn-0",
-                "tandem-conn-1",
-                "tandem-conn-0",
-                "tandem-conn-1"
-            ]
-        );
+        let on = |k: usize| (format!("tandem-conn-{k}"), Some(k));
+        assert_eq!(names, [on(0), on(1), on(0), on(1)]);
+        assert_eq!(current(), None, "not on a shard here");
         // A task still running when the shards stop is dropped.
         let (tx, rx) = oneshot::channel::<()>();
         shards.spawn(async move {

@@ -561,6 +561,7 @@ async fn deliver(
     io: &Io,
     state: &AppState,
     room: &RoomInfo,
+    sender: &str,
     partner: &str,
     event: &ServerEvent,
 ) -> Result<(), EventError> {
@@ -577,7 +578,11 @@ async fn deliver(
     {
         Hold::Kept => {}
         Hold::Gone => return Err(not_in_chat()),
-        Hold::Deliver => calls::emit_to_user(io, partner, event).await,
+        Hold::Deliver => {
+            calls::emit_to_user(io, partner, event).await;
+            // The two on one connection shard, from their first message on.
+            io.colocate(&super::user_room(sender), &super::user_room(partner));
+        }
     }
     Ok(())
 }
@@ -684,6 +689,7 @@ async fn chat_message(
         &io,
         &state,
         &room,
+        &user.id,
         &partner.id,
         &ServerEvent::ChatMessage(message),
     )

@@ -7,7 +7,7 @@
 //! session's task owns its heartbeat and clean-up until a WebSocket
 //! upgrade takes over.
 
-use std::time::Instant;
+use std::{future::Future, pin::Pin, time::Instant};
 
 use axum::{
     body::Body,
@@ -321,9 +321,7 @@ fn websocket(io: Io, req: Request<Body>, session: Option<Arc<Session>>) -> Respo
                 s
             }
         };
-        let reason = run_ws(&io, &s, &mut ws).await;
-        s.close(reason);
-        finish(&io, &s, reason).await;
+        drive(io, s, ws).await;
     });
     let mut res = Response::new(Body::empty());
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -398,9 +396,58 @@ async fn probe(io: &Io, s: &Session, ws: &mut Ws) -> bool {
     upgraded
 }
 
-/// A WebSocket session until it closes: write what is queued, read and
-/// handle what comes, ping on time.
-async fn run_ws(io: &Io, s: &Arc<Session>, ws: &mut Ws) -> DisconnectReason {
+/// A WebSocket session's task: [`run_ws`] until the session closes, then
+/// the clean-up; moved to another connection shard when asked
+/// ([`super::Io::colocate`]), the socket taken off this shard's reactor
+/// and put on the other's. Boxed: the task spawns itself.
+fn drive(io: Io, s: Arc<Session>, mut ws: Ws) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        let here = crate::shards::current();
+        if let Some(k) = here {
+            tracing::debug!(sid = %s.sid.as_str(), shard = k, "session on shard");
+        }
+        s.shard.store(
+            here.map_or(super::NO_SHARD, |k| k as u32),
+            Ordering::Relaxed,
+        );
+        let reason = match run_ws(&io, &s, &mut ws).await {
+            Ended::Closed(reason) => reason,
+            Ended::Move(k) => {
+                let Some(shard) = io.shard(k).cloned() else {
+                    return;
+                };
+                match ws.get_mut().park() {
+                    Some(Ok(parked)) => {
+                        shard.spawn(async move {
+                            match ws.get_mut().unpark(parked) {
+                                Ok(()) => drive(io, s, ws).await,
+                                Err(_) => {
+                                    s.close(DisconnectReason::TransportError);
+                                    finish(&io, &s, DisconnectReason::TransportError).await;
+                                }
+                            }
+                        });
+                        return;
+                    }
+                    _ => DisconnectReason::TransportError,
+                }
+            }
+        };
+        s.close(reason);
+        finish(&io, &s, reason).await;
+    })
+}
+
+/// How [`run_ws`] ended.
+enum Ended {
+    Closed(DisconnectReason),
+    /// Asked to move to this shard.
+    Move(usize),
+}
+
+/// A WebSocket session until it closes or is asked to move: write what is
+/// queued, read and handle what comes, ping on time.
+async fn run_ws(io: &Io, s: &Arc<Session>, ws: &mut Ws) -> Ended {
     let connect_by = Instant::now() + io.settings().connect_timeout;
     let mut out = std::collections::VecDeque::new();
     // One timer for the session, moved only when the deadline moves (a
@@ -429,22 +476,29 @@ async fn run_ws(io: &Io, s: &Arc<Session>, ws: &mut Ws) -> DisconnectReason {
                     Frame::Binary(b) => Message::Binary(b),
                     Frame::Flush => {
                         if ws.flush().await.is_err() {
-                            return DisconnectReason::TransportError;
+                            return Ended::Closed(DisconnectReason::TransportError);
                         }
                         continue;
                     }
                 };
                 if ws.feed(m).await.is_err() {
-                    return DisconnectReason::TransportError;
+                    return Ended::Closed(DisconnectReason::TransportError);
                 }
             }
             if ws.flush().await.is_err() {
-                return DisconnectReason::TransportError;
+                return Ended::Closed(DisconnectReason::TransportError);
             }
         }
         if let Some(reason) = closing {
             let _ = ws.close(None).await;
-            return reason;
+            return Ended::Closed(reason);
+        }
+        let to = s.move_to.swap(super::NO_SHARD, Ordering::Relaxed);
+        if to != super::NO_SHARD
+            && crate::shards::current() != Some(to as usize)
+            && matches!(ws.get_ref(), super::socket::Upgraded::Tcp { .. })
+        {
+            return Ended::Move(to as usize);
         }
         if armed != Some(deadline) {
             armed = Some(deadline);
@@ -453,8 +507,8 @@ async fn run_ws(io: &Io, s: &Arc<Session>, ws: &mut Ws) -> DisconnectReason {
         tokio::select! {
             biased;
             m = ws.next() => match m {
-                None | Some(Ok(Message::Close(_))) => return DisconnectReason::TransportClose,
-                Some(Err(_)) => return DisconnectReason::TransportError,
+                None | Some(Ok(Message::Close(_))) => return Ended::Closed(DisconnectReason::TransportClose),
+                Some(Err(_)) => return Ended::Closed(DisconnectReason::TransportError),
                 Some(Ok(Message::Text(t))) => {
                     // The loop writes the queue out next: what the
                     // handlers queue meanwhile needs no wake-up.
@@ -475,7 +529,7 @@ async fn run_ws(io: &Io, s: &Arc<Session>, ws: &mut Ws) -> DisconnectReason {
                 // tungstenite answers a ping on the next write.
                 Some(Ok(_)) => {
                     if ws.flush().await.is_err() {
-                        return DisconnectReason::TransportError;
+                        return Ended::Closed(DisconnectReason::TransportError);
                     }
                 }
             },
@@ -486,11 +540,11 @@ async fn run_ws(io: &Io, s: &Arc<Session>, ws: &mut Ws) -> DisconnectReason {
                 let mut c = s.conn();
                 match c.heartbeat.tick(now) {
                     Some(Beat::Ping) => c.queue.push_back(Frame::Text(Utf8Bytes::from_static("2"))),
-                    Some(Beat::TimedOut) => return DisconnectReason::PingTimeout,
+                    Some(Beat::TimedOut) => return Ended::Closed(DisconnectReason::PingTimeout),
                     None => {}
                 }
                 if !c.joined && now >= connect_by {
-                    return DisconnectReason::ConnectTimeout;
+                    return Ended::Closed(DisconnectReason::ConnectTimeout);
                 }
             }
         }

@@ -349,15 +349,39 @@ pub(crate) struct Session {
     /// no wake-up, which would only cost it an idle turn of its loop.
     /// Cleared under `conn` before the queue is taken; read under it.
     writer_awake: std::sync::atomic::AtomicBool,
+    /// The connection shard its WebSocket's task runs on (`NO_SHARD`: none,
+    /// or a long-polling session).
+    shard: std::sync::atomic::AtomicU32,
+    /// The shard its WebSocket's task is asked to move to (`NO_SHARD`: stay).
+    move_to: std::sync::atomic::AtomicU32,
     /// Held while a handler runs: one at a time per session, in order.
     handlers: tokio::sync::Mutex<()>,
     /// An event waiting for its binary attachments.
     pending: Mutex<Option<Box<driver::PendingBinary>>>,
 }
 
+/// No connection shard (see [`Session::shard`]).
+const NO_SHARD: u32 = u32::MAX;
+
 impl Session {
     fn conn(&self) -> MutexGuard<'_, Conn> {
         lock(&self.conn)
+    }
+
+    /// The connection shard its WebSocket's task runs on.
+    fn shard(&self) -> Option<usize> {
+        let k = self.shard.load(std::sync::atomic::Ordering::Relaxed);
+        (k != NO_SHARD).then_some(k as usize)
+    }
+
+    /// Asks its WebSocket's task to move to shard `k` (done between two
+    /// turns of its loop; nothing for a session already there).
+    fn move_to_shard(&self, k: usize) {
+        if self.shard() != Some(k) {
+            self.move_to
+                .store(k as u32, std::sync::atomic::Ordering::Relaxed);
+            self.wake.notify_one();
+        }
     }
 
     fn push(&self, frame: Frame) -> Result<(), EmitError> {
@@ -547,6 +571,9 @@ struct IoInner {
     rooms: Mutex<FxHashMap<Room, Vec<SocketRef>>>,
     handler: OnceLock<Arc<dyn Handler>>,
     fanout: OnceLock<(Arc<dyn Fanout>, String)>,
+    /// The connection shards' runtimes, when connections are served on
+    /// shards (`crate::shards`).
+    shards: OnceLock<Vec<tokio::runtime::Handle>>,
 }
 
 /// The node's Socket.IO server: its sessions and rooms.
@@ -561,7 +588,36 @@ impl Io {
             rooms: Mutex::default(),
             handler: OnceLock::new(),
             fanout: OnceLock::new(),
+            shards: OnceLock::new(),
         }))
+    }
+
+    /// The connection shards sessions run on (once, before serving).
+    pub fn set_shards(&self, shards: &[tokio::runtime::Handle]) {
+        let _ = self.0.shards.set(shards.to_vec());
+    }
+
+    /// Shard `k`'s runtime.
+    fn shard(&self, k: usize) -> Option<&tokio::runtime::Handle> {
+        self.0.shards.get()?.get(k)
+    }
+
+    /// Puts this node's WebSocket sessions in rooms `a` and `b` on one
+    /// connection shard, the lowest any of them is on: two people in a
+    /// chat, so that a message and its copy are written by one thread,
+    /// with no wake-up of another (BENCHMARKS.md, eighteenth session).
+    /// Called as they write, from either side; both sides pick the same
+    /// shard, so a pair never swaps. Nothing for sessions on another node
+    /// or off the shards.
+    pub fn colocate(&self, a: &str, b: &str) {
+        let rooms = lock(&self.0.rooms);
+        let members = || [a, b].into_iter().filter_map(|r| rooms.get(r)).flatten();
+        let Some(k) = members().filter_map(|s| s.session.shard()).min() else {
+            return;
+        };
+        for s in members() {
+            s.session.move_to_shard(k);
+        }
     }
 
     /// Plugs the application in (once, before serving).
@@ -647,6 +703,8 @@ impl Io {
             wake: Notify::new(),
             owner: Notify::new(),
             writer_awake: Default::default(),
+            shard: NO_SHARD.into(),
+            move_to: NO_SHARD.into(),
             handlers: tokio::sync::Mutex::new(()),
             pending: Mutex::new(None),
         });

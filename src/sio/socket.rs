@@ -22,6 +22,44 @@ pub enum Upgraded {
     Tcp { early: Bytes, tcp: TcpStream },
     /// Anything else hyper was serving (kept as hyper gave it).
     Other(TokioIo<hyper::upgrade::Upgraded>),
+    /// Taken off one runtime's reactor, not yet on another's: reads and
+    /// writes fail.
+    Moving,
+}
+
+/// A TCP connection between two runtimes (see [`Upgraded::park`]).
+pub struct Parked {
+    early: Bytes,
+    tcp: std::net::TcpStream,
+}
+
+impl Upgraded {
+    /// Takes a TCP connection off the current runtime's reactor, to be put
+    /// on another's with [`Upgraded::unpark`]; None for anything else
+    /// (left as it was).
+    pub fn park(&mut self) -> Option<io::Result<Parked>> {
+        if !matches!(self, Upgraded::Tcp { .. }) {
+            return None;
+        }
+        let Upgraded::Tcp { early, tcp } = std::mem::replace(self, Upgraded::Moving) else {
+            return None;
+        };
+        Some(tcp.into_std().map(|tcp| Parked { early, tcp }))
+    }
+
+    /// Puts a parked connection on the current runtime's reactor.
+    pub fn unpark(&mut self, parked: Parked) -> io::Result<()> {
+        let tcp = TcpStream::from_std(parked.tcp)?;
+        *self = Upgraded::Tcp {
+            early: parked.early,
+            tcp,
+        };
+        Ok(())
+    }
+}
+
+fn moving() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "connection between runtimes")
 }
 
 impl From<hyper::upgrade::Upgraded> for Upgraded {
@@ -62,6 +100,7 @@ impl AsyncRead for Upgraded {
                 Poll::Ready(Ok(()))
             }
             Upgraded::Other(io) => Pin::new(io).poll_read(cx, buf),
+            Upgraded::Moving => Poll::Ready(Err(moving())),
         }
     }
 }
@@ -75,6 +114,7 @@ impl AsyncWrite for Upgraded {
         match self.get_mut() {
             Upgraded::Tcp { tcp, .. } => Pin::new(tcp).poll_write(cx, data),
             Upgraded::Other(io) => Pin::new(io).poll_write(cx, data),
+            Upgraded::Moving => Poll::Ready(Err(moving())),
         }
     }
 
@@ -86,6 +126,7 @@ impl AsyncWrite for Upgraded {
         match self.get_mut() {
             Upgraded::Tcp { tcp, .. } => Pin::new(tcp).poll_write_vectored(cx, bufs),
             Upgraded::Other(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            Upgraded::Moving => Poll::Ready(Err(moving())),
         }
     }
 
@@ -93,6 +134,7 @@ impl AsyncWrite for Upgraded {
         match self {
             Upgraded::Tcp { tcp, .. } => tcp.is_write_vectored(),
             Upgraded::Other(io) => io.is_write_vectored(),
+            Upgraded::Moving => false,
         }
     }
 
@@ -100,6 +142,7 @@ impl AsyncWrite for Upgraded {
         match self.get_mut() {
             Upgraded::Tcp { tcp, .. } => Pin::new(tcp).poll_flush(cx),
             Upgraded::Other(io) => Pin::new(io).poll_flush(cx),
+            Upgraded::Moving => Poll::Ready(Err(moving())),
         }
     }
 
@@ -107,6 +150,7 @@ impl AsyncWrite for Upgraded {
         match self.get_mut() {
             Upgraded::Tcp { tcp, .. } => Pin::new(tcp).poll_shutdown(cx),
             Upgraded::Other(io) => Pin::new(io).poll_shutdown(cx),
+            Upgraded::Moving => Poll::Ready(Err(moving())),
         }
     }
 }
