@@ -603,19 +603,30 @@ impl Io {
     }
 
     /// Puts this node's WebSocket sessions in rooms `a` and `b` on one
-    /// connection shard, the lowest any of them is on: two people in a
-    /// chat, so that a message and its copy are written by one thread,
-    /// with no wake-up of another (BENCHMARKS.md, eighteenth session).
-    /// Called as they write, from either side; both sides pick the same
-    /// shard, so a pair never swaps. Nothing for sessions on another node
-    /// or off the shards.
+    /// connection shard: two people in a chat, so that a message and its
+    /// copy are written by one thread, with no wake-up of another
+    /// (BENCHMARKS.md, eighteenth session). The shard is the one of the
+    /// room whose name sorts first (of its first session on a shard), so
+    /// both sides pick the same one and a pair never swaps, and a pair
+    /// lands on either's shard alike: the shards stay as evenly loaded as
+    /// connections were handed to them. Nothing for sessions on another
+    /// node or off the shards.
     pub fn colocate(&self, a: &str, b: &str) {
+        let (first, second) = if a <= b { (a, b) } else { (b, a) };
         let rooms = lock(&self.0.rooms);
-        let members = || [a, b].into_iter().filter_map(|r| rooms.get(r)).flatten();
-        let Some(k) = members().filter_map(|s| s.session.shard()).min() else {
+        let shard_of = |room: &str| {
+            rooms
+                .get(room)
+                .and_then(|m| m.iter().find_map(|s| s.session.shard()))
+        };
+        let Some(k) = shard_of(first).or_else(|| shard_of(second)) else {
             return;
         };
-        for s in members() {
+        for s in [first, second]
+            .into_iter()
+            .filter_map(|r| rooms.get(r))
+            .flatten()
+        {
             s.session.move_to_shard(k);
         }
     }
