@@ -519,8 +519,9 @@ async fn serve(
     tracing::info!(%addr, store = state.accounts.store.kind(), node = %state.node.id, "listening");
 
     let n = shards::count(state.config.socket_threads);
-    // The blocking pool's threads shared out, so more shards add none.
-    let shards = shards::Shards::start(n, (memory::BLOCKING_THREADS / n).max(2))?;
+    // Blocking work goes to this runtime's pool (`shards::spawn_blocking`);
+    // a shard's own serves only `tokio::fs`.
+    let shards = shards::Shards::start(n, shards::OWN_BLOCKING_THREADS)?;
     io.set_shards(shards.handles());
     let draining = Arc::new(Notify::new());
     let started = draining.clone();

@@ -23,13 +23,16 @@
 //! the SFU) stays on the main runtime.
 
 use std::{
-    cell::Cell,
+    cell::{Cell, RefCell},
     future::Future,
     io,
     sync::atomic::{AtomicUsize, Ordering},
 };
 
-use tokio::{runtime::Handle, sync::oneshot};
+use tokio::{runtime::Handle, sync::oneshot, task::JoinHandle};
+
+/// Threads of a shard's own blocking pool (see [`spawn_blocking`]).
+pub const OWN_BLOCKING_THREADS: usize = 2;
 
 /// Every how many turns a shard takes a task woken from another thread
 /// first, when there is one.
@@ -38,6 +41,25 @@ const REMOTE_EVERY: u32 = 2;
 thread_local! {
     /// The shard this thread runs, on a shard's thread.
     static CURRENT: Cell<Option<usize>> = const { Cell::new(None) };
+    /// On a shard's thread: the runtime that started the shards.
+    static MAIN: RefCell<Option<Handle>> = const { RefCell::new(None) };
+}
+
+/// Runs blocking work on the blocking pool of the runtime that started the
+/// shards when called on a shard, else on the current runtime's: one pool
+/// of `memory::BLOCKING_THREADS` for all shards, as before there were
+/// shards. Each shard's own pool (for `tokio::fs`) is kept small; chunks
+/// written by threads of several pools left more memory behind (upload
+/// RSS +13–15 MB against +9–12; BENCHMARKS.md, eighteenth session).
+pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    match MAIN.with(|m| m.borrow().clone()) {
+        Some(main) => main.spawn_blocking(f),
+        None => tokio::task::spawn_blocking(f),
+    }
 }
 
 /// The shard the calling thread runs (None off the shards).
@@ -57,6 +79,7 @@ impl Shards {
     /// at most `blocking_threads` threads in its blocking pool.
     pub fn start(n: usize, blocking_threads: usize) -> io::Result<Shards> {
         let n = n.max(1);
+        let main = Handle::try_current().ok();
         let mut handles = Vec::with_capacity(n);
         let mut stops = Vec::with_capacity(n);
         for k in 0..n {
@@ -74,10 +97,12 @@ impl Shards {
             let (stop, stopped) = oneshot::channel::<()>();
             handles.push(rt.handle().clone());
             stops.push(stop);
+            let main = main.clone();
             std::thread::Builder::new()
                 .name(format!("tandem-conn-{k}"))
                 .spawn(move || {
                     CURRENT.with(|c| c.set(Some(k)));
+                    MAIN.with(|m| *m.borrow_mut() = main);
                     // Drives the shard's tasks until the `Shards` is
                     // dropped; dropping the runtime then drops them.
                     rt.block_on(async {

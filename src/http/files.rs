@@ -174,7 +174,7 @@ async fn accept(
         return Err(AppError::validation("file", "the file is empty"));
     }
     let path = guard.0.clone().expect("set with the upload");
-    let probe = tokio::task::spawn_blocking(move || {
+    let probe = crate::shards::spawn_blocking(move || {
         let mut f = std::fs::File::open(&path)?;
         media::probe(&mut f, size)
     })
@@ -330,7 +330,7 @@ impl DiskWriter {
             .0
             .take()
             .ok_or_else(|| std::io::Error::other("an earlier write failed"))?;
-        let (file, res) = tokio::task::spawn_blocking(move || {
+        let (file, res) = crate::shards::spawn_blocking(move || {
             let res = file.write_all(&chunk);
             (file, res)
         })
