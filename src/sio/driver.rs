@@ -7,7 +7,7 @@
 //! session's task owns its heartbeat and clean-up until a WebSocket
 //! upgrade takes over.
 
-use std::{future::Future, pin::Pin, time::Instant};
+use std::time::Instant;
 
 use axum::{
     body::Body,
@@ -321,7 +321,9 @@ fn websocket(io: Io, req: Request<Body>, session: Option<Arc<Session>>) -> Respo
                 s
             }
         };
-        drive(io, s, ws).await;
+        if let Some((shard, parked)) = drive(&io, &s, &mut ws).await {
+            move_session(shard, io, s, ws, parked);
+        }
     });
     let mut res = Response::new(Body::empty());
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -397,52 +399,62 @@ async fn probe(io: &Io, s: &Session, ws: &mut Ws) -> bool {
 }
 
 /// A WebSocket session's task: [`run_ws`] until the session closes, then
-/// the clean-up; moved to another connection shard when asked
-/// ([`super::Io::colocate`]), the socket taken off this shard's reactor
-/// and put on the other's. Boxed: the task spawns itself.
-fn drive(io: Io, s: Arc<Session>, mut ws: Ws) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-    Box::pin(async move {
-        let here = crate::shards::current();
-        if let Some(k) = here {
-            tracing::debug!(sid = %s.sid.as_str(), shard = k, "session on shard");
+/// the clean-up; or, asked to move to another connection shard
+/// ([`super::Io::colocate`]), that shard and the socket taken off this
+/// one's reactor, for [`move_session`]. The WebSocket is borrowed: moved
+/// into this future, it would also keep its place in the caller's (~1 KB
+/// more per idle connection; BENCHMARKS.md, eighteenth session).
+async fn drive(
+    io: &Io,
+    s: &Arc<Session>,
+    ws: &mut Ws,
+) -> Option<(tokio::runtime::Handle, super::socket::Parked)> {
+    let here = crate::shards::current();
+    if let Some(k) = here {
+        tracing::debug!(sid = %s.sid.as_str(), shard = k, "session on shard");
+    }
+    s.shard.store(
+        here.map_or(super::NO_SHARD, |k| k as u32),
+        Ordering::Relaxed,
+    );
+    let reason = match run_ws(io, s, ws).await {
+        Ended::Closed(reason) => reason,
+        Ended::Move(shard) => match ws.get_mut().park() {
+            Some(Ok(parked)) => return Some((shard, parked)),
+            _ => DisconnectReason::TransportError,
+        },
+    };
+    s.close(reason);
+    finish(io, s, reason).await;
+    None
+}
+
+/// Goes on with a session's task on `shard`, its socket put on that
+/// shard's reactor.
+fn move_session(
+    shard: tokio::runtime::Handle,
+    io: Io,
+    s: Arc<Session>,
+    mut ws: Ws,
+    parked: super::socket::Parked,
+) {
+    shard.spawn(async move {
+        if ws.get_mut().unpark(parked).is_err() {
+            s.close(DisconnectReason::TransportError);
+            finish(&io, &s, DisconnectReason::TransportError).await;
+            return;
         }
-        s.shard.store(
-            here.map_or(super::NO_SHARD, |k| k as u32),
-            Ordering::Relaxed,
-        );
-        let reason = match run_ws(&io, &s, &mut ws).await {
-            Ended::Closed(reason) => reason,
-            Ended::Move(k) => {
-                let Some(shard) = io.shard(k).cloned() else {
-                    return;
-                };
-                match ws.get_mut().park() {
-                    Some(Ok(parked)) => {
-                        shard.spawn(async move {
-                            match ws.get_mut().unpark(parked) {
-                                Ok(()) => drive(io, s, ws).await,
-                                Err(_) => {
-                                    s.close(DisconnectReason::TransportError);
-                                    finish(&io, &s, DisconnectReason::TransportError).await;
-                                }
-                            }
-                        });
-                        return;
-                    }
-                    _ => DisconnectReason::TransportError,
-                }
-            }
-        };
-        s.close(reason);
-        finish(&io, &s, reason).await;
-    })
+        if let Some((shard, parked)) = drive(&io, &s, &mut ws).await {
+            move_session(shard, io, s, ws, parked);
+        }
+    });
 }
 
 /// How [`run_ws`] ended.
 enum Ended {
     Closed(DisconnectReason),
     /// Asked to move to this shard.
-    Move(usize),
+    Move(tokio::runtime::Handle),
 }
 
 /// A WebSocket session until it closes or is asked to move: write what is
@@ -497,8 +509,9 @@ async fn run_ws(io: &Io, s: &Arc<Session>, ws: &mut Ws) -> Ended {
         if to != super::NO_SHARD
             && crate::shards::current() != Some(to as usize)
             && matches!(ws.get_ref(), super::socket::Upgraded::Tcp { .. })
+            && let Some(shard) = io.shard(to as usize)
         {
-            return Ended::Move(to as usize);
+            return Ended::Move(shard.clone());
         }
         if armed != Some(deadline) {
             armed = Some(deadline);
