@@ -531,7 +531,6 @@ async fn serve(
         started.notify_one();
         realtime::shutdown(&io).await;
     };
-
     let server = http::server::serve(
         listener,
         app,

@@ -7,7 +7,7 @@
 //! global queue that is read less often, its LIFO slot lets a pair of
 //! sessions that wake each other cut in line, and idle workers are woken to
 //! steal work that is not there. The tail latency of a relayed message was
-//! 2–4× its median and above Node's (BENCHMARKS.md, eighteenth session). A
+//! 4× its median and above Node's (BENCHMARKS.md, eighteenth session). A
 //! current-thread runtime takes ready tasks first in, first out.
 //!
 //! A connection starts on the next shard in turn and keeps there its HTTP
@@ -15,12 +15,13 @@
 //! spawn. Sessions on different shards reach each other through the same
 //! queues and wake-ups as on one (`sio::Session::push`), which work across
 //! runtimes, but each such wake-up costs the other thread a system call and
-//! waits in its remote queue. So when two people are matched into a chat,
-//! one's WebSocket task moves to the other's shard (`sio::Io::colocate`):
-//! between two turns of its loop the TCP socket is taken off one shard's
-//! reactor and put on the other's, and the task goes on there with the
-//! same WebSocket state. Everything else (background tasks, the TURN relay,
-//! the SFU) stays on the main runtime.
+//! waits in its remote queue. So two people chatting are put on one shard
+//! by their messages (`sio::Io::colocate`): between two turns of its loop a
+//! WebSocket task's TCP socket is taken off one shard's reactor and put on
+//! the other's, and the task goes on there with the same WebSocket state.
+//! Blocking work goes to the main runtime's one pool ([`spawn_blocking`]).
+//! Everything else (background tasks, the TURN relay, the SFU) stays on
+//! the main runtime.
 
 use std::{
     cell::{Cell, RefCell},
