@@ -4,6 +4,7 @@
 // order, and the heartbeat, before and after it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { startServer } from '../lib/server.mjs';
 import { api, guest, connect, once, request, eventually } from '../lib/client.mjs';
 
@@ -27,9 +28,11 @@ function shardsOf(sid) {
     .map((l) => Number(l.match(/shard=(\d+)/)[1]));
 }
 
-async function websocketGuest() {
+/** A guest on a WebSocket: opened as one, or (`upgrade`) long-polling first, then upgraded. */
+async function websocketGuest({ upgrade = false } = {}) {
   const g = await guest(srv.url);
-  const { socket } = await connect(srv.url, g.token, { transports: ['websocket'] });
+  const { socket } = await connect(srv.url, g.token, upgrade ? {} : { transports: ['websocket'] });
+  if (upgrade) await eventually(() => socket.io.engine.transport.name === 'websocket', 5000, 'the upgrade');
   const sid = socket.io.engine.id;
   const shards = await eventually(() => { const s = shardsOf(sid); return s.length ? s : null; }, 5000, `shard of ${sid}`);
   return { g, socket, sid, shard: shards[0] };
@@ -127,4 +130,38 @@ test('a session moved to another shard is cleaned up when it leaves', async () =
     const r = await api(srv.url, 'GET', '/api/socket/stats', { token: stayed.g.token });
     return r.body.data.localSockets === 0;
   }, 8000, 'no socket left');
+});
+
+test('a session upgraded from long-polling moves like one opened as a WebSocket', async () => {
+  // A guest opens the same number of connections each time, so one bare
+  // connection between two of them shifts the next one's shard.
+  const a = await websocketGuest({ upgrade: true });
+  let b;
+  for (let i = 0; i < 5; i++) {
+    b = await websocketGuest({ upgrade: true });
+    if (a.shard !== b.shard) break;
+    b.socket.close();
+    await new Promise((resolve, reject) => {
+      const c = net.connect(srv.port, '127.0.0.1', () => { c.destroy(); resolve(); });
+      c.on('error', reject);
+    });
+  }
+  assert.notEqual(a.shard, b.shard, 'two upgraded sessions on different shards');
+  const mb = once(b.socket, 'user:matched');
+  await request(a.socket, 'user:match', {});
+  await request(b.socket, 'user:match', {});
+  await mb;
+  const got = [];
+  b.socket.on('chat:message', (m) => got.push(m.content));
+  for (let i = 0; i < 10; i++) {
+    assert.equal((await request(a.socket, 'chat:message', { content: `m${i}` })).success, true);
+  }
+  await eventually(() => got.length === 10, 5000, 'every message delivered');
+  assert.deepEqual(got, [...Array(10).keys()].map((i) => `m${i}`));
+  await eventually(() => shardsOf(a.sid).at(-1) === shardsOf(b.sid).at(-1), 5000, 'both on one shard');
+  // Still served after the move: an answer comes back on the moved socket.
+  const back = once(a.socket, 'chat:message');
+  assert.equal((await request(b.socket, 'chat:message', { content: 'back' })).success, true);
+  assert.equal((await back).content, 'back');
+  a.socket.close(); b.socket.close();
 });
