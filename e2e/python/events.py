@@ -91,6 +91,26 @@ for transport in ["polling", "websocket"]:
     elif not matched.wait(10):
         failures.append(f"{transport}: no user:matched")
     else:
+        # Chat both ways, in order (on two connection shards, the first
+        # message moves one of them onto the other's; README "Design").
+        heard_a, heard_b = [], []
+        all_heard = threading.Event()
+
+        def on_chat(into, m):
+            into.append(m["content"])
+            if len(heard_a) == 5 and len(heard_b) == 5:
+                all_heard.set()
+        a.on("chat:message", lambda m: on_chat(heard_a, m))
+        b.on("chat:message", lambda m: on_chat(heard_b, m))
+        for i in range(5):
+            for who, c in (("a", a), ("b", b)):
+                sent = c.call("chat:message", {"content": f"{who}{i}"}, timeout=10)
+                if not sent.get("success"):
+                    failures.append(f"{transport}: chat:message {who}{i}: {sent}")
+        if not all_heard.wait(10):
+            failures.append(f"{transport}: chat heard {heard_a} {heard_b}")
+        elif heard_b != [f"a{i}" for i in range(5)] or heard_a != [f"b{i}" for i in range(5)]:
+            failures.append(f"{transport}: chat out of order {heard_a} {heard_b}")
         a.emit("webrtc:hangup")
         if not got_hangup.wait(10):
             failures.append(f"{transport}: webrtc:hangup with no argument did not reach the partner")
