@@ -515,14 +515,16 @@ async fn serve(
                 .await
         })
     };
+    let n = shards::count(state.config.socket_threads);
+    // Blocking work goes to this runtime's pool (`shards::spawn_blocking`);
+    // a shard's own serves only `tokio::fs`. Started before "listening" is
+    // logged: each takes file descriptors, which a client may exhaust as
+    // soon as it is announced.
+    let shards = shards::Shards::start(n, shards::OWN_BLOCKING_THREADS)?;
+    io.set_shards(shards.handles());
     let addr = listener.local_addr()?;
     tracing::info!(%addr, store = state.accounts.store.kind(), node = %state.node.id, "listening");
 
-    let n = shards::count(state.config.socket_threads);
-    // Blocking work goes to this runtime's pool (`shards::spawn_blocking`);
-    // a shard's own serves only `tokio::fs`.
-    let shards = shards::Shards::start(n, shards::OWN_BLOCKING_THREADS)?;
-    io.set_shards(shards.handles());
     let draining = Arc::new(Notify::new());
     let started = draining.clone();
     let graceful = async move {
