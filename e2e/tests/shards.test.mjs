@@ -38,16 +38,29 @@ async function websocketGuest({ upgrade = false } = {}) {
   return { g, socket, sid, shard: shards[0] };
 }
 
-test('two people chatting from different shards end on one, and lose nothing on the way', async () => {
-  // Connections go to the shards in turn, so two in a row are on different
-  // ones unless another connection came between.
-  let a; let b;
+/**
+ * Two guests on WebSockets, on different shards if five tries can. A guest
+ * opens the same number of connections each time and connections go to the
+ * shards in turn, so a bare connection between two tries shifts the next
+ * guest's shard.
+ */
+async function guestsOnTwoShards(opts = {}) {
+  const a = await websocketGuest(opts);
+  let b;
   for (let i = 0; i < 5; i++) {
-    a = await websocketGuest();
-    b = await websocketGuest();
+    b = await websocketGuest(opts);
     if (a.shard !== b.shard) break;
-    a.socket.close(); b.socket.close();
+    b.socket.close();
+    await new Promise((resolve, reject) => {
+      const c = net.connect(srv.port, '127.0.0.1', () => { c.destroy(); resolve(); });
+      c.on('error', reject);
+    });
   }
+  return { a, b };
+}
+
+test('two people chatting from different shards end on one, and lose nothing on the way', async () => {
+  const { a, b } = await guestsOnTwoShards();
   assert.notEqual(a.shard, b.shard, 'two sessions on different shards');
 
   const ma = once(a.socket, 'user:matched');
@@ -97,13 +110,7 @@ test('two people chatting from different shards end on one, and lose nothing on 
 });
 
 test('a session moved to another shard is cleaned up when it leaves', async () => {
-  let a; let b;
-  for (let i = 0; i < 5; i++) {
-    a = await websocketGuest();
-    b = await websocketGuest();
-    if (a.shard !== b.shard) break;
-    a.socket.close(); b.socket.close();
-  }
+  const { a, b } = await guestsOnTwoShards();
   assert.notEqual(a.shard, b.shard);
   const mb = once(b.socket, 'user:matched');
   await request(a.socket, 'user:match', {});
@@ -133,19 +140,7 @@ test('a session moved to another shard is cleaned up when it leaves', async () =
 });
 
 test('a session upgraded from long-polling moves like one opened as a WebSocket', async () => {
-  // A guest opens the same number of connections each time, so one bare
-  // connection between two of them shifts the next one's shard.
-  const a = await websocketGuest({ upgrade: true });
-  let b;
-  for (let i = 0; i < 5; i++) {
-    b = await websocketGuest({ upgrade: true });
-    if (a.shard !== b.shard) break;
-    b.socket.close();
-    await new Promise((resolve, reject) => {
-      const c = net.connect(srv.port, '127.0.0.1', () => { c.destroy(); resolve(); });
-      c.on('error', reject);
-    });
-  }
+  const { a, b } = await guestsOnTwoShards({ upgrade: true });
   assert.notEqual(a.shard, b.shard, 'two upgraded sessions on different shards');
   const mb = once(b.socket, 'user:matched');
   await request(a.socket, 'user:match', {});

@@ -505,8 +505,10 @@ async fn run_ws(io: &Io, s: &Arc<Session>, ws: &mut Ws) -> Ended {
             let _ = ws.close(None).await;
             return Ended::Closed(reason);
         }
-        let to = s.move_to.swap(super::NO_SHARD, Ordering::Relaxed);
-        if to != super::NO_SHARD
+        // A plain load each turn; the swap only when a move was asked.
+        if s.move_to.load(Ordering::Relaxed) != super::NO_SHARD
+            && let to = s.move_to.swap(super::NO_SHARD, Ordering::Relaxed)
+            && to != super::NO_SHARD
             && crate::shards::current() != Some(to as usize)
             && matches!(ws.get_ref(), super::socket::Upgraded::Tcp { .. })
             && let Some(shard) = io.shard(to as usize)

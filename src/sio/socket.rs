@@ -38,13 +38,13 @@ impl Upgraded {
     /// on another's with [`Upgraded::unpark`]; None for anything else
     /// (left as it was).
     pub fn park(&mut self) -> Option<io::Result<Parked>> {
-        if !matches!(self, Upgraded::Tcp { .. }) {
-            return None;
+        match std::mem::replace(self, Upgraded::Moving) {
+            Upgraded::Tcp { early, tcp } => Some(tcp.into_std().map(|tcp| Parked { early, tcp })),
+            other => {
+                *self = other;
+                None
+            }
         }
-        let Upgraded::Tcp { early, tcp } = std::mem::replace(self, Upgraded::Moving) else {
-            return None;
-        };
-        Some(tcp.into_std().map(|tcp| Parked { early, tcp }))
     }
 
     /// Puts a parked connection on the current runtime's reactor.
