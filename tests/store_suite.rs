@@ -195,6 +195,7 @@ async fn behaviour(store: Arc<dyn UserStore>) {
     bans_and_audit(store.as_ref()).await;
     reports(store.as_ref()).await;
     standing(store.as_ref()).await;
+    matching_record(store.as_ref()).await;
     guest_expiry(store.as_ref()).await;
     room_history(store.as_ref()).await;
 }
@@ -441,6 +442,48 @@ async fn standing(store: &dyn UserStore) {
     assert!((got.at - at).num_milliseconds().abs() <= 1);
     store.delete_users(vec![u.id.clone()]).await.unwrap();
     assert_eq!(store.standing_of(&u.id).await.unwrap(), None);
+}
+
+/// What matching reads in one call is what the three reads give: blocks,
+/// standing and the count of open reports (a resolved one does not count).
+async fn matching_record(store: &dyn UserStore) {
+    use tandem::store::{MatchingRecord, Report, Standing, new_id};
+    let u = store.create_user(new_user("Matched", None)).await.unwrap();
+    assert_eq!(
+        store.matching_record(&u.id).await.unwrap(),
+        MatchingRecord::default(),
+        "nothing on record"
+    );
+    store.add_block(&u.id, "blocked-1").await.unwrap();
+    store.add_block(&u.id, "blocked-2").await.unwrap();
+    let at = Utc::now();
+    store
+        .put_standing(&u.id, Standing { score: 70, at })
+        .await
+        .unwrap();
+    let report = |reporter: &str| Report {
+        id: new_id(),
+        reporter: reporter.into(),
+        target: u.id.clone(),
+        reason: "spam".into(),
+        details: None,
+        room_id: None,
+        evidence: vec![],
+        created_at: at,
+        status: "open".into(),
+        resolution: None,
+    };
+    let (first, second) = (report("r1"), report("r2"));
+    store.insert_report(first.clone()).await.unwrap();
+    store.insert_report(second).await.unwrap();
+    store.insert_report(report("r3")).await.unwrap();
+    store.resolve_report(&first.id, "dismiss").await.unwrap();
+    let mut got = store.matching_record(&u.id).await.unwrap();
+    got.blocks.sort();
+    assert_eq!(got.blocks, ["blocked-1", "blocked-2"]);
+    assert_eq!(got.standing.map(|s| s.score), Some(70));
+    assert_eq!(got.open_reports, 2, "two open, one resolved");
+    store.delete_users(vec![u.id.clone()]).await.unwrap();
 }
 
 /// Ban records replace each other by subject and survive their end (the

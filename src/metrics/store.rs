@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 
 use super::Metrics;
 use crate::store::{
-    AuditEntry, BanRecord, Device, DynUserStore, NewUser, RefreshRecord, Report, RoomMessage,
-    RoomState, Standing, StoreError, StoreResult, User, UserCounts, UserStore,
+    AuditEntry, BanRecord, Device, DynUserStore, MatchingRecord, NewUser, RefreshRecord, Report,
+    RoomMessage, RoomState, Standing, StoreError, StoreResult, User, UserCounts, UserStore,
 };
 
 pub struct MeteredStore {
@@ -79,6 +79,7 @@ timed! {
         fn put_standing(&self, user_id: &str, standing: Standing) -> ();
         fn insert_report(&self, report: Report) -> ();
         fn reports_about(&self, target: &str, since: DateTime<Utc>) -> Vec<Report>;
+        fn matching_record(&self, user_id: &str) -> MatchingRecord;
         fn list_reports(&self, status: Option<String>, before: Option<String>, limit: usize) -> Vec<Report>;
         fn resolve_report(&self, id: &str, resolution: &str) -> Option<Report>;
         fn delete_reports_before(&self, cutoff: DateTime<Utc>, limit: usize) -> usize;

@@ -271,21 +271,20 @@ async fn enqueue(io: &Io, state: &AppState, user: &SessionUser, prefs: MatchPref
         .avoid_set(&user.id)
         .await
         .map_err(unavailable)?;
-    avoid.extend(
-        state
-            .accounts
-            .store
-            .blocks_of(&user.id)
-            .await
-            .map_err(unavailable)?,
-    );
-    // Reputation: who they may meet, and whom they rank close to (no ban
-    // lookup: a banned user has no socket).
-    let (score, open_reports) = state
-        .safety
-        .reputation(state.accounts.store.as_ref(), &user.id)
+    // One read of the store for the blocks and the reputation.
+    let record = state
+        .accounts
+        .store
+        .matching_record(&user.id)
         .await
         .map_err(unavailable)?;
+    avoid.extend(record.blocks);
+    // Reputation: who they may meet, and whom they rank close to (no ban
+    // lookup: a banned user has no socket).
+    let (score, open_reports) = (
+        crate::safety::reputation::current(record.standing.as_ref(), Utc::now()),
+        record.open_reports,
+    );
     let restricted = crate::safety::reputation::restricted(score, open_reports);
     if restricted && state.config.restricted_matching == crate::safety::RestrictedMatching::None {
         return Err(EventError::new(

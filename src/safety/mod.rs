@@ -261,12 +261,11 @@ impl Safety {
     /// report weighting need; no ban lookup).
     pub async fn reputation(&self, store: &dyn UserStore, user: &str) -> StoreResult<(i32, usize)> {
         let score = reputation::current(store.standing_of(user).await?.as_ref(), Utc::now());
-        let open_reports = store
-            .reports_about(user, DateTime::<Utc>::UNIX_EPOCH)
-            .await?
-            .iter()
-            .filter(|r| r.status == "open")
-            .count();
+        let open_reports = crate::store::open_reports(
+            &store
+                .reports_about(user, DateTime::<Utc>::UNIX_EPOCH)
+                .await?,
+        );
         Ok((score, open_reports))
     }
 

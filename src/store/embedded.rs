@@ -7,12 +7,13 @@ use std::{path::Path, sync::Arc};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redb::{
-    Database, ReadableTable, ReadableTableMetadata, TableDefinition, TableError, WriteTransaction,
+    Database, ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, TableError,
+    WriteTransaction,
 };
 
 use super::{
-    AuditEntry, BanRecord, Device, NewUser, RefreshRecord, Report, RoomMessage, RoomState,
-    Standing, StoreError, StoreResult, User, UserCounts, UserStore,
+    AuditEntry, BanRecord, Device, MatchingRecord, NewUser, RefreshRecord, Report, RoomMessage,
+    RoomState, Standing, StoreError, StoreResult, User, UserCounts, UserStore,
 };
 
 /// id → JSON of [`User`].
@@ -241,6 +242,55 @@ fn start_thread(
         })
         .map_err(|e| StoreError::Unavailable(format!("cannot start a store thread: {e}")))?;
     Ok((jobs, thread))
+}
+
+/// The users `user_id` blocked.
+fn blocks_in(tx: &ReadTransaction, user_id: &str) -> StoreResult<Vec<String>> {
+    let (start, end) = (format!("{user_id}\0"), format!("{user_id}\u{1}"));
+    let blocks = tx.open_table(BLOCKS).map_err(other)?;
+    let mut out = Vec::new();
+    for row in blocks.range(start.as_str()..end.as_str()).map_err(other)? {
+        let (k, _) = row.map_err(other)?;
+        if let Some((_, id)) = k.value().split_once('\0') {
+            out.push(id.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// The user's stored standing.
+fn standing_in(tx: &ReadTransaction, user_id: &str) -> StoreResult<Option<Standing>> {
+    let t = tx.open_table(STANDING).map_err(other)?;
+    match t.get(user_id).map_err(other)? {
+        Some(v) => Ok(Some(decode(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// Reports about `target` made at or after `since`, oldest first.
+fn reports_about_in(
+    tx: &ReadTransaction,
+    target: &str,
+    since: DateTime<Utc>,
+) -> StoreResult<Vec<Report>> {
+    let (start, end) = (format!("{target}\0"), format!("{target}\u{1}"));
+    let index = tx.open_table(REPORTS_BY_TARGET).map_err(other)?;
+    let reports = tx.open_table(REPORTS).map_err(other)?;
+    let mut out = Vec::new();
+    for row in index.range(start.as_str()..end.as_str()).map_err(other)? {
+        let (k, _) = row.map_err(other)?;
+        let Some((_, id)) = k.value().split_once('\0') else {
+            continue;
+        };
+        if let Some(v) = reports.get(id).map_err(other)? {
+            let r: Report = decode(v.value())?;
+            if r.created_at >= since {
+                out.push(r);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
 }
 
 /// Sets a user's last-seen time (and a guest's place in the expiry index);
@@ -640,15 +690,8 @@ impl UserStore for EmbeddedStore {
 
     async fn standing_of(&self, user_id: &str) -> StoreResult<Option<Standing>> {
         let id = user_id.to_string();
-        self.reading(move |db| {
-            let tx = db.begin_read().map_err(other)?;
-            let t = tx.open_table(STANDING).map_err(other)?;
-            match t.get(id.as_str()).map_err(other)? {
-                Some(v) => Ok(Some(decode(v.value())?)),
-                None => Ok(None),
-            }
-        })
-        .await
+        self.reading(move |db| standing_in(&db.begin_read().map_err(other)?, &id))
+            .await
     }
 
     async fn put_standing(&self, user_id: &str, standing: Standing) -> StoreResult<()> {
@@ -683,26 +726,24 @@ impl UserStore for EmbeddedStore {
     }
 
     async fn reports_about(&self, target: &str, since: DateTime<Utc>) -> StoreResult<Vec<Report>> {
-        let (start, end) = (format!("{target}\0"), format!("{target}\u{1}"));
+        let target = target.to_string();
+        self.reading(move |db| reports_about_in(&db.begin_read().map_err(other)?, &target, since))
+            .await
+    }
+
+    async fn matching_record(&self, user_id: &str) -> StoreResult<MatchingRecord> {
+        let id = user_id.to_string();
         self.reading(move |db| {
             let tx = db.begin_read().map_err(other)?;
-            let index = tx.open_table(REPORTS_BY_TARGET).map_err(other)?;
-            let reports = tx.open_table(REPORTS).map_err(other)?;
-            let mut out = Vec::new();
-            for row in index.range(start.as_str()..end.as_str()).map_err(other)? {
-                let (k, _) = row.map_err(other)?;
-                let Some((_, id)) = k.value().split_once('\0') else {
-                    continue;
-                };
-                if let Some(v) = reports.get(id).map_err(other)? {
-                    let r: Report = decode(v.value())?;
-                    if r.created_at >= since {
-                        out.push(r);
-                    }
-                }
-            }
-            out.sort_by(|a, b| a.id.cmp(&b.id));
-            Ok(out)
+            Ok(MatchingRecord {
+                blocks: blocks_in(&tx, &id)?,
+                standing: standing_in(&tx, &id)?,
+                open_reports: super::open_reports(&reports_about_in(
+                    &tx,
+                    &id,
+                    DateTime::<Utc>::UNIX_EPOCH,
+                )?),
+            })
         })
         .await
     }
@@ -850,23 +891,9 @@ impl UserStore for EmbeddedStore {
     }
 
     async fn blocks_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
-        let (start, end) = (format!("{user_id}\0"), format!("{user_id}\u{1}"));
-        self.reading(move |db| {
-            let tx = db.begin_read().map_err(other_err)?;
-            let blocks = tx.open_table(BLOCKS).map_err(other_err)?;
-            let mut out = Vec::new();
-            for row in blocks
-                .range(start.as_str()..end.as_str())
-                .map_err(other_err)?
-            {
-                let (k, _) = row.map_err(other_err)?;
-                if let Some((_, id)) = k.value().split_once('\0') {
-                    out.push(id.to_string());
-                }
-            }
-            Ok(out)
-        })
-        .await
+        let id = user_id.to_string();
+        self.reading(move |db| blocks_in(&db.begin_read().map_err(other)?, &id))
+            .await
     }
 
     async fn expired_guests(

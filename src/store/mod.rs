@@ -78,6 +78,11 @@ pub struct BanRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// How many of `reports` are still open.
+pub fn open_reports(reports: &[Report]) -> usize {
+    reports.iter().filter(|r| r.status == "open").count()
+}
+
 /// A message kept as a report's evidence (text only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -113,6 +118,18 @@ pub struct Report {
 pub struct Standing {
     pub score: i32,
     pub at: DateTime<Utc>,
+}
+
+/// What matching needs of a user's records, read in one call
+/// ([`UserStore::matching_record`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MatchingRecord {
+    /// The users they blocked.
+    pub blocks: Vec<String>,
+    /// Their stored standing; None: never had an incident.
+    pub standing: Option<Standing>,
+    /// How many reports about them are still open.
+    pub open_reports: usize,
 }
 
 /// One entry of the moderation audit log.
@@ -232,6 +249,24 @@ pub trait UserStore: Send + Sync + 'static {
     /// The account's stored standing; None: never had an incident.
     async fn standing_of(&self, user_id: &str) -> StoreResult<Option<Standing>>;
     async fn put_standing(&self, user_id: &str, standing: Standing) -> StoreResult<()>;
+
+    /// What matching needs to know of `user_id`: their blocks, standing
+    /// and open reports. The default makes the three reads at once; the
+    /// embedded store makes them in one transaction on its read thread, so
+    /// a `user:match` waits for one trip there rather than three (a match
+    /// storm's cost, BENCHMARKS.md).
+    async fn matching_record(&self, user_id: &str) -> StoreResult<MatchingRecord> {
+        let (blocks, standing, reports) = tokio::try_join!(
+            self.blocks_of(user_id),
+            self.standing_of(user_id),
+            self.reports_about(user_id, DateTime::<Utc>::UNIX_EPOCH),
+        )?;
+        Ok(MatchingRecord {
+            blocks,
+            standing,
+            open_reports: open_reports(&reports),
+        })
+    }
 
     async fn insert_report(&self, report: Report) -> StoreResult<()>;
     /// Reports about `target` made at or after `since`, oldest first.
