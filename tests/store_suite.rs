@@ -647,9 +647,40 @@ async fn embedded_store() {
         .await
         .unwrap()
         .unwrap();
+    // Records matching reads, one of each kind for three users.
+    let (blocker, rated) = (alice.id.clone(), "rated-user");
+    store.add_block(&blocker, "someone-else").await.unwrap();
+    store
+        .put_standing(
+            rated,
+            tandem::store::Standing {
+                score: 40,
+                at: Utc::now(),
+            },
+        )
+        .await
+        .unwrap();
     drop(store);
-    // Everything survives reopening the file.
+    // Everything survives reopening the file, and the store knows again
+    // who has records (it answers the others without reading).
     let reopened = EmbeddedStore::open(&path).await.unwrap();
+    let mut blocks = reopened.matching_record(&blocker).await.unwrap().blocks;
+    blocks.sort();
+    assert_eq!(blocks, ["other", "someone-else"], "alice's two blocks");
+    assert_eq!(
+        reopened
+            .matching_record(rated)
+            .await
+            .unwrap()
+            .standing
+            .map(|s| s.score),
+        Some(40)
+    );
+    assert_eq!(
+        reopened.matching_record("t").await.unwrap().open_reports,
+        1,
+        "the reports suite left one open report about t"
+    );
     assert_eq!(reopened.user_by_id(&alice.id).await.unwrap(), Some(alice));
     assert_eq!(
         reopened.create_user(new_user("alice", None)).await,

@@ -2,7 +2,11 @@
 //! so `cargo run` works with nothing else installed. One process owns the
 //! file (redb locks it); a cluster uses MongoDB instead.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    collections::HashSet,
+    path::Path,
+    sync::{Arc, Mutex},
+};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -103,6 +107,16 @@ pub struct EmbeddedStore {
     reads: Option<std::sync::mpsc::Sender<Job>>,
     writes: Option<std::sync::mpsc::Sender<Job>>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// The users who may have a block, a standing or a report about them.
+    /// Anyone else's [`MatchingRecord`] is empty, known without a trip to
+    /// the read thread: most users, guests above all, have none, and a
+    /// `user:match` that waits for no trip is handled in one turn of its
+    /// task (under a match storm, a turn waits behind every other ready
+    /// task of its shard). Every write to those tables goes through this
+    /// store (redb lets one process open the file), so the set is complete;
+    /// a user whose records went stays in it until the account is deleted
+    /// (a read then finds nothing).
+    with_records: Mutex<HashSet<String>>,
 }
 
 /// Dropping the store closes the database before it returns (so the file
@@ -153,6 +167,16 @@ fn last_active(u: &User) -> DateTime<Utc> {
 }
 
 impl EmbeddedStore {
+    /// Notes that `user_id` may now have records ([`Self::with_records`]);
+    /// called before the write, so a read that misses the mark misses the
+    /// record too.
+    fn mark(&self, user_id: &str) {
+        let mut marked = self.with_records.lock().unwrap_or_else(|p| p.into_inner());
+        if !marked.contains(user_id) {
+            marked.insert(user_id.to_string());
+        }
+    }
+
     /// Opens (or creates) the database file, creating its directory.
     pub async fn open(path: &Path) -> StoreResult<Self> {
         Self::open_with_cache(path, DEFAULT_CACHE_SIZE).await
@@ -177,6 +201,7 @@ impl EmbeddedStore {
             create_tables(&tx).map_err(other)?;
             index_existing_guests(&tx)?;
             tx.commit().map_err(other)?;
+            let with_records = users_with_records(&db.begin_read().map_err(other)?)?;
             let db = Arc::new(db);
             let (reads, reader) = start_thread(db.clone(), "tandem-store-read")?;
             let (writes, writer) = start_thread(db, "tandem-store-write")?;
@@ -184,6 +209,7 @@ impl EmbeddedStore {
                 reads: Some(reads),
                 writes: Some(writes),
                 threads: vec![reader, writer],
+                with_records: Mutex::new(with_records),
             })
         })
         .await
@@ -242,6 +268,37 @@ fn start_thread(
         })
         .map_err(|e| StoreError::Unavailable(format!("cannot start a store thread: {e}")))?;
     Ok((jobs, thread))
+}
+
+/// The users with a block, a standing or a report about them on file.
+fn users_with_records(tx: &ReadTransaction) -> StoreResult<HashSet<String>> {
+    let mut out = HashSet::new();
+    let owner = |k: &str| k.split_once('\0').map_or(k, |(u, _)| u).to_string();
+    for row in tx
+        .open_table(BLOCKS)
+        .map_err(other)?
+        .iter()
+        .map_err(other)?
+    {
+        out.insert(owner(row.map_err(other)?.0.value()));
+    }
+    for row in tx
+        .open_table(STANDING)
+        .map_err(other)?
+        .iter()
+        .map_err(other)?
+    {
+        out.insert(row.map_err(other)?.0.value().to_string());
+    }
+    for row in tx
+        .open_table(REPORTS_BY_TARGET)
+        .map_err(other)?
+        .iter()
+        .map_err(other)?
+    {
+        out.insert(owner(row.map_err(other)?.0.value()));
+    }
+    Ok(out)
 }
 
 /// The users `user_id` blocked.
@@ -622,6 +679,7 @@ impl UserStore for EmbeddedStore {
     }
 
     async fn add_block(&self, user_id: &str, other: &str) -> StoreResult<()> {
+        self.mark(user_id);
         let key = format!("{user_id}\0{other}");
         self.writing(move |db| {
             let tx = db.begin_write().map_err(other_err)?;
@@ -695,6 +753,7 @@ impl UserStore for EmbeddedStore {
     }
 
     async fn put_standing(&self, user_id: &str, standing: Standing) -> StoreResult<()> {
+        self.mark(user_id);
         let id = user_id.to_string();
         self.writing(move |db| {
             let tx = db.begin_write().map_err(other)?;
@@ -708,6 +767,7 @@ impl UserStore for EmbeddedStore {
     }
 
     async fn insert_report(&self, report: Report) -> StoreResult<()> {
+        self.mark(&report.target);
         self.writing(move |db| {
             let tx = db.begin_write().map_err(other)?;
             {
@@ -732,6 +792,14 @@ impl UserStore for EmbeddedStore {
     }
 
     async fn matching_record(&self, user_id: &str) -> StoreResult<MatchingRecord> {
+        if !self
+            .with_records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(user_id)
+        {
+            return Ok(MatchingRecord::default());
+        }
         let id = user_id.to_string();
         self.reading(move |db| {
             let tx = db.begin_read().map_err(other)?;
@@ -1086,15 +1154,21 @@ impl UserStore for EmbeddedStore {
 
     /// One transaction for the batch.
     async fn delete_users(&self, ids: Vec<String>) -> StoreResult<usize> {
-        self.writing(move |db| {
-            let tx = db.begin_write().map_err(other)?;
-            let mut n = 0;
-            for id in &ids {
-                n += usize::from(delete_user(&tx, id)?);
-            }
-            tx.commit().map_err(other)?;
-            Ok(n)
-        })
-        .await
+        let (n, ids) = self
+            .writing(move |db| {
+                let tx = db.begin_write().map_err(other)?;
+                let mut n = 0;
+                for id in &ids {
+                    n += usize::from(delete_user(&tx, id)?);
+                }
+                tx.commit().map_err(other)?;
+                Ok((n, ids))
+            })
+            .await?;
+        let mut marked = self.with_records.lock().unwrap_or_else(|p| p.into_inner());
+        for id in &ids {
+            marked.remove(id);
+        }
+        Ok(n)
     }
 }
