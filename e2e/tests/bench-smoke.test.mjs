@@ -69,6 +69,24 @@ for (const scenario of Object.keys(SMALL)) {
   });
 }
 
+test('tandem-bench floor-server pairs a match-storm, each user exactly once', async () => {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const floor = spawn(BENCH, ['floor-server', '--url', url, '--jwt-secret', JWT_SECRET], { stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('floor-server did not start')), 15000);
+      floor.stderr.on('data', (d) => { if (String(d).includes('floor-server listening')) { clearTimeout(timer); resolve(); } });
+      floor.once('exit', (code) => reject(new Error(`floor-server exited ${code}`)));
+    });
+    const r = await bench('match-storm', url, floor.pid);
+    assert.equal(r.pairs, 20);
+    assert.equal(r.exactlyOnce, true);
+  } finally {
+    floor.kill('SIGKILL');
+  }
+});
+
 test('scripts/bench-cluster opens connections across a two-node cluster', async () => {
   const out = await new Promise((resolve, reject) => {
     execFile(path.join(ROOT, 'scripts', 'bench-cluster'), ['2', '50'],

@@ -7,6 +7,7 @@
 //!   tandem-bench match-storm --url URL --jwt-secret S --server-pid PID --users 10000
 //!   tandem-bench login-storm --url URL --jwt-secret S --server-pid PID --pairs 100 --rate 50
 //!   tandem-bench upload      --url URL --jwt-secret S --server-pid PID --uploads 8
+//!   tandem-bench floor-server --url URL --jwt-secret S   (serves; see floor.rs)
 
 use std::{
     sync::{
@@ -21,6 +22,7 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 mod call;
+mod floor;
 mod http;
 mod sio;
 mod soak;
@@ -49,6 +51,10 @@ enum Scenario {
     /// P participants in one group call (WebRTC through the server's SFU):
     /// frames delivered, server CPU and memory per forwarded stream.
     Call,
+    /// Not a load: serves, on the port of `--url`, a server that only
+    /// pairs (`user:match` in arrival order, nothing else): `match-storm`
+    /// against it is the floor this machine and generator allow.
+    FloorServer,
     /// No server: the profanity filter on the lines of `--text-file` (or a
     /// built-in line), rustrict alone against rustrict behind the screen.
     Screen,
@@ -1088,6 +1094,13 @@ async fn main() {
         screen(&args);
         return;
     }
+    if let Scenario::FloorServer = args.scenario {
+        if let Err(e) = floor::run(&args.url).await {
+            eprintln!("floor-server: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     if !args.guest_accounts {
         args.guest_accounts = has_guest_route(&args.url).await;
     }
@@ -1100,7 +1113,7 @@ async fn main() {
         Scenario::AuthMe => auth_me(&args).await,
         Scenario::RoomFanout => room_fanout(&args).await,
         Scenario::Call => call::call(&args).await,
-        Scenario::Screen => unreachable!("handled above"),
+        Scenario::Screen | Scenario::FloorServer => unreachable!("handled above"),
         Scenario::Soak => {
             let secret = args.jwt_secret.clone();
             soak::run(soak::Soak {
