@@ -122,8 +122,16 @@ impl LocalMatcher {
 #[async_trait]
 impl Matcher for LocalMatcher {
     async fn join(&self, ticket: Ticket) -> Result<Joined, MatchError> {
-        let joined = self.lock().join(ticket, Instant::now());
-        if matches!(joined, Joined::Waiting) {
+        let now = Instant::now();
+        let (joined, wake) = {
+            let mut q = self.lock();
+            let joined = q.join(ticket, now);
+            let wake = matches!(joined, Joined::Waiting) && q.wake_for_newcomer(now);
+            (joined, wake)
+        };
+        // The driver runs elsewhere: a wake-up for every waiter of a match
+        // storm cost it ~30 % of its CPU (BENCHMARKS.md, nineteenth session).
+        if wake {
             self.joins.notify_one();
         }
         Ok(joined)
@@ -146,7 +154,7 @@ impl Matcher for LocalMatcher {
     }
 
     async fn next_wakeup(&self) -> Option<Instant> {
-        self.lock().next_wakeup()
+        self.lock().arm(Instant::now())
     }
 
     fn joins(&self) -> &Notify {

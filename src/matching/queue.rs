@@ -106,6 +106,10 @@ pub struct MatchQueue {
     fallback: Duration,
     /// How many waiting entries one arrival looks at (oldest first).
     scan_limit: usize,
+    /// When the driver looks next, as far as the queue knows: what
+    /// [`MatchQueue::arm`] gave it, or what a newcomer's wake-up promised
+    /// ([`MatchQueue::wake_for_newcomer`]).
+    armed: Option<Instant>,
 }
 
 fn compatible(a: &Ticket, b: &Ticket) -> bool {
@@ -168,6 +172,7 @@ impl MatchQueue {
             next_seq: 0,
             fallback,
             scan_limit: 2048,
+            armed: None,
         }
     }
 
@@ -286,6 +291,32 @@ impl MatchQueue {
             .min()
     }
 
+    /// The deadline the driver sleeps until: [`Self::next_wakeup`], noted.
+    /// With nobody left to wait for, a deadline promised to a newcomer and
+    /// not yet past stays (one spare wake-up then, rather than one for each
+    /// newcomer of a storm whose waiters are paired before the driver runs).
+    pub fn arm(&mut self, now: Instant) -> Option<Instant> {
+        let next = self
+            .next_wakeup()
+            .or(self.armed.filter(|&promised| promised > now));
+        self.armed = next;
+        next
+    }
+
+    /// After a join that left the newcomer waiting: whether the driver must
+    /// be woken to learn of its fallback. Not when it already looks no
+    /// later than the fallback (fallbacks come in the order people arrive,
+    /// so in a queue that has waiters the driver looks in time); if so, the
+    /// newcomer's fallback is what the driver looks at next.
+    pub fn wake_for_newcomer(&mut self, now: Instant) -> bool {
+        let deadline = now + self.fallback;
+        if self.armed.is_some_and(|armed| armed <= deadline) {
+            return false;
+        }
+        self.armed = Some(deadline);
+        true
+    }
+
     fn insert(&mut self, ticket: Ticket, now: Instant) {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -331,6 +362,66 @@ impl Pairing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A storm of arrivals wakes the driver once: the first newcomer's
+    /// fallback is armed, and those after it fall due no sooner, even when
+    /// everyone was paired before the driver looked. Once the promise has
+    /// passed with nobody waiting, the next newcomer wakes it again.
+    #[test]
+    fn the_driver_is_woken_once_for_a_storm_of_newcomers() {
+        const FB: Duration = Duration::from_secs(5);
+        let mut q = MatchQueue::new(FB);
+        let t0 = Instant::now();
+        assert_eq!(q.arm(t0), None, "nobody waits: the driver sleeps");
+        let mut wakes = 0;
+        for i in 0..1000u32 {
+            let now = t0 + Duration::from_millis(u64::from(i));
+            if matches!(q.join(t(&format!("u{i}")), now), Joined::Waiting)
+                && q.wake_for_newcomer(now)
+            {
+                wakes += 1;
+            }
+            if i == 11 {
+                // The driver runs once, with nobody waiting (u11 was just
+                // paired with u10): it keeps the promise.
+                assert!(q.is_empty());
+                assert_eq!(q.arm(now), Some(t0 + FB));
+            }
+        }
+        assert_eq!(wakes, 1, "one wake-up for 500 waiters");
+        // At the promise the driver finds nobody and sleeps.
+        assert_eq!(q.arm(t0 + FB), None);
+        let later = t0 + FB + Duration::from_secs(1);
+        assert!(matches!(q.join(t("late"), later), Joined::Waiting));
+        assert!(q.wake_for_newcomer(later), "the driver sleeps: woken");
+        assert_eq!(q.arm(later), Some(later + FB), "late's fallback");
+    }
+
+    /// A waiter still there when the driver looks is what it sleeps until,
+    /// and a newcomer whose fallback comes later does not wake it.
+    #[test]
+    fn a_newcomer_after_the_armed_deadline_needs_no_wake_up() {
+        const FB: Duration = Duration::from_secs(5);
+        let mut q = MatchQueue::new(FB);
+        let t0 = Instant::now();
+        let video = |id: &str| Ticket {
+            mode: Some(Mode::Video),
+            ..t(id)
+        };
+        let text = |id: &str| Ticket {
+            mode: Some(Mode::Text),
+            ..t(id)
+        };
+        assert!(matches!(q.join(video("a"), t0), Joined::Waiting));
+        assert!(q.wake_for_newcomer(t0));
+        assert_eq!(q.arm(t0), Some(t0 + FB));
+        let t1 = t0 + Duration::from_secs(1);
+        assert!(matches!(q.join(text("b"), t1), Joined::Waiting));
+        assert!(!q.wake_for_newcomer(t1), "b falls due after a");
+        // At a's fallback a is relaxed and paired with b.
+        assert_eq!(q.poll(t0 + FB).len(), 1);
+        assert_eq!(q.arm(t0 + FB), None);
+    }
 
     fn t(id: &str) -> Ticket {
         Ticket {
