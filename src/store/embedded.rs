@@ -273,32 +273,29 @@ fn start_thread(
 /// The users with a block, a standing or a report about them on file.
 fn users_with_records(tx: &ReadTransaction) -> StoreResult<HashSet<String>> {
     let mut out = HashSet::new();
-    let owner = |k: &str| k.split_once('\0').map_or(k, |(u, _)| u).to_string();
-    for row in tx
-        .open_table(BLOCKS)
-        .map_err(other)?
-        .iter()
-        .map_err(other)?
-    {
-        out.insert(owner(row.map_err(other)?.0.value()));
-    }
-    for row in tx
-        .open_table(STANDING)
-        .map_err(other)?
-        .iter()
-        .map_err(other)?
-    {
-        out.insert(row.map_err(other)?.0.value().to_string());
-    }
-    for row in tx
-        .open_table(REPORTS_BY_TARGET)
-        .map_err(other)?
-        .iter()
-        .map_err(other)?
-    {
-        out.insert(owner(row.map_err(other)?.0.value()));
-    }
+    owners_into(tx, BLOCKS, &mut out)?;
+    owners_into(tx, STANDING, &mut out)?;
+    owners_into(tx, REPORTS_BY_TARGET, &mut out)?;
     Ok(out)
+}
+
+/// Adds to `out` the user each key of `table` belongs to: the key up to
+/// its first `\0`, or all of it.
+fn owners_into<V: redb::Value + 'static>(
+    tx: &ReadTransaction,
+    table: TableDefinition<&str, V>,
+    out: &mut HashSet<String>,
+) -> StoreResult<()> {
+    for row in tx.open_table(table).map_err(other)?.iter().map_err(other)? {
+        let (key, _) = row.map_err(other)?;
+        let key = key.value();
+        out.insert(
+            key.split_once('\0')
+                .map_or(key, |(user, _)| user)
+                .to_string(),
+        );
+    }
+    Ok(())
 }
 
 /// The users `user_id` blocked.
